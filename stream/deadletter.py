@@ -1,0 +1,87 @@
+"""Turning Kafka records into events, and rejected ones into dead-letter records.
+
+Every input record ends up either as events for the monitoring core or on the dead-letter topic,
+with the original bytes and headers that say what was wrong and where it came from::
+
+    driftline-error            "$.features.age: must be a finite number, got Infinity"
+    driftline-error-reason     invalid_value         (one of schemas.REASONS)
+    driftline-error-path       $.features.age
+    driftline-source-topic     model.predictions
+    driftline-source-partition 3
+    driftline-source-offset    1234
+    driftline-source-index     7                     (only for an element of an array message)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas import DecodeError, Event, EventDecoder, EventKind
+
+__all__ = ["DeadLetter", "decode_record"]
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A record (or one element of an array record) to publish on the dead-letter topic."""
+
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    reason: str
+    source_topic: str
+
+    @classmethod
+    def of(
+        cls,
+        error: DecodeError,
+        *,
+        key: bytes | None,
+        value: bytes,
+        topic: str,
+        partition: int,
+        offset: int,
+        index: int | None = None,
+    ) -> DeadLetter:
+        headers = [
+            *error.as_headers(),
+            ("driftline-source-topic", topic.encode()),
+            ("driftline-source-partition", str(partition).encode()),
+            ("driftline-source-offset", str(offset).encode()),
+        ]
+        if index is not None:
+            headers.append(("driftline-source-index", str(index).encode()))
+        return cls(key=key, value=value, headers=headers, reason=error.reason, source_topic=topic)
+
+
+def decode_record(
+    decoder: EventDecoder,
+    kind: EventKind,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+) -> tuple[list[Event], list[DeadLetter]]:
+    """Decode one Kafka record into events and dead letters; never raises for bad input."""
+    if value is None:
+        error = DecodeError("invalid_json", "$", "record has no value (null)")
+        dead = DeadLetter.of(
+            error, key=key, value=b"", topic=topic, partition=partition, offset=offset
+        )
+        return [], [dead]
+    batch = decoder.decode_batch(kind, value)
+    dead_letters = [
+        DeadLetter.of(
+            rejected.error,
+            key=key,
+            value=rejected.raw,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            index=rejected.index,
+        )
+        for rejected in batch.rejected
+    ]
+    return batch.events, dead_letters

@@ -1,0 +1,258 @@
+"""Settings, read from ``DRIFTLINE_*`` environment variables.
+
+Every setting has a default that works on a laptop with ``driftline kafka start``. Secrets (the
+SASL password) come from the environment or from a file named by ``*_FILE``; they are never
+printed, logged or exported as metrics: :meth:`Settings.describe` masks them.
+
+Examples
+--------
+>>> s = Settings.from_env({"DRIFTLINE_BOOTSTRAP_SERVERS": "kafka:9092",
+...                        "DRIFTLINE_TOPIC_LABELS": "prod.labels",
+...                        "DRIFTLINE_MAX_FEATURES": "200"})
+>>> s.bootstrap_servers, s.topics.labels, s.limits.max_features
+('kafka:9092', 'prod.labels', 200)
+>>> Settings.from_env({"DRIFTLINE_WEB_PORT": "http"})
+Traceback (most recent call last):
+...
+stream.settings.SettingsError: DRIFTLINE_WEB_PORT: expected an integer, got 'http'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from schemas import Limits, Topics
+
+__all__ = ["Settings", "SettingsError", "KafkaSecurity"]
+
+PREFIX = "DRIFTLINE_"
+_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or inconsistent; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How driftline authenticates to Kafka. The password is held, never shown."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True
+
+    def __post_init__(self) -> None:
+        if self.protocol not in _SECURITY_PROTOCOLS:
+            raise SettingsError(
+                f"{PREFIX}SECURITY_PROTOCOL: {self.protocol!r} is not one of {_SECURITY_PROTOCOLS}"
+            )
+        if self.protocol.startswith("SASL_"):
+            if self.sasl_mechanism not in _SASL_MECHANISMS:
+                raise SettingsError(
+                    f"{PREFIX}SASL_MECHANISM: {self.sasl_mechanism!r} is not one of "
+                    f"{_SASL_MECHANISMS} (required with {self.protocol})"
+                )
+            if not self.sasl_username or not self.sasl_password:
+                raise SettingsError(
+                    f"{PREFIX}SASL_USERNAME and {PREFIX}SASL_PASSWORD (or "
+                    f"{PREFIX}SASL_PASSWORD_FILE) are required with {self.protocol}"
+                )
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise SettingsError(f"{PREFIX}{name.upper()}: no file at {path}")
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for aiokafka clients (producer, consumer, admin)."""
+        kwargs: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            context = create_ssl_context(
+                cafile=str(self.ssl_cafile) if self.ssl_cafile else None,
+                certfile=str(self.ssl_certfile) if self.ssl_certfile else None,
+                keyfile=str(self.ssl_keyfile) if self.ssl_keyfile else None,
+            )
+            context.check_hostname = self.ssl_check_hostname
+            kwargs["ssl_context"] = context
+        if self.protocol.startswith("SASL_"):
+            kwargs.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password,
+            )
+        return kwargs
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the worker, replay and the demo need to know."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    #: Consumer group and Faust app id; workers with the same id share the partitions.
+    app_id: str = "driftline"
+    topics: Topics = field(default_factory=Topics)
+    limits: Limits = field(default_factory=Limits)
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    #: Interface and port of the HTTP server (``/metrics``, ``/healthz``).
+    web_host: str = "0.0.0.0"  # noqa: S104 - Prometheus scrapes from another host by default
+    web_port: int = 6066
+    #: Optional per-model YAML configuration (thresholds, feature types).
+    config_file: Path | None = None
+    #: Partitions for topics driftline creates; input topics must share one count.
+    partitions: int = 8
+    replication_factor: int = 1
+    #: Caps on what untrusted input can make driftline track (memory and metric series).
+    max_models: int = 1_000
+    max_features_per_model: int = 100
+    #: CloudEvents ``source`` of every alert and command.
+    source: str = "/driftline"
+
+    def __post_init__(self) -> None:
+        if not self.bootstrap_servers.strip():
+            raise SettingsError(f"{PREFIX}BOOTSTRAP_SERVERS must not be empty")
+        if not 0 < self.web_port < 65536:
+            raise SettingsError(f"{PREFIX}WEB_PORT: {self.web_port} is not a TCP port")
+        for name in ("partitions", "replication_factor", "max_models", "max_features_per_model"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
+        if self.config_file is not None and not Path(self.config_file).is_file():
+            raise SettingsError(f"{PREFIX}CONFIG_FILE: no file at {self.config_file}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from ``environ`` (default: ``os.environ``)."""
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        topics = Topics(
+            **{
+                f.name: reader.text(f"TOPIC_{f.name.upper()}", getattr(Topics(), f.name))
+                for f in dataclasses.fields(Topics)
+            }
+        )
+        try:
+            limits = Limits(
+                **{
+                    f.name: reader.integer(f.name.upper(), getattr(Limits(), f.name))
+                    for f in dataclasses.fields(Limits)
+                }
+            )
+        except ValueError as exc:
+            raise SettingsError(f"{PREFIX}MAX_*: {exc}") from None
+        security = KafkaSecurity(
+            protocol=reader.text("SECURITY_PROTOCOL", "PLAINTEXT").upper(),
+            sasl_mechanism=reader.optional("SASL_MECHANISM"),
+            sasl_username=reader.optional("SASL_USERNAME"),
+            sasl_password=reader.secret("SASL_PASSWORD"),
+            ssl_cafile=reader.path("SSL_CAFILE"),
+            ssl_certfile=reader.path("SSL_CERTFILE"),
+            ssl_keyfile=reader.path("SSL_KEYFILE"),
+            ssl_check_hostname=reader.boolean("SSL_CHECK_HOSTNAME", True),
+        )
+        defaults = cls.__dataclass_fields__
+        return cls(
+            bootstrap_servers=reader.text(
+                "BOOTSTRAP_SERVERS", defaults["bootstrap_servers"].default
+            ),
+            app_id=reader.text("APP_ID", defaults["app_id"].default),
+            topics=topics,
+            limits=limits,
+            security=security,
+            web_host=reader.text("WEB_HOST", defaults["web_host"].default),
+            web_port=reader.integer("WEB_PORT", defaults["web_port"].default),
+            config_file=reader.path("CONFIG_FILE"),
+            partitions=reader.integer("PARTITIONS", defaults["partitions"].default),
+            replication_factor=reader.integer(
+                "REPLICATION_FACTOR", defaults["replication_factor"].default
+            ),
+            max_models=reader.integer("MAX_MODELS", defaults["max_models"].default),
+            max_features_per_model=reader.integer(
+                "MAX_FEATURES_PER_MODEL", defaults["max_features_per_model"].default
+            ),
+            source=reader.text("SOURCE", defaults["source"].default),
+        )
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def kafka_kwargs(self) -> dict[str, Any]:
+        """Connection keyword arguments for any aiokafka client."""
+        return {"bootstrap_servers": self.bootstrap_servers, **self.security.client_kwargs()}
+
+    def describe(self) -> dict[str, Any]:
+        """The effective settings as plain data, secrets masked: safe to print and log."""
+        out = dataclasses.asdict(self)
+        security = out["security"]
+        if security.get("sasl_password"):
+            security["sasl_password"] = "***"  # noqa: S105 - the mask, not a password
+        return _stringify(out)
+
+
+def _stringify(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _stringify(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def optional(self, name: str) -> str | None:
+        value = self.env.get(PREFIX + name)
+        return value.strip() if value is not None and value.strip() else None
+
+    def text(self, name: str, default: str) -> str:
+        return self.optional(name) or default
+
+    def integer(self, name: str, default: int) -> int:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            return int(raw.replace("_", ""))
+        except ValueError:
+            raise SettingsError(f"{PREFIX}{name}: expected an integer, got {raw!r}") from None
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{PREFIX}{name}: expected true or false, got {raw!r}")
+
+    def path(self, name: str) -> Path | None:
+        raw = self.optional(name)
+        return Path(raw).expanduser() if raw else None
+
+    def secret(self, name: str) -> str | None:
+        """A secret from ``DRIFTLINE_<NAME>`` or the file named by ``DRIFTLINE_<NAME>_FILE``."""
+        direct = self.env.get(PREFIX + name)
+        file_name = self.optional(name + "_FILE")
+        if direct and file_name:
+            raise SettingsError(f"set {PREFIX}{name} or {PREFIX}{name}_FILE, not both")
+        if file_name:
+            try:
+                return Path(file_name).expanduser().read_text().rstrip("\r\n")
+            except OSError as exc:
+                # The path is not secret; the contents are never read into a message.
+                raise SettingsError(
+                    f"{PREFIX}{name}_FILE: cannot read {file_name}: {exc.strerror}"
+                ) from None
+        return direct or None
