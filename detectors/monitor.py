@@ -1,0 +1,165 @@
+"""The monitoring core: batches of events in, alerts and commands out. No Kafka, no clock.
+
+The live service (``stream/``) and ``driftline replay`` drive the same :class:`Monitor`::
+
+    monitor = Monitor(MonitorConfig.from_yaml("driftline.yaml"))
+    out = monitor.process(events)           # replay: event time is the clock
+    out = monitor.process(events, now=ms)   # live: ``now`` is wall time
+    out += monitor.tick(now=ms)             # stall checks, while nothing arrives
+
+``process`` applies each model's events in the order given and returns CloudEvents (alerts
+and commands) in the order they were decided. The same input gives the same output.
+
+Examples
+--------
+>>> from schemas import Prediction
+>>> monitor = Monitor()
+>>> events = [Prediction(model_id="m", model_version="1", prediction_id=str(i),
+...                      timestamp=1_795_255_200_000 + i, prediction=i % 2 == 0)
+...           for i in range(10)]
+>>> monitor.process(events)
+[]
+>>> monitor.counters.events
+{'prediction': 10}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from detectors.base import StateError
+from detectors.config import MonitorConfig
+from detectors.model import Counters, ModelState
+from schemas import Input, Label, Prediction
+from schemas.cloudevents import Alert, Command
+
+__all__ = ["Monitor"]
+
+Event = Prediction | Input | Label
+Emission = Alert | Command
+
+#: Layout version of :meth:`Monitor.model_state`; states of another version are refused.
+STATE_VERSION = 1
+
+
+class Monitor:
+    """Per-model monitoring state, updated by batches of events.
+
+    Parameters
+    ----------
+    config
+        Thresholds and per-model overrides; defaults work with no configuration.
+    source
+        CloudEvents ``source`` of every alert and command.
+    max_models
+        Most models tracked at once; events of further models are counted as refused.
+    max_features_per_model
+        Most features tracked per model; further names are counted as refused.
+    max_pending_total
+        Most predictions waiting for labels, over all models; the largest stores give up
+        their oldest first.
+    """
+
+    def __init__(
+        self,
+        config: MonitorConfig | None = None,
+        *,
+        source: str = "/driftline",
+        max_models: int = 1_000,
+        max_features_per_model: int = 100,
+        max_pending_total: int = 1_000_000,
+    ) -> None:
+        self.config = config or MonitorConfig()
+        self.source = source
+        self.max_models = max_models
+        self.max_features_per_model = max_features_per_model
+        self.max_pending_total = max_pending_total
+        self.models: dict[str, ModelState] = {}
+        self.counters = Counters()
+
+    # -- processing ----------------------------------------------------------------------------
+
+    def process(self, events: Sequence[Event], now: int | None = None) -> list[Emission]:
+        """Apply a batch of events; return the alerts and commands they cause."""
+        by_model: dict[str, list[Event]] = {}
+        for event in events:
+            bucket = by_model.get(event.model_id)
+            if bucket is None:
+                bucket = by_model[event.model_id] = []
+            bucket.append(event)
+        out: list[Emission] = []
+        for model_id, model_events in by_model.items():
+            state = self._model(model_id)
+            if state is None:
+                Counters.add(self.counters.refused, "model", len(model_events))
+                continue
+            out.extend(state.process(model_events, now))
+        self._bound_pending()
+        return out
+
+    def tick(self, now: int) -> list[Emission]:
+        """Check every model for stalls at ``now``."""
+        out: list[Emission] = []
+        for state in self.models.values():
+            out.extend(state.tick(now))
+        return out
+
+    def _model(self, model_id: str) -> ModelState | None:
+        state = self.models.get(model_id)
+        if state is None:
+            if len(self.models) >= self.max_models:
+                return None
+            state = ModelState(
+                model_id,
+                self.config.for_model(model_id),
+                self.counters,
+                source=self.source,
+                max_features=self.max_features_per_model,
+            )
+            self.models[model_id] = state
+        return state
+
+    def _bound_pending(self) -> None:
+        total = sum(state.join.pending for state in self.models.values())
+        excess = total - self.max_pending_total
+        while excess > 0:
+            largest = max(self.models.values(), key=lambda s: s.join.pending)
+            # Trim the largest store down towards the next largest, a slice at a time.
+            dropped = largest.join.evict(max(1, min(excess, largest.join.pending // 10 or 1)))
+            if not dropped:
+                break
+            excess -= dropped
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def model_state(self, model_id: str) -> dict[str, Any]:
+        """One model's whole state, as plain JSON-able data."""
+        return {"version": STATE_VERSION, "model": self.models[model_id].to_state()}
+
+    def load_model_state(self, model_id: str, data: dict[str, Any]) -> None:
+        """Restore one model from :meth:`model_state`'s output; :class:`StateError` if it does
+        not fit (the model then starts from scratch)."""
+        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+            raise StateError(f"model state version {data.get('version')!r} is not supported")
+        if model_id not in self.models and len(self.models) >= self.max_models:
+            raise StateError("max_models reached")
+        state = ModelState(
+            model_id,
+            self.config.for_model(model_id),
+            self.counters,
+            source=self.source,
+            max_features=self.max_features_per_model,
+        )
+        try:
+            state.load_state(data["model"])
+        except StateError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise StateError(f"model state of {model_id} is malformed: {exc}") from None
+        self.models[model_id] = state
+
+    def drop_models(self, model_ids: Iterable[str]) -> None:
+        """Forget models (their partition moved to another worker)."""
+        for model_id in model_ids:
+            self.models.pop(model_id, None)

@@ -1,0 +1,388 @@
+"""The decisions: when an alert fires or resolves, when to retrain, when to roll back.
+
+Alert fatigue is the top complaint about every monitoring tool, so :class:`AlertBook` keeps at
+most one firing alert per key (model, alert type, signal, feature or version), resolves only
+after the condition stayed clear for ``resolve_after`` (no flapping), and keeps a resolved alert
+quiet for ``cooldown``.
+
+:class:`RetrainPolicy` asks for a retrain once per drift episode: when concept drift has held for
+``confirm_samples`` more labelled outcomes, or when rolling F1 (RMSE) degrades, and at most once
+per model version per ``cooldown``.
+
+:class:`RollbackPolicy` compares a newly rolled-out version with the last good one on labelled
+outcomes, with a one-sided test of "worse by more than a margin" repeated at 1x, 2x, 4x ...
+``min_samples`` outcomes, each at ``alpha / number of tests`` (Bonferroni: the whole rollout
+keeps its false-rollback rate under ``alpha``, and a version exactly as good as the old one must
+beat the margin too, so it practically never is). If the new version is significantly worse it
+emits one rollback; if it survives every test it becomes the new last good version.
+
+Examples
+--------
+>>> from detectors.config import AlertConfig
+>>> book = AlertBook(AlertConfig(resolve_after=60_000, cooldown=600_000))
+>>> book.observe(("data_drift", "feature", "age"), True, 1_000)
+Transition(status='firing', started_at=1000, at=1000)
+>>> book.observe(("data_drift", "feature", "age"), True, 2_000) is None  # already firing
+True
+>>> book.observe(("data_drift", "feature", "age"), False, 5_000) is None  # clear, but not yet long
+True
+>>> book.observe(("data_drift", "feature", "age"), False, 65_000)
+Transition(status='resolved', started_at=1000, at=65000)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+from detectors.base import StateError
+from detectors.config import AlertConfig, RetrainConfig, RollbackConfig
+
+__all__ = ["AlertBook", "RetrainPolicy", "RollbackDecision", "RollbackPolicy", "Transition"]
+
+AlertKey = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """An alert's change of state: ``firing`` (episode starts) or ``resolved`` (it ends)."""
+
+    status: str
+    started_at: int
+    at: int
+
+
+class AlertBook:
+    """Firing/resolved bookkeeping for every alert key of one model."""
+
+    def __init__(self, config: AlertConfig) -> None:
+        self.config = config
+        self._started: dict[AlertKey, int] = {}  # firing keys -> episode start
+        self._clear_since: dict[AlertKey, int] = {}
+        self._quiet_until: dict[AlertKey, int] = {}
+        self.suppressed = 0
+
+    def firing(self, key: AlertKey) -> bool:
+        return key in self._started
+
+    def firing_keys(self) -> list[AlertKey]:
+        return list(self._started)
+
+    def observe(
+        self, key: AlertKey, condition: bool, now: int, *, resolve_now: bool = False
+    ) -> Transition | None:
+        """Record the condition of ``key`` at ``now``; return a transition if one happens.
+
+        ``resolve_now`` skips ``resolve_after`` (a stalled stream that resumed is over).
+        """
+        started = self._started.get(key)
+        if started is None:
+            if not condition:
+                return None
+            if now < self._quiet_until.get(key, -math.inf):
+                self.suppressed += 1
+                return None
+            self._started[key] = now
+            self._clear_since.pop(key, None)
+            return Transition("firing", now, now)
+        if condition:
+            self._clear_since.pop(key, None)
+            return None
+        clear_since = self._clear_since.setdefault(key, now)
+        if resolve_now or now - clear_since >= self.config.resolve_after:
+            del self._started[key]
+            self._clear_since.pop(key, None)
+            self._quiet_until[key] = now + self.config.cooldown
+            return Transition("resolved", started, now)
+        return None
+
+    def forget(self, predicate: Any) -> None:
+        """Drop every key for which ``predicate(key)`` is true (a forgotten model version)."""
+        for table in (self._started, self._clear_since, self._quiet_until):
+            for key in [k for k in table if predicate(k)]:
+                del table[key]
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "started": [[list(k), v] for k, v in self._started.items()],
+            "clear_since": [[list(k), v] for k, v in self._clear_since.items()],
+            "quiet_until": [[list(k), v] for k, v in self._quiet_until.items()],
+            "suppressed": self.suppressed,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        def table(rows: list[Any]) -> dict[AlertKey, int]:
+            return {tuple(str(part) for part in key): int(value) for key, value in rows}
+
+        self._started = table(state["started"])
+        self._clear_since = table(state["clear_since"])
+        self._quiet_until = table(state["quiet_until"])
+        self.suppressed = int(state["suppressed"])
+
+
+class RetrainPolicy:
+    """One retrain command per drift episode and per version cooldown.
+
+    The caller reports concept-drift episodes (:meth:`drift_started`, :meth:`drift_ended`),
+    labelled outcomes (:meth:`outcome`) and performance degradation (:meth:`degraded`); each
+    returns the reason to retrain now, or ``None``.
+    """
+
+    def __init__(self, config: RetrainConfig) -> None:
+        self.config = config
+        # version -> [episode start, change point estimate, outcomes since start, done]
+        self._episodes: dict[str, list[Any]] = {}
+        self._last_command: dict[str, int] = {}
+
+    def drift_started(self, version: str, at: int, change_point: int) -> None:
+        self._episodes[version] = [at, change_point, 0, False]
+
+    def drift_ended(self, version: str) -> None:
+        self._episodes.pop(version, None)
+
+    def episode(self, version: str) -> tuple[int, int] | None:
+        """(episode start, estimated change point) of the version's drift, if one is open."""
+        episode = self._episodes.get(version)
+        return None if episode is None else (episode[0], episode[1])
+
+    def outcome(self, version: str, now: int) -> bool:
+        """A labelled outcome of ``version``; True when drift is now sustained enough."""
+        episode = self._episodes.get(version)
+        if episode is None or episode[3] or not self.config.enabled:
+            return False
+        episode[2] += 1
+        if episode[2] >= self.config.confirm_samples and self._allowed(version, now):
+            episode[3] = True
+            return True
+        return False
+
+    def degraded(self, version: str, now: int) -> bool:
+        """Performance of ``version`` just degraded; True when that should trigger a retrain."""
+        if not (self.config.enabled and self.config.on_performance):
+            return False
+        episode = self._episodes.get(version)
+        if episode is not None and episode[3]:
+            return False  # this drift already asked for a retrain
+        return self._allowed(version, now)
+
+    def _allowed(self, version: str, now: int) -> bool:
+        last = self._last_command.get(version)
+        return last is None or now - last >= self.config.cooldown
+
+    def commanded(self, version: str, now: int) -> None:
+        self._last_command[version] = now
+        episode = self._episodes.get(version)
+        if episode is not None:
+            episode[3] = True
+
+    def forget(self, version: str) -> None:
+        self._episodes.pop(version, None)
+        self._last_command.pop(version, None)
+
+    def to_state(self) -> dict[str, Any]:
+        return {"episodes": self._episodes, "last_command": self._last_command}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._episodes = {
+            str(v): [int(e[0]), int(e[1]), int(e[2]), bool(e[3])]
+            for v, e in state["episodes"].items()
+        }
+        self._last_command = {str(v): int(t) for v, t in state["last_command"].items()}
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackDecision:
+    from_version: str
+    to_version: str
+    test: str
+    statistic: float
+    threshold: float
+    details: dict[str, float | int | str]
+
+
+class _ErrorStats:
+    """Errors of one version: a window (for the baseline) or everything (for a candidate)."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.values: deque[float] = deque(maxlen=limit)
+        self.total = 0.0
+        self.total_sq = 0.0
+
+    def add(self, error: float) -> None:
+        if self.values.maxlen is not None and len(self.values) == self.values.maxlen:
+            old = self.values[0]
+            self.total -= old
+            self.total_sq -= old * old
+        self.values.append(error)
+        self.total += error
+        self.total_sq += error * error
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    def mean(self) -> float:
+        return self.total / self.n if self.n else 0.0
+
+    def variance(self) -> float:
+        n = self.n
+        if n < 2:
+            return 0.0
+        return max(0.0, (self.total_sq - self.total * self.total / n) / (n - 1))
+
+
+class RollbackPolicy:
+    """Compare a new version with the last good one; roll back if it is significantly worse.
+
+    Errors are 0/1 for classification (a two-proportion z-test on error rates) and absolute
+    errors for regression (Welch's z on mean absolute errors).
+    """
+
+    def __init__(self, config: RollbackConfig) -> None:
+        self.config = config
+        self.good: str | None = None  # the last good version
+        self.candidate: str | None = None
+        self.rolled_back: set[str] = set()
+        self._stats: dict[str, _ErrorStats] = {}
+        self._next_check = config.min_samples
+        self._checks = self._count_checks()
+        self._regression = False
+
+    def _count_checks(self) -> int:
+        n, k = self.config.min_samples, 0
+        while n <= self.config.max_samples:
+            k += 1
+            n *= 2
+        return max(1, k)
+
+    def version_seen(self, version: str) -> None:
+        """A prediction of ``version`` arrived (call for every new version, in order)."""
+        if version in self.rolled_back or version == self.good or version == self.candidate:
+            return
+        if self.good is None:
+            self.good = version  # the first version is the baseline by definition
+            self._stats.setdefault(version, _ErrorStats(self.config.max_samples))
+            return
+        baseline = self._stats.get(self.good)
+        if baseline is None or baseline.n < self.config.min_samples or not self.config.enabled:
+            # Nothing to compare with yet: the newer version becomes the baseline.
+            self._drop(self.good)
+            self.good = version
+            self._stats[version] = _ErrorStats(self.config.max_samples)
+            self.candidate = None
+            return
+        if self.candidate is not None and self.candidate != version:
+            self._drop(self.candidate)
+        self.candidate = version
+        self._stats[version] = _ErrorStats(None)
+        self._next_check = self.config.min_samples
+
+    def _drop(self, version: str) -> None:
+        self._stats.pop(version, None)
+
+    def outcome(self, version: str, error: float, regression: bool) -> RollbackDecision | None:
+        """A labelled outcome of ``version``; return a decision to roll back, at most once."""
+        self._regression = regression
+        stats = self._stats.get(version)
+        if stats is None:
+            return None
+        stats.add(error)
+        if version != self.candidate or stats.n < self._next_check:
+            return None
+        self._next_check *= 2
+        decision = self._test(version)
+        if decision is not None:
+            self.rolled_back.add(version)
+            self.candidate = None
+            self._drop(version)
+            return decision
+        if self._next_check > self.config.max_samples:
+            # Survived every test: this is the new last good version.
+            assert self.good is not None
+            self._drop(self.good)
+            self.good = version
+            self._stats[version] = _trim(stats, self.config.max_samples)
+            self.candidate = None
+        return None
+
+    def _test(self, version: str) -> RollbackDecision | None:
+        assert self.good is not None
+        new, old = self._stats[version], self._stats[self.good]
+        level = self.config.alpha / self._checks
+        critical = NormalDist().inv_cdf(1 - level)
+        old_mean, new_mean = old.mean(), new.mean()
+        margin = max(self.config.min_margin, self.config.margin * old_mean)
+        if self._regression:
+            spread = new.variance() / new.n + old.variance() / old.n
+            test = "welch_z_mae"
+            excess = new_mean - old_mean - margin
+        else:
+            # Agresti-Caffo: one error and one success added to each side keeps the test honest
+            # at small counts, where the plain Wald test rolls back too easily.
+            new_rate = (new.total + 1) / (new.n + 2)
+            old_rate = (old.total + 1) / (old.n + 2)
+            spread = new_rate * (1 - new_rate) / (new.n + 2) + old_rate * (1 - old_rate) / (
+                old.n + 2
+            )
+            test = "two_proportion_z"
+            excess = new_rate - old_rate - margin
+        if spread > 0:
+            z = excess / math.sqrt(spread)
+        else:
+            z = math.inf if excess > 0 else -math.inf
+        if z <= critical:
+            return None
+        metric = "mae" if self._regression else "error_rate"
+        return RollbackDecision(
+            from_version=version,
+            to_version=self.good,
+            test=test,
+            statistic=z if math.isfinite(z) else 1e9,
+            threshold=critical,
+            details={
+                f"{metric}_new": new_mean,
+                f"{metric}_old": old_mean,
+                "samples_new": new.n,
+                "samples_old": old.n,
+                "margin": margin,
+                "alpha": self.config.alpha,
+                "tests": self._checks,
+            },
+        )
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "good": self.good,
+            "candidate": self.candidate,
+            "rolled_back": sorted(self.rolled_back),
+            "stats": {v: list(s.values) for v, s in self._stats.items()},
+            "limits": {v: s.values.maxlen for v, s in self._stats.items()},
+            "next_check": self._next_check,
+            "regression": self._regression,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.good = state["good"]
+        self.candidate = state["candidate"]
+        self.rolled_back = {str(v) for v in state["rolled_back"]}
+        self._stats = {}
+        for version, values in state["stats"].items():
+            limit = state["limits"][version]
+            if limit is not None and len(values) > limit:
+                raise StateError("more outcomes than the window holds")
+            stats = _ErrorStats(limit)
+            for value in values:
+                stats.add(float(value))
+            self._stats[str(version)] = stats
+        self._next_check = int(state["next_check"])
+        self._regression = bool(state["regression"])
+
+
+def _trim(stats: _ErrorStats, limit: int) -> _ErrorStats:
+    trimmed = _ErrorStats(limit)
+    for value in list(stats.values)[-limit:]:
+        trimmed.add(value)
+    return trimmed

@@ -1,0 +1,227 @@
+"""``driftline replay``: run the monitoring core over a file of recorded Kafka records.
+
+Each input line is one record as it was (or would be) on Kafka::
+
+    {"topic": "model.predictions", "value": {...the event...}}
+    {"topic": "model.labels", "raw": "bytes that are not JSON"}
+
+Output, one JSON object per line in the order emitted: every alert and command CloudEvent, and
+for each rejected record a dead-letter line ``{"type": "io.driftline.deadletter", ...}`` with the
+reason. A summary goes to stderr. The same input (and batch size) gives the same output.
+
+Useful on its own: replay a log of production traffic with candidate thresholds (``--config``)
+to see, before deploying them, which alerts and commands they would have raised.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+import orjson
+
+from detectors.config import MonitorConfig
+from detectors.monitor import Monitor
+from schemas import DecodeError, EventDecoder, Limits, Topics, encode
+from schemas.events import Event
+
+__all__ = ["ReplaySummary", "replay", "replay_file"]
+
+DEADLETTER_TYPE = "io.driftline.deadletter"
+
+
+class _Record(msgspec.Struct):
+    topic: str
+    value: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b""))
+    raw: str | None = None
+
+
+_record = msgspec.json.Decoder(_Record)
+
+
+@dataclass
+class ReplaySummary:
+    lines: int = 0
+    events: Counter[str] = field(default_factory=Counter)
+    deadletters: Counter[str] = field(default_factory=Counter)
+    alerts: Counter[str] = field(default_factory=Counter)
+    commands: Counter[str] = field(default_factory=Counter)
+    models: int = 0
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        events = sum(self.events.values())
+        rate = events / self.seconds if self.seconds > 0 else 0.0
+        lines = [
+            f"replayed {self.lines} records in {self.seconds:.2f}s "
+            f"({events} events, {rate:,.0f} events/s, {self.models} models)",
+            "  events:      " + _fmt(self.events),
+            "  dead-letter: " + _fmt(self.deadletters),
+            "  alerts:      " + _fmt(self.alerts),
+            "  commands:    " + _fmt(self.commands),
+        ]
+        return "\n".join(lines)
+
+
+def _fmt(counter: Counter[str]) -> str:
+    if not counter:
+        return "none"
+    return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in sorted(counter.items()))
+
+
+def _deadletter(
+    line: int, topic: str | None, error: DecodeError, raw: bytes, index: int | None
+) -> dict[str, Any]:
+    text = raw.decode("utf-8", "replace")
+    return {
+        "type": DEADLETTER_TYPE,
+        "line": line,
+        "topic": topic,
+        "index": index,
+        "reason": error.reason,
+        "path": error.path,
+        "error": str(error),
+        "raw": text if len(text) <= 2048 else text[:2048] + "...",
+    }
+
+
+def replay(
+    lines: Iterable[bytes],
+    *,
+    monitor: Monitor,
+    topics: Topics | None = None,
+    limits: Limits | None = None,
+    batch_size: int = 10_000,
+    tick_ms: int = 5_000,
+) -> Iterator[tuple[dict[str, Any] | None, bytes]]:
+    """Replay records; yield ``(deadletter, b"")`` or ``(None, cloudevent_bytes)`` in order.
+
+    The monitor's clock is event time. Records go to the core in batches of ``batch_size``
+    events, and a batch also ends whenever event time moved ``tick_ms`` past the last stall
+    check, so a silence is noticed whatever the batch size (its alert is stamped last event +
+    timeout, never the moment of the check).
+    """
+    topics = topics or Topics()
+    decoder = EventDecoder(limits)
+    kinds = topics.inputs_by_kind
+    # A line carries a record and its JSON envelope: allow a little more than a message.
+    max_line = decoder.limits.max_message_bytes + 4096
+    batch: list[Event] = []
+    watermark: int | None = None
+    pending_letters: list[dict[str, Any]] = []
+    records = 0
+    last_tick: int | None = None
+
+    def flush() -> Iterator[tuple[dict[str, Any] | None, bytes]]:
+        nonlocal last_tick
+        for letter in pending_letters:
+            yield letter, b""
+        pending_letters.clear()
+        if batch:
+            for out in monitor.process(batch):
+                yield None, encode(out)
+            batch.clear()
+        if watermark is not None:
+            last_tick = watermark
+            for out in monitor.tick(watermark):
+                yield None, encode(out)
+
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        records += 1
+        if len(line) > max_line:
+            error = DecodeError("too_large", "$", f"record line of {len(line)} bytes")
+            pending_letters.append(_deadletter(number, None, error, line[:256], None))
+        else:
+            try:
+                record = _record.decode(line)
+            except msgspec.DecodeError as exc:
+                error = DecodeError("invalid_json", "$", f"not a replay record: {exc}")
+                pending_letters.append(_deadletter(number, None, error, line, None))
+                record = None
+            if record is not None:
+                kind = kinds.get(record.topic)
+                payload = record.raw.encode() if record.raw is not None else bytes(record.value)
+                if kind is None:
+                    error = DecodeError(
+                        "invalid_value", "$.topic", f"{record.topic!r} is not an input topic"
+                    )
+                    pending_letters.append(_deadletter(number, record.topic, error, payload, None))
+                else:
+                    decoded = decoder.decode_batch(kind, payload)
+                    batch.extend(decoded.events)
+                    for event in decoded.events:
+                        if watermark is None or event.timestamp > watermark:
+                            watermark = event.timestamp
+                    for rejected in decoded.rejected:
+                        pending_letters.append(
+                            _deadletter(
+                                number, record.topic, rejected.error, rejected.raw, rejected.index
+                            )
+                        )
+        if len(batch) >= batch_size or (
+            watermark is not None and (last_tick is None or watermark - last_tick >= tick_ms)
+        ):
+            yield from flush()
+    yield from flush()
+
+
+def replay_file(
+    source: Path | str,
+    out: IO[bytes],
+    *,
+    config: MonitorConfig | None = None,
+    topics: Topics | None = None,
+    limits: Limits | None = None,
+    batch_size: int = 10_000,
+    max_models: int = 1_000,
+    max_features_per_model: int = 100,
+) -> ReplaySummary:
+    """Replay a JSON-lines file (``-`` for stdin) into ``out``; return what happened."""
+    monitor = Monitor(config, max_models=max_models, max_features_per_model=max_features_per_model)
+    summary = ReplaySummary()
+    start = time.perf_counter()
+    handle = sys.stdin.buffer if str(source) == "-" else open(source, "rb")  # noqa: SIM115
+    max_line = (limits or Limits()).max_message_bytes + 4096
+    try:
+        lines = _bounded_lines(handle, max_line, summary)
+        for letter, cloudevent in replay(
+            lines, monitor=monitor, topics=topics, limits=limits, batch_size=batch_size
+        ):
+            if letter is not None:
+                summary.deadletters[letter["reason"]] += 1
+                out.write(orjson.dumps(letter) + b"\n")
+            else:
+                out.write(cloudevent + b"\n")
+    finally:
+        if handle is not sys.stdin.buffer:
+            handle.close()
+    summary.seconds = time.perf_counter() - start
+    summary.events.update(monitor.counters.events)
+    summary.alerts.update(monitor.counters.alerts)
+    summary.commands.update(monitor.counters.commands)
+    summary.models = len(monitor.models)
+    return summary
+
+
+def _bounded_lines(handle: IO[bytes], max_bytes: int, summary: ReplaySummary) -> Iterator[bytes]:
+    """Lines of at most ``max_bytes`` (+1 to tell it was longer): a giant line is not read into
+    memory whole, its head is passed on (to be rejected as too large) and the rest skipped."""
+    while True:
+        line = handle.readline(max_bytes + 1)
+        if not line:
+            return
+        summary.lines += 1
+        if len(line) > max_bytes and not line.endswith(b"\n"):
+            while True:  # skip to the end of this line
+                rest = handle.readline(1 << 20)
+                if not rest or rest.endswith(b"\n"):
+                    break
+        yield line

@@ -1,0 +1,222 @@
+"""Scripted model traffic for scenario tests: each function returns Kafka-like records.
+
+A record is ``(topic_kind, payload)`` with ``topic_kind`` one of ``predictions``, ``inputs``,
+``labels`` and ``payload`` the message value (bytes). Replay tests write them to a JSON-lines file;
+broker tests produce them to real topics (keyed by model_id). ``t0`` sets the event time of the
+first record, so live tests can stamp events near the wall clock.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import orjson
+
+T0 = 1_795_255_200_000  # 2026-11-21T10:00:00Z
+Record = tuple[str, bytes]
+
+
+def _prediction(
+    model: str, version: str, pid: str, ts: int, prediction, features=None, score=None
+) -> bytes:
+    event = {
+        "model_id": model,
+        "model_version": version,
+        "prediction_id": pid,
+        "timestamp": ts,
+        "prediction": prediction,
+    }
+    if features is not None:
+        event["features"] = features
+    if score is not None:
+        event["score"] = score
+    return orjson.dumps(event)
+
+
+def _label(model: str, pid: str, ts: int, label) -> bytes:
+    return orjson.dumps({"model_id": model, "prediction_id": pid, "timestamp": ts, "label": label})
+
+
+@dataclass
+class Labelled:
+    """Predictions whose labels are released ``delay`` records later (labels arrive late)."""
+
+    delay: int
+    queue: list[tuple[int, Record]] = field(default_factory=list)
+
+    def hold(self, at: int, record: Record) -> None:
+        self.queue.append((at + self.delay, record))
+
+    def due(self, at: int) -> Iterator[Record]:
+        while self.queue and self.queue[0][0] <= at:
+            yield self.queue.pop(0)[1]
+
+    def rest(self) -> Iterator[Record]:
+        for _, record in self.queue:
+            yield record
+        self.queue.clear()
+
+
+def covariate_shift(
+    model: str = "m-shift",
+    n: int = 4000,
+    shift_at: int = 2500,
+    shift: float = 1.5,
+    t0: int = T0,
+    step_ms: int = 100,
+    seed: int = 1,
+) -> list[Record]:
+    """One model, three features; ``f1`` shifts by ``shift`` standard deviations at
+    ``shift_at``. ``f2`` (numeric) and ``country`` (categorical) stay stationary."""
+    rng = random.Random(seed)
+    out: list[Record] = []
+    for i in range(n):
+        features = {
+            "f1": rng.gauss(10, 2) + (shift * 2 if i >= shift_at else 0),
+            "f2": rng.expovariate(0.2),
+            "country": rng.choices(["DE", "FR", "US"], weights=[5, 3, 2])[0],
+        }
+        out.append(
+            (
+                "predictions",
+                _prediction(
+                    model,
+                    "1",
+                    f"{model}-{i}",
+                    t0 + i * step_ms,
+                    rng.random() < 0.3,
+                    features,
+                    rng.random(),
+                ),
+            )
+        )
+    return out
+
+
+def concept_drift(
+    model: str = "m-concept",
+    n: int = 4000,
+    drift_at: int = 2000,
+    before: float = 0.1,
+    after: float = 0.4,
+    label_delay: int = 50,
+    t0: int = T0,
+    step_ms: int = 100,
+    seed: int = 2,
+) -> list[Record]:
+    """A classifier whose error rate jumps from ``before`` to ``after`` at ``drift_at``; labels
+    arrive ``label_delay`` records after their prediction. Inputs do not change (concept, not
+    covariate, drift)."""
+    rng = random.Random(seed)
+    labels = Labelled(label_delay)
+    out: list[Record] = []
+    for i in range(n):
+        ts = t0 + i * step_ms
+        truth = rng.random() < 0.4
+        wrong = rng.random() < (before if i < drift_at else after)
+        prediction = (not truth) if wrong else truth
+        pid = f"{model}-{i}"
+        features = {"x": rng.gauss(0, 1)}
+        out.append(("predictions", _prediction(model, "1", pid, ts, prediction, features)))
+        labels.hold(i, ("labels", _label(model, pid, ts + label_delay * step_ms, truth)))
+        out.extend(labels.due(i))
+    out.extend(labels.rest())
+    return out
+
+
+def rollout(
+    model: str = "m-rollout",
+    old_error: float = 0.1,
+    new_error: float = 0.3,
+    n_old: int = 1500,
+    n_new: int = 1500,
+    label_delay: int = 20,
+    t0: int = T0,
+    step_ms: int = 100,
+    seed: int = 3,
+) -> list[Record]:
+    """Version ``1`` serves ``n_old`` predictions, then version ``2`` takes over."""
+    rng = random.Random(seed)
+    labels = Labelled(label_delay)
+    out: list[Record] = []
+    for i in range(n_old + n_new):
+        ts = t0 + i * step_ms
+        version, error = ("1", old_error) if i < n_old else ("2", new_error)
+        truth = rng.random() < 0.4
+        prediction = (not truth) if rng.random() < error else truth
+        pid = f"{model}-{i}"
+        out.append(
+            (
+                "predictions",
+                _prediction(model, version, pid, ts, prediction, {"x": rng.gauss(0, 1)}),
+            )
+        )
+        labels.hold(i, ("labels", _label(model, pid, ts + label_delay * step_ms, truth)))
+        out.extend(labels.due(i))
+    out.extend(labels.rest())
+    return out
+
+
+def stall(
+    live: str = "m-live",
+    silent: str = "m-silent",
+    n: int = 3000,
+    stop_at: int = 1000,
+    resume_at: int = 2500,
+    t0: int = T0,
+    step_ms: int = 100,
+    seed: int = 4,
+) -> list[Record]:
+    """Two models send a prediction every ``step_ms``; ``silent`` stops at ``stop_at`` and
+    resumes at ``resume_at`` (150 s of silence with the defaults, past the 60 s floor)."""
+    rng = random.Random(seed)
+    out: list[Record] = []
+    for i in range(n):
+        ts = t0 + i * step_ms
+        for model in (live, silent):
+            if model == silent and stop_at <= i < resume_at:
+                continue
+            out.append(
+                (
+                    "predictions",
+                    _prediction(
+                        model, "1", f"{model}-{i}", ts, rng.random() < 0.5, {"x": rng.gauss(0, 1)}
+                    ),
+                )
+            )
+    return out
+
+
+#: Malformed records and the dead-letter reason each must get.
+MALFORMED: list[tuple[str, bytes, str]] = [
+    ("predictions", b"not json", "invalid_json"),
+    ("predictions", b'{"model_id": "m-bad"}', "missing_field"),
+    ("predictions", _prediction("m-bad", "1", "p", 1_795_255_200, True), "invalid_value"),
+    ("predictions", _prediction("bad id", "1", "p", T0, True), "invalid_value"),
+    (
+        "predictions",
+        b'{"model_id": "m-bad", "model_version": "1", "prediction_id": "p", '
+        b'"timestamp": 1795255200000, "prediction": NaN}',
+        "invalid_json",
+    ),
+    ("labels", _label("m-bad", "p", T0, [1]), "wrong_type"),
+    ("labels", b"[]", "not_an_object"),
+    (
+        "inputs",
+        orjson.dumps(
+            {"model_id": "m-bad", "timestamp": T0, "features": {f"f{i}": i for i in range(1001)}}
+        ),
+        "too_many",
+    ),
+    (
+        "inputs",
+        b'{"model_id": "m-bad", "timestamp": 1795255200000, "features": {"a": '
+        + b"[" * 40
+        + b"]" * 40
+        + b"}}",
+        "too_deep",
+    ),
+    ("predictions", b"\xff\xfe\x00", "invalid_json"),
+]
