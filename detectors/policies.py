@@ -259,22 +259,20 @@ class RollbackPolicy:
         return max(1, k)
 
     def version_seen(self, version: str) -> None:
-        """A prediction of ``version`` arrived (call for every new version, in order)."""
+        """A prediction of ``version`` arrived (call for every new version, in order).
+
+        The last good version stays the baseline even if its labels have not arrived yet:
+        labels lag, and the old version's keep coming after the new one starts serving.
+        """
         if version in self.rolled_back or version == self.good or version == self.candidate:
             return
-        if self.good is None:
+        if self.good is None or not self.config.enabled:
+            if self.good is not None:
+                self._drop(self.good)
             self.good = version  # the first version is the baseline by definition
-            self._stats.setdefault(version, _ErrorStats(self.config.max_samples))
-            return
-        baseline = self._stats.get(self.good)
-        if baseline is None or baseline.n < self.config.min_samples or not self.config.enabled:
-            # Nothing to compare with yet: the newer version becomes the baseline.
-            self._drop(self.good)
-            self.good = version
             self._stats[version] = _ErrorStats(self.config.max_samples)
-            self.candidate = None
             return
-        if self.candidate is not None and self.candidate != version:
+        if self.candidate is not None:
             self._drop(self.candidate)
         self.candidate = version
         self._stats[version] = _ErrorStats(None)
@@ -292,6 +290,13 @@ class RollbackPolicy:
         stats.add(error)
         if version != self.candidate or stats.n < self._next_check:
             return None
+        assert self.good is not None
+        if self._stats[self.good].n < self.config.min_samples:
+            # The baseline's labels have not come yet: wait for them (the check stays due),
+            # unless the new version has seen everything a rollout is judged on.
+            if stats.n >= self.config.max_samples:
+                self._promote(version, stats)
+            return None
         self._next_check *= 2
         decision = self._test(version)
         if decision is not None:
@@ -300,13 +305,16 @@ class RollbackPolicy:
             self._drop(version)
             return decision
         if self._next_check > self.config.max_samples:
-            # Survived every test: this is the new last good version.
-            assert self.good is not None
-            self._drop(self.good)
-            self.good = version
-            self._stats[version] = _trim(stats, self.config.max_samples)
-            self.candidate = None
+            self._promote(version, stats)  # survived every test
         return None
+
+    def _promote(self, version: str, stats: _ErrorStats) -> None:
+        """``version`` is the new last good version."""
+        assert self.good is not None
+        self._drop(self.good)
+        self.good = version
+        self._stats[version] = _trim(stats, self.config.max_samples)
+        self.candidate = None
 
     def _test(self, version: str) -> RollbackDecision | None:
         assert self.good is not None

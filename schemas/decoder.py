@@ -260,7 +260,7 @@ class EventDecoder:
         """Turn msgspec's error into a DecodeError with a precise path and a readable reason."""
         try:
             return self._explain_unsafe(payload, exc)
-        except Exception:
+        except Exception:  # noqa: BLE001 - explaining must never turn a bad record into a crash
             return DecodeError("invalid_value", "$", str(exc)[:500])
 
     def _explain_unsafe(self, payload: bytes, exc: BaseException) -> DecodeError:

@@ -2,6 +2,7 @@
 
 ::
 
+    driftline worker [--config FILE] [-l info]                     the live service
     driftline replay EVENTS.jsonl [--config FILE] [--out FILE]   the core over a file
     driftline kafka fetch|start|stop|status                        a local Kafka broker
 """
@@ -88,12 +89,31 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from stream.worker import run_worker
+
+    return run_worker(config_path=args.config, loglevel=args.loglevel)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="driftline",
         description="Watch ML models in production from their Kafka streams.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run the live service (Faust app) against Kafka",
+        description="Consume model.predictions, model.inputs and model.labels; publish alerts, "
+        "commands and dead letters; serve /metrics and /healthz. Settings come from DRIFTLINE_* "
+        "environment variables.",
+    )
+    worker.add_argument("--config", type=Path, default=None, help="per-model YAML configuration")
+    worker.add_argument(
+        "-l", "--loglevel", default="info", choices=["debug", "info", "warn", "error", "crit"]
+    )
+    worker.set_defaults(handler=_worker)
 
     replay = commands.add_parser(
         "replay",

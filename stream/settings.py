@@ -118,6 +118,20 @@ class Settings:
     max_features_per_model: int = 100
     #: CloudEvents ``source`` of every alert and command.
     source: str = "/driftline"
+    #: Compacted topic holding each model's state (default: ``<app_id>.state``).
+    state_topic: str | None = None
+    #: HMAC key signing state records; with one set, unsigned or tampered state is refused.
+    state_key: bytes | None = field(default=None, repr=False)
+    #: Seconds between checkpoints (state written, then input offsets committed).
+    checkpoint_interval: float = 10.0
+    #: Seconds between stall checks on the wall clock.
+    tick_interval: float = 1.0
+    #: Most records handed to the core per fetch.
+    max_batch: int = 20_000
+    #: Where a fresh consumer group starts reading: ``earliest`` (the backlog) or ``latest``.
+    auto_offset_reset: str = "earliest"
+    #: Faust's working directory (it writes nothing else there with driftline's setup).
+    data_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers.strip():
@@ -129,6 +143,21 @@ class Settings:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
         if self.config_file is not None and not Path(self.config_file).is_file():
             raise SettingsError(f"{PREFIX}CONFIG_FILE: no file at {self.config_file}")
+        if self.checkpoint_interval <= 0 or self.tick_interval <= 0:
+            raise SettingsError(f"{PREFIX}CHECKPOINT_INTERVAL and TICK_INTERVAL must be positive")
+        if self.max_batch <= 0:
+            raise SettingsError(f"{PREFIX}MAX_BATCH must be positive")
+        if self.auto_offset_reset not in ("earliest", "latest"):
+            raise SettingsError(f"{PREFIX}AUTO_OFFSET_RESET must be earliest or latest")
+        if self.state_key is not None and len(self.state_key) < 16:
+            raise SettingsError(f"{PREFIX}STATE_KEY must be at least 16 bytes")
+        state = self.state_topic_name
+        if state in self.topics.all():
+            raise SettingsError(f"{PREFIX}TOPIC_STATE must differ from the other topics")
+
+    @property
+    def state_topic_name(self) -> str:
+        return self.state_topic or f"{self.app_id}.state"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -181,6 +210,17 @@ class Settings:
                 "MAX_FEATURES_PER_MODEL", defaults["max_features_per_model"].default
             ),
             source=reader.text("SOURCE", defaults["source"].default),
+            state_topic=reader.optional("TOPIC_STATE"),
+            state_key=_encoded(reader.secret("STATE_KEY")),
+            checkpoint_interval=reader.number(
+                "CHECKPOINT_INTERVAL", defaults["checkpoint_interval"].default
+            ),
+            tick_interval=reader.number("TICK_INTERVAL", defaults["tick_interval"].default),
+            max_batch=reader.integer("MAX_BATCH", defaults["max_batch"].default),
+            auto_offset_reset=reader.text(
+                "AUTO_OFFSET_RESET", defaults["auto_offset_reset"].default
+            ).lower(),
+            data_dir=reader.path("DATA_DIR"),
         )
 
     def replace(self, **changes: Any) -> Settings:
@@ -196,7 +236,13 @@ class Settings:
         security = out["security"]
         if security.get("sasl_password"):
             security["sasl_password"] = "***"  # noqa: S105 - the mask, not a password
+        out["state_key"] = "***" if self.state_key else None
+        out["state_topic"] = self.state_topic_name
         return _stringify(out)
+
+
+def _encoded(secret: str | None) -> bytes | None:
+    return None if secret is None else secret.encode()
 
 
 def _stringify(value: Any) -> Any:
@@ -226,6 +272,15 @@ class _Reader:
             return int(raw.replace("_", ""))
         except ValueError:
             raise SettingsError(f"{PREFIX}{name}: expected an integer, got {raw!r}") from None
+
+    def number(self, name: str, default: float) -> float:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            return float(raw)
+        except ValueError:
+            raise SettingsError(f"{PREFIX}{name}: expected a number, got {raw!r}") from None
 
     def boolean(self, name: str, default: bool) -> bool:
         raw = self.optional(name)

@@ -260,12 +260,28 @@ def test_the_first_version_is_the_good_one():
     assert (policy.good, policy.candidate) == ("v1", None)
 
 
-def test_a_new_version_is_a_candidate_only_once_the_good_one_has_min_samples():
+def test_the_baseline_waits_for_its_late_labels_before_the_candidate_is_judged():
+    """Labels lag: the new version often starts serving before the old one's labels are in.
+    The old version stays the baseline; the test runs once both sides have enough outcomes."""
     policy = rollback()
-    feed(policy, "v1", every(10, MIN - 1))
-    policy.version_seen("v2")  # nothing to compare it with: it is simply the new baseline
+    policy.version_seen("v1")
+    policy.version_seen("v2")  # v1 has no labelled outcome yet
+    assert (policy.good, policy.candidate) == ("v1", "v2")
+    worse = feed(policy, "v2", every(2, MIN))  # 50 % errors, but nothing to compare with yet
+    assert all(d is None for d in worse)
+    decisions = feed(policy, "v1", every(20, MIN))  # v1's late labels: 5 % errors
+    assert all(d is None for d in decisions)
+    decision = policy.outcome("v2", 1.0, False)  # the next outcome of v2 runs the due test
+    assert decision is not None
+    assert (decision.from_version, decision.to_version) == ("v2", "v1")
+
+
+def test_a_baseline_that_never_gets_labels_yields_to_the_candidate_at_max_samples():
+    policy = rollback()
+    policy.version_seen("v1")
+    decisions = feed(policy, "v2", every(10, MAX))
+    assert all(d is None for d in decisions)
     assert (policy.good, policy.candidate) == ("v2", None)
-    feed(policy, "v2", every(10, MIN))
     policy.version_seen("v3")
     assert (policy.good, policy.candidate) == ("v2", "v3")
 

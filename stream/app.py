@@ -1,0 +1,154 @@
+"""The Faust app: driftline's live service.
+
+::
+
+    create_app(settings, config)
+      topics       declared once (stream.topics), created at start if missing
+      pipeline     the batched input agents (stream.pipeline): fetch -> core -> outputs
+      timer        stall checks on the wall clock, every ``tick_interval`` seconds
+      web          /metrics (Prometheus text format) and /healthz, nothing else
+
+Faust's own Kafka consumer is switched off (``BootStrategy``): the pipeline consumes the
+inputs in whole batches (see stream/pipeline.py for why).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.app.base import BootStrategy
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.web.drivers.aiohttp import Web as AiohttpWeb
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from detectors.config import MonitorConfig
+from detectors.monitor import Monitor
+from stream.kafka_broker import cache_dir
+from stream.metrics import DriftlineCollector, new_registry
+from stream.pipeline import InputPipeline
+from stream.settings import Settings
+from stream.topics import declare_topics
+
+__all__ = ["DriftlineApp", "create_app"]
+
+logger = logging.getLogger("driftline")
+
+
+class _Boot(BootStrategy):
+    # The input path is driftline's batched consumer; Faust's consumer would only join an
+    # idle consumer group.
+    enable_kafka_consumer = False
+
+
+class _Web(AiohttpWeb):
+    # Serve driftline's pages only: no Faust index, router, table, graph or stats views.
+    default_blueprints = ()
+    production_blueprints = ()
+    debug_blueprints = ()
+    optional_blueprints = ()
+
+
+class DriftlineApp(faust.App):
+    BootStrategy = _Boot
+
+    def _new_web(self) -> Any:
+        return _Web(self)
+
+    pipeline: InputPipeline
+    #: The monitoring core (``app.monitor`` is Faust's own stats sensor).
+    core: Monitor
+
+
+def _credentials(settings: Settings) -> Any:
+    security = settings.security
+    kwargs = security.client_kwargs()
+    if security.protocol == "PLAINTEXT":
+        return None
+    if security.protocol == "SSL":
+        return faust.SSLCredentials(kwargs["ssl_context"])
+    return faust.SASLCredentials(
+        username=security.sasl_username,
+        password=security.sasl_password,
+        mechanism=security.sasl_mechanism,
+        ssl_context=kwargs.get("ssl_context"),
+    )
+
+
+def create_app(settings: Settings, config: MonitorConfig | None = None) -> DriftlineApp:
+    """Build the worker's Faust app from settings and the per-model configuration."""
+    data_dir = Path(settings.data_dir or cache_dir() / "worker")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    app = DriftlineApp(
+        settings.app_id,
+        broker=[f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")],
+        broker_credentials=_credentials(settings),
+        store="memory://",
+        autodiscover=False,
+        datadir=str(data_dir / "{conf.name}-data"),
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_host=settings.web_host,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        producer_acks=-1,
+        producer_max_request_size=33_554_432,
+        producer_linger_ms=2,
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
+    )
+    monitor = Monitor(
+        config,
+        source=settings.source,
+        max_models=settings.max_models,
+        max_features_per_model=settings.max_features_per_model,
+    )
+    topics = declare_topics(app, settings)
+
+    async def declare() -> None:
+        for topic in topics.all():
+            await topic.maybe_declare()
+
+    pipeline = InputPipeline(
+        producer=app.producer, settings=settings, monitor=monitor, declare=declare
+    )
+    app.core = monitor
+    app.pipeline = pipeline
+    app.service(pipeline)
+
+    collector = DriftlineCollector(
+        monitor,
+        pipeline.stats,
+        topic_of_kind={
+            "prediction": settings.topics.predictions,
+            "input": settings.topics.inputs,
+            "label": settings.topics.labels,
+        },
+        lag=pipeline.lag,
+    )
+    registry = new_registry(collector)
+    # Faust's own sensor, on driftline's registry: its web request counts and latencies are
+    # cheap and real (nothing flows through Faust streams here, so its stream metrics stay 0).
+    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(registry, "driftline_faust"))
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        body = generate_latest(registry)
+        return web.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        health = pipeline.health()
+        return web.json(health, status=200 if health["status"] == "ok" else 503)
+
+    @app.timer(settings.tick_interval)
+    async def stall_check() -> None:
+        await pipeline.tick()
+
+    return app

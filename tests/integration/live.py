@@ -1,0 +1,196 @@
+"""Helpers for tests of the live service: run ``driftline worker`` as users run it (a separate
+process, configured by environment), produce records, read what comes out."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from schemas import Topics
+from tests.conftest import free_port
+
+_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?P<labels>.*)\})? (?P<value>\S+)$")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+class WorkerProcess:
+    """One ``driftline worker`` subprocess."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Topics,
+        workdir: Path,
+        *,
+        app_id: str | None = None,
+        config: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topics = topics
+        self.workdir = workdir
+        self.app_id = app_id or f"dl-{uuid.uuid4().hex[:10]}"
+        self.port = free_port()
+        self.config_path: Path | None = None
+        if config is not None:
+            self.config_path = workdir / f"{self.app_id}.yaml"
+            self.config_path.write_text(config)
+        self.extra_env = env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / f"{self.app_id}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "DRIFTLINE_BOOTSTRAP_SERVERS": self.bootstrap,
+                "DRIFTLINE_APP_ID": self.app_id,
+                "DRIFTLINE_WEB_PORT": str(self.port),
+                "DRIFTLINE_WEB_HOST": "127.0.0.1",
+                "DRIFTLINE_PARTITIONS": "4",
+                "DRIFTLINE_CHECKPOINT_INTERVAL": "1",
+                "DRIFTLINE_TICK_INTERVAL": "0.2",
+                "DRIFTLINE_DATA_DIR": str(self.workdir / "faust"),
+                "DRIFTLINE_TOPIC_PREDICTIONS": self.topics.predictions,
+                "DRIFTLINE_TOPIC_INPUTS": self.topics.inputs,
+                "DRIFTLINE_TOPIC_LABELS": self.topics.labels,
+                "DRIFTLINE_TOPIC_ALERTS": self.topics.alerts,
+                "DRIFTLINE_TOPIC_COMMANDS": self.topics.commands,
+                "DRIFTLINE_TOPIC_DEADLETTER": self.topics.deadletter,
+            }
+        )
+        if self.config_path is not None:
+            env["DRIFTLINE_CONFIG_FILE"] = str(self.config_path)
+        env.update(self.extra_env)
+        return env
+
+    def start(self, timeout: float = 60.0) -> WorkerProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", "worker", "-l", "info"],
+            env=self.environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.tail()}")
+            health = self.health()
+            if health and health.get("status") == "ok" and health.get("partitions"):
+                return self
+            time.sleep(0.2)
+        raise TimeoutError(f"worker not ready within {timeout}s:\n{self.tail()}")
+
+    def health(self) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
+                return orjson.loads(response.read())
+        except OSError:
+            return None
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:
+            return response.read().decode()
+
+    def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
+        """Every sample of one metric on /metrics, as (labels, value)."""
+        out = []
+        for line in self.metrics().splitlines():
+            match = _SAMPLE.match(line)
+            if match and match.group("name") == name:
+                labels = dict(_LABEL.findall(match.group("labels") or ""))
+                out.append((labels, float(match.group("value"))))
+        return out
+
+    def sample(self, name: str, **labels: str) -> float:
+        """The value of the sample of ``name`` with these labels (0 when absent)."""
+        for have, value in self.samples(name):
+            if all(have.get(k) == v for k, v in labels.items()):
+                return value
+        return 0.0
+
+    def wait_for(
+        self, predicate: Callable[[], bool], timeout: float = 60.0, what: str = ""
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"worker died while waiting for {what}:\n{self.tail()}")
+            time.sleep(0.25)
+        raise TimeoutError(f"timed out waiting for {what}:\n{self.tail()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+async def produce(bootstrap: str, records: list[tuple[str, bytes]], topics: Topics) -> int:
+    """Produce scenario records, keyed by model_id as the contract asks."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    await producer.start()
+    try:
+        for kind, payload in records:
+            try:
+                key = orjson.loads(payload)["model_id"].encode()
+            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+                key = b"unkeyed"
+            await producer.send(getattr(topics, kind), payload, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return len(records)
+
+
+async def read_all(bootstrap: str, topic: str, settle: float = 1.0) -> list[Any]:
+    """Every record on a topic so far (stops once nothing new arrived for ``settle`` s)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    out: list[Any] = []
+    try:
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < settle:
+            batch = await consumer.getmany(timeout_ms=200)
+            for messages in batch.values():
+                out.extend(messages)
+                quiet_since = time.monotonic()
+    finally:
+        await consumer.stop()
+    return out
+
+
+def cloudevents(records: list[Any]) -> list[dict[str, Any]]:
+    return [orjson.loads(r.value) for r in records]
