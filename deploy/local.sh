@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # driftline on a fresh machine, in one command.
 #
+#   bash deploy/local.sh demo [demo args]     install, then `driftline demo` (local broker included)
 #   bash deploy/local.sh test [pytest args]   install, then run the whole test suite
 #   bash deploy/local.sh setup                install only
 #
@@ -34,12 +35,16 @@ case "$command" in
   setup)
     setup
     ;;
+  demo)
+    setup
+    exec "$venv/bin/driftline" demo "$@"
+    ;;
   test)
     setup
     exec "$venv/bin/python" -m pytest "$@"
     ;;
   *)
-    echo "usage: bash deploy/local.sh {test|setup} [args]" >&2
+    echo "usage: bash deploy/local.sh {demo|test|setup} [args]" >&2
     exit 2
     ;;
 esac

@@ -92,25 +92,45 @@ class RollingClassification:
         """Current precision, recall, F1 and accuracy (binary or macro)."""
         positive = self._binary_positive()
         mode = ("binary", positive) if positive is not None else ("macro", None)
+        if positive is None:
+            return self._macro()
         if mode != self._mode:
             cm = self._cm
-            if positive is not None:
-                self._readers = (
-                    metrics.Precision(cm=cm, pos_val=positive),
-                    metrics.Recall(cm=cm, pos_val=positive),
-                    metrics.F1(cm=cm, pos_val=positive),
-                )
-            else:
-                self._readers = (
-                    metrics.MacroPrecision(cm=cm),
-                    metrics.MacroRecall(cm=cm),
-                    metrics.MacroF1(cm=cm),
-                )
-            self._readers += (metrics.Accuracy(cm=cm),)
+            self._readers = (
+                metrics.Precision(cm=cm, pos_val=positive),
+                metrics.Recall(cm=cm, pos_val=positive),
+                metrics.F1(cm=cm, pos_val=positive),
+                metrics.Accuracy(cm=cm),
+            )
             self._mode = mode
         assert self._readers is not None
         precision, recall, f1, accuracy = (float(r.get()) for r in self._readers)
         return {"precision": precision, "recall": recall, "f1": f1, "accuracy": accuracy}
+
+    def _macro(self) -> dict[str, float]:
+        """Macro averages from the shared confusion matrix, as river's MacroPrecision,
+        MacroRecall and MacroF1 define them, but summed exactly (``math.fsum``): river sums over
+        a set of classes, whose order follows string hashing, so its last digit could differ
+        between two runs of the same replay."""
+        cm = self._cm
+        classes = cm.classes
+        if not classes:
+            return {"precision": 0.0, "recall": 0.0, "f1": 0.0, "accuracy": 0.0}
+        precisions, recalls, f1s = [], [], []
+        for c in classes:
+            hit = cm[c][c]
+            p = hit / cm.sum_col[c] if cm.sum_col[c] else 0.0
+            r = hit / cm.sum_row[c] if cm.sum_row[c] else 0.0
+            precisions.append(p)
+            recalls.append(r)
+            f1s.append(2 * p * r / (p + r) if p + r else 0.0)
+        n = len(classes)
+        return {
+            "precision": math.fsum(precisions) / n,
+            "recall": math.fsum(recalls) / n,
+            "f1": math.fsum(f1s) / n,
+            "accuracy": cm.total_true_positives / cm.total_weight if cm.total_weight else 0.0,
+        }
 
     @property
     def averaging(self) -> str:

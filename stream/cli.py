@@ -2,6 +2,7 @@
 
 ::
 
+    driftline demo [--duration 60] [--speed 1]                     see it work, in a minute
     driftline worker [--config FILE] [-l info]                     the live service
     driftline replay EVENTS.jsonl [--config FILE] [--out FILE]   the core over a file
     driftline kafka fetch|start|stop|status                        a local Kafka broker
@@ -89,6 +90,12 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from stream.demo import run_demo
+
+    return run_demo(duration=args.duration, speed=args.speed)
+
+
 def _worker(args: argparse.Namespace) -> int:
     from stream.worker import run_worker
 
@@ -101,6 +108,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Watch ML models in production from their Kafka streams.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser(
+        "demo",
+        help="a local broker, the worker and a simulated fleet with scripted incidents",
+        description="Start a local Kafka broker (unless DRIFTLINE_BOOTSTRAP_SERVERS is set), "
+        "the worker and a simulated model fleet; watch drift, stalls, retrain and rollback "
+        "commands happen live. Exits 0 when every scripted incident was caught.",
+    )
+    demo.add_argument("--duration", type=float, default=60.0, help="demo seconds (default 60)")
+    demo.add_argument(
+        "--speed", type=float, default=1.0, help="run the script this many times faster"
+    )
+    demo.set_defaults(handler=_demo)
 
     worker = commands.add_parser(
         "worker",

@@ -1,0 +1,629 @@
+"""``driftline demo``: a local broker, the worker, and a simulated fleet with scripted incidents.
+
+In about a minute a newcomer sees, live, what driftline does:
+
+=======  ===================  ====================================================  ============
+demo s   model                incident                                              expected
+=======  ===================  ====================================================  ============
+15, 40   (any)                malformed events                                      dead letters
+20       ``fraud-detector``   concept drift: error rate 5 % -> 35 %                 retrain
+20       ``churn-predictor``  version 2 rolls out, with 4x the errors               rollback
+22       ``recommender``      covariate shift: ``basket_value`` +2 sd              data drift
+30-45    ``pricing``          goes silent, then resumes                             stall, then
+                                                                                    resolved
+-        ``search-ranking``   nothing: the control model                            nothing
+=======  ===================  ====================================================  ============
+
+Everything is real: a Kafka broker (the project's own, unless ``DRIFTLINE_BOOTSTRAP_SERVERS``
+names one), ``driftline worker`` as a separate process, events produced to Kafka; the live view
+reads the worker's ``/metrics`` and the alert and command topics. The demo plays the automation
+too: on a rollback command it switches ``churn-predictor`` back to version 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+import zlib
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from stream.kafka_broker import BrokerConfig, LocalKafka, cache_dir
+
+__all__ = ["run_demo"]
+
+SCRIPT_SECONDS = 50  # the last scripted incident ends at 45 s
+RATE = 80  # events per second per model, at speed 1
+LABEL_DELAY = 2.0  # seconds (demo time) before a prediction's label arrives
+
+DEMO_CONFIG = """\
+# The demo's thresholds: defaults, except a short fixed stall timeout so a silent model is
+# noticed within the demo's minute (production learns it from the traffic: at least 60 s).
+# Wall-clock durations are divided by --speed, as the script is.
+defaults:
+  stall_inputs: {{timeout: {stall}ms}}
+  alerts: {{resolve_after: {resolve}ms, cooldown: {cooldown}ms}}
+models:
+  pricing:
+    task: regression
+"""
+
+
+# -- the fleet ------------------------------------------------------------------------------
+
+
+@dataclass
+class SimModel:
+    name: str
+    version: str = "1"
+    error: float = 0.05
+    labelled: float = 1.0  # share of predictions that get a label
+    silent: bool = False
+    sent: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def prediction(self, i: int, now_ms: int, demo_s: float) -> tuple[bytes, Any, Any]:
+        """(event, truth) of one prediction."""
+        r = self.rng
+        pid = f"{self.name}-{self.version}-{i}"
+        if self.name == "pricing":
+            demand = r.gauss(100, 15)
+            truth = 2.0 * demand + r.gauss(0, 5)
+            prediction = round(truth + r.gauss(0, 8), 2)
+            features: dict[str, Any] = {"demand": demand, "competitor_price": r.gauss(50, 3)}
+            score = None
+        elif self.name == "recommender":
+            shift = 2.0 if demo_s >= 22 else 0.0
+            basket = r.gauss(60, 12) + shift * 12
+            truth = r.choices(["electronics", "books", "fashion"], weights=[3, 2, 5])[0]
+            prediction = truth if r.random() > 0.2 else r.choice(["electronics", "books"])
+            features = {
+                "basket_value": basket,
+                "session_minutes": r.expovariate(1 / 8),
+                "device": r.choices(["mobile", "desktop", "tablet"], weights=[6, 3, 1])[0],
+            }
+            score = {"electronics": 0.3, "books": 0.2, "fashion": 0.5}
+        else:
+            truth = r.random() < 0.3
+            wrong = r.random() < self.error
+            prediction = (not truth) if wrong else truth
+            features = {
+                "amount": r.lognormvariate(3, 1),
+                "account_age_days": float(r.randint(1, 2000)),
+                "country": r.choices(["DE", "FR", "US", "BR"], weights=[4, 3, 2, 1])[0],
+            }
+            score = round(min(1.0, max(0.0, (0.8 if prediction else 0.2) + r.gauss(0, 0.1))), 4)
+        event = {
+            "model_id": self.name,
+            "model_version": self.version,
+            "prediction_id": pid,
+            "timestamp": now_ms,
+            "prediction": prediction,
+            "features": features,
+        }
+        if score is not None:
+            event["score"] = score
+        return orjson.dumps(event), pid, truth
+
+
+MALFORMED = [
+    b"not json",
+    b'{"model_id": "fraud-detector"}',
+    b'{"model_id": "fraud detector", "model_version": "1", "prediction_id": "x", '
+    b'"timestamp": 1795255200000, "prediction": true}',
+    b'{"model_id": "fraud-detector", "model_version": "1", "prediction_id": "x", '
+    b'"timestamp": 1795255200, "prediction": true}',
+    b'{"model_id": "pricing", "model_version": "1", "prediction_id": "x", '
+    b'"timestamp": 1795255200000, "prediction": NaN}',
+]
+
+
+@dataclass
+class Incident:
+    name: str
+    model: str
+    starts_at: float  # demo seconds
+    caught_at: float | None = None  # demo seconds
+    ends_at: float | None = None  # for an incident that must also resolve
+    resolved_at: float | None = None
+
+    @property
+    def caught(self) -> bool:
+        return self.caught_at is not None
+
+    @property
+    def complete(self) -> bool:
+        return self.caught and (self.ends_at is None or self.resolved_at is not None)
+
+
+@dataclass
+class DemoState:
+    speed: float
+    duration: float
+    started: float = field(default_factory=time.monotonic)
+    sent: Counter[str] = field(default_factory=Counter)
+    rates: dict[str, deque[tuple[float, int]]] = field(default_factory=dict)
+    feed: deque[str] = field(default_factory=lambda: deque(maxlen=12))
+    incidents: list[Incident] = field(default_factory=list)
+    malformed_sent: int = 0
+    fed: int = 0  # lines ever added to ``feed``
+    finished: bool = False  # the fleet stopped sending
+    metrics: dict[str, Any] = field(default_factory=dict)
+    false_alarms: list[str] = field(default_factory=list)
+
+    def demo_seconds(self) -> float:
+        return (time.monotonic() - self.started) * self.speed
+
+    def incident(self, name: str) -> Incident:
+        return next(i for i in self.incidents if i.name == name)
+
+
+# -- infrastructure -------------------------------------------------------------------------
+
+
+def _free_port(preferred: int) -> int:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+
+async def _create_topics(bootstrap: str, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(n, num_partitions=4, replication_factor=1) for n in names if n not in existing
+        ]
+        if missing:
+            await admin.create_topics(missing)
+    finally:
+        await admin.close()
+
+
+def _scrape(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - local URL
+            return response.read().decode()
+    except OSError:
+        return ""
+
+
+def _parse_metrics(text: str) -> dict[str, Any]:
+    """The few figures the live view shows, per model."""
+    out: dict[str, Any] = {"drift": {}, "f1": {}, "silence": {}, "deadletters": 0.0, "mae": {}}
+    for line in text.splitlines():
+        if line.startswith("#") or " " not in line:
+            continue
+        head, _, value = line.rpartition(" ")
+        name, _, labels = head.partition("{")
+        fields = dict(part.split("=", 1) for part in labels.rstrip("}").split(",") if "=" in part)
+        fields = {k: v.strip('"') for k, v in fields.items()}
+        model = fields.get("model_id")
+        number = float(value)
+        if name == "driftline_drift_detected" and number == 1.0 and model:
+            out["drift"].setdefault(model, []).append(fields.get("feature") or fields["signal"])
+        elif name == "driftline_model_f1" and model:
+            out["f1"][(model, fields.get("model_version"))] = number
+        elif name == "driftline_model_mae" and model:
+            out["mae"][(model, fields.get("model_version"))] = number
+        elif name == "driftline_seconds_since_last_event" and model:
+            out["silence"][model] = min(out["silence"].get(model, math.inf), number)
+        elif name == "driftline_deadletter_total":
+            out["deadletters"] += number
+    return out
+
+
+# -- the demo -------------------------------------------------------------------------------
+
+
+async def _fleet(
+    state: DemoState,
+    producer: AIOKafkaProducer,
+    topics: dict[str, str],
+    models: dict[str, SimModel],
+) -> None:
+    labels: deque[tuple[float, str, bytes]] = deque()
+    next_index: Counter[str] = Counter()
+    owed: Counter[str] = Counter()  # fractional events carried to the next round
+    tick = 0.05
+    last = time.monotonic()
+    malformed_at = {15.0: False, 40.0: False}
+    rolled_out = False
+    while state.demo_seconds() < state.duration:
+        demo_s = state.demo_seconds()
+        now_ms = int(time.time() * 1000)
+        # the script
+        models["fraud-detector"].error = 0.35 if demo_s >= 20 else 0.05
+        churn = models["churn-predictor"]
+        if demo_s >= 20 and not rolled_out:
+            rolled_out = True
+            churn.version, churn.error = "2", 0.4  # until the rollback command brings 1 back
+        models["pricing"].silent = 30 <= demo_s < 45
+        for at, done in list(malformed_at.items()):
+            if demo_s >= at and not done:
+                for payload in MALFORMED:
+                    await producer.send(topics["predictions"], payload, key=b"demo")
+                    state.malformed_sent += 1
+                malformed_at[at] = True
+        # the traffic: RATE events per demo second, whatever the loop's own pace
+        elapsed, last = time.monotonic() - last, time.monotonic()
+        for model in models.values():
+            if model.silent:
+                continue
+            owed[model.name] += RATE * state.speed * elapsed
+            count = int(owed[model.name])
+            owed[model.name] -= count
+            for _ in range(count):
+                next_index[model.name] += 1
+                value, pid, truth = model.prediction(next_index[model.name], now_ms, demo_s)
+                await producer.send(topics["predictions"], value, key=model.name.encode())
+                model.sent += 1
+                state.sent[model.name] += 1
+                if model.rng.random() < model.labelled:
+                    label = orjson.dumps(
+                        {
+                            "model_id": model.name,
+                            "prediction_id": pid,
+                            "timestamp": now_ms + int(LABEL_DELAY * 1000),
+                            "label": truth,
+                        }
+                    )
+                    labels.append((demo_s + LABEL_DELAY, model.name, label))
+        while labels and labels[0][0] <= demo_s:
+            _, name, label = labels.popleft()
+            await producer.send(topics["labels"], label, key=name.encode())
+        await asyncio.sleep(tick)
+
+
+async def _watch_outputs(
+    state: DemoState, bootstrap: str, topics: dict[str, str], models: dict[str, SimModel]
+) -> None:
+    consumer = AIOKafkaConsumer(
+        topics["alerts"],
+        topics["commands"],
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    _observe(state, orjson.loads(record.value), models)
+    finally:
+        await consumer.stop()
+
+
+def _observe(state: DemoState, event: dict[str, Any], models: dict[str, SimModel]) -> None:
+    at = state.demo_seconds()
+    kind = event["type"].rsplit(".", 1)[-1]
+    data = event["data"]
+    model = event["subject"]
+    stamp = f"{int(at) // 60:02d}:{int(at) % 60:02d}"
+    if event["type"].startswith("io.driftline.command."):
+        if kind == "rollback":
+            line = (
+                f"{stamp}  COMMAND rollback  {model}: {data['from_version']} -> "
+                f"{data['to_version']}  ({data['evidence']['detector']}, z = "
+                f"{data['evidence']['statistic']:.1f})"
+            )
+            incident = state.incident("bad rollout")
+            if model == "churn-predictor" and not incident.caught:
+                incident.caught_at = at
+                # the automation acts on it: version 1 serves again
+                models[model].version, models[model].error = data["to_version"], 0.05
+        else:
+            line = (
+                f"{stamp}  COMMAND retrain   {model} v{data['model_version']}: "
+                f"{data['reason']}, new data from {data['window']['start'][11:19]}"
+            )
+            incident = state.incident("concept drift")
+            if model == "fraud-detector" and not incident.caught:
+                incident.caught_at = at
+    else:
+        what = data.get("feature") or data["signal"]
+        line = (
+            f"{stamp}  ALERT   {data['status']:<8} {kind:<23} {model}: {what} "
+            f"({data['statistic']:.3g} vs {data['threshold']:.3g})"
+        )
+        if kind == "data_drift" and model == "recommender" and data["feature"] == "basket_value":
+            incident = state.incident("covariate shift")
+            if data["status"] == "firing" and not incident.caught:
+                incident.caught_at = at
+        elif kind == "input_stall" and model == "pricing":
+            incident = state.incident("model goes silent")
+            if data["status"] == "firing" and not incident.caught:
+                incident.caught_at = at
+            elif data["status"] == "resolved" and incident.caught:
+                incident.resolved_at = at
+        # After the fleet stopped every model goes silent for real: not a false alarm.
+        if model == "search-ranking" and data["status"] == "firing" and not state.finished:
+            state.false_alarms.append(f"{kind} {what}")
+    state.feed.append(line)
+    state.fed += 1
+
+
+def _render(state: DemoState, metrics_url: str, broker: str, serving: dict[str, str]) -> str:
+    at = min(state.demo_seconds(), state.duration)
+    width = 30
+    done = int(width * at / state.duration)
+    bar = "#" * done + "." * (width - done)
+    m = state.metrics
+    rows = [
+        f"driftline demo  {int(at):3d}s / {int(state.duration)}s  [{bar}]  x{state.speed:g}",
+        f"broker {broker}   metrics {metrics_url}",
+        "",
+        f"{'model':<17}{'events/s':>9}  {'drift':<22}{'F1 / MAE':>12}  {'stall':<8}",
+    ]
+    now = time.monotonic()
+    for model, sent in sorted(state.sent.items()):
+        history = state.rates.setdefault(model, deque(maxlen=10))
+        history.append((now, sent))
+        (t0, s0), (t1, s1) = history[0], history[-1]
+        rate = (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
+        drift = ", ".join(m.get("drift", {}).get(model, [])) or "-"
+        version = serving.get(model)
+        f1 = m.get("f1", {}).get((model, version))
+        mae = m.get("mae", {}).get((model, version))
+        quality = f"{f1:.2f}" if f1 is not None else (f"{mae:.1f}" if mae is not None else "-")
+        drift = f"v{version} {drift}" if version and version != "1" else drift
+        silence = m.get("silence", {}).get(model)
+        stall = "SILENT" if silence is not None and silence > 5 else "ok"
+        rows.append(f"{model:<17}{rate:9.0f}  {drift[:22]:<22}{quality:>12}  {stall:<8}")
+    rows += ["", "alerts and commands:"]
+    rows += [f"  {line}" for line in state.feed] or ["  (none yet)"]
+    rows += ["", "incidents:"]
+    for incident in state.incidents:
+        mark = "x" if incident.complete else ("." if at < incident.starts_at else " ")
+        rows.append(
+            f"  [{mark}] {incident.name:<20} {incident.model:<17} from {incident.starts_at:.0f}s"
+        )
+    rows.append(
+        f"  dead letters: {int(m.get('deadletters', 0))} of {state.malformed_sent} malformed events"
+    )
+    return "\n".join(rows)
+
+
+async def _view(
+    state: DemoState, metrics_url: str, broker: str, models: dict[str, SimModel]
+) -> None:
+    """Redraw the screen twice a second on a terminal; otherwise (a log, CI) print each alert
+    and command as it arrives and a progress line every 10 seconds."""
+    tty = sys.stdout.isatty()
+    last_plain, printed = 0.0, 0
+    while True:
+        state.metrics = _parse_metrics(await asyncio.to_thread(_scrape, metrics_url))
+        serving = {name: model.version for name, model in models.items()}
+        if tty:
+            print("\x1b[H\x1b[2J" + _render(state, metrics_url, broker, serving), flush=True)
+        else:
+            fresh = list(state.feed)[-(state.fed - printed) :] if state.fed > printed else []
+            for line in fresh:
+                print(line, flush=True)
+            printed = state.fed
+            if time.monotonic() - last_plain >= 10:
+                last_plain = time.monotonic()
+                at = min(state.demo_seconds(), state.duration)
+                done = sum(i.complete for i in state.incidents)
+                print(
+                    f"-- {at:4.0f}s / {state.duration:.0f}s, "
+                    f"{sum(state.sent.values()):,} predictions sent, "
+                    f"{done}/{len(state.incidents)} incidents caught",
+                    flush=True,
+                )
+        await asyncio.sleep(0.5)
+
+
+def _summary(state: DemoState) -> tuple[str, bool]:
+    lines = ["", "driftline demo: summary", ""]
+    all_caught = True
+    for incident in state.incidents:
+        if incident.complete and incident.caught_at is not None:
+            delay = incident.caught_at - incident.starts_at
+            text = f"{delay:5.1f} s after it began"
+            if incident.resolved_at is not None and incident.ends_at is not None:
+                text += f", resolved {incident.resolved_at - incident.ends_at:.1f} s after it ended"
+            lines.append(f"  CAUGHT  {incident.name:<20} {incident.model:<17} {text}")
+        elif incident.starts_at > state.duration:
+            lines.append(
+                f"  -       {incident.name:<20} {incident.model:<17} not reached "
+                "(--duration too short)"
+            )
+            all_caught = False
+        else:
+            missing = "not resolved" if incident.caught else ""
+            lines.append(f"  MISSED  {incident.name:<20} {incident.model:<17} {missing}")
+            all_caught = False
+    dead = int(state.metrics.get("deadletters", 0))
+    ok = dead == state.malformed_sent and state.malformed_sent > 0
+    all_caught &= ok
+    lines.append(
+        f"  {'CAUGHT' if ok else 'MISSED'}  {'malformed events':<20} {'(any)':<17} "
+        f"{dead} of {state.malformed_sent} dead-lettered with a reason"
+    )
+    lines.append("  (times are demo seconds: --speed 2 halves them on the clock)")
+    lines.append(
+        f"  control model search-ranking: "
+        f"{'no false alarm' if not state.false_alarms else state.false_alarms}"
+    )
+    lines.append(
+        f"  events sent: {sum(state.sent.values()):,} predictions across {len(state.sent)} models"
+    )
+    return "\n".join(lines), all_caught and not state.false_alarms
+
+
+async def _run(duration: float, speed: float) -> int:
+    external = os.environ.get("DRIFTLINE_BOOTSTRAP_SERVERS")
+    broker: LocalKafka | None = None
+    worker: subprocess.Popen[bytes] | None = None
+    workdir = cache_dir() / "demo"
+    run_id = uuid.uuid4().hex[:6]
+    state = DemoState(speed=speed, duration=duration)
+    state.incidents = [
+        Incident("concept drift", "fraud-detector", 20),
+        Incident("bad rollout", "churn-predictor", 20),
+        Incident("covariate shift", "recommender", 22),
+        Incident("model goes silent", "pricing", 30, ends_at=45),
+    ]
+    tasks: list[asyncio.Task[Any]] = []
+    producer: AIOKafkaProducer | None = None
+    try:
+        if external:
+            bootstrap = external
+            print(f"driftline demo: using the broker at {bootstrap}", flush=True)
+        else:
+            shutil.rmtree(workdir / "kafka", ignore_errors=True)
+            port = _free_port(19092)
+            broker = LocalKafka(
+                BrokerConfig(
+                    port=port, controller_port=_free_port(port + 1), data_dir=workdir / "kafka"
+                )
+            )
+            print(
+                f"driftline demo: starting a local Kafka broker on 127.0.0.1:{port} ...", flush=True
+            )
+            seconds = await asyncio.to_thread(broker.start)
+            bootstrap = broker.bootstrap_servers
+            print(f"driftline demo: broker ready in {seconds:.1f}s", flush=True)
+        topics = {
+            k: f"demo-{run_id}.{v}"
+            for k, v in (
+                ("predictions", "model.predictions"),
+                ("inputs", "model.inputs"),
+                ("labels", "model.labels"),
+                ("alerts", "monitor.alerts"),
+                ("commands", "monitor.commands"),
+                ("deadletter", "monitor.deadletter"),
+            )
+        }
+        await _create_topics(bootstrap, list(topics.values()))
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = workdir / "demo.yaml"
+        config.write_text(
+            DEMO_CONFIG.format(
+                stall=int(5000 / speed), resolve=int(2000 / speed), cooldown=int(30_000 / speed)
+            )
+        )
+        web_port = _free_port(6066)
+        env = dict(os.environ)
+        env.update(
+            {
+                "DRIFTLINE_BOOTSTRAP_SERVERS": bootstrap,
+                "DRIFTLINE_APP_ID": f"driftline-demo-{run_id}",
+                "DRIFTLINE_WEB_PORT": str(web_port),
+                "DRIFTLINE_WEB_HOST": "127.0.0.1",
+                "DRIFTLINE_PARTITIONS": "4",
+                "DRIFTLINE_CONFIG_FILE": str(config),
+                "DRIFTLINE_TICK_INTERVAL": str(max(0.1, 0.5 / speed)),
+                "DRIFTLINE_CHECKPOINT_INTERVAL": "5",
+                "DRIFTLINE_DATA_DIR": str(workdir / "worker"),
+                **{f"DRIFTLINE_TOPIC_{k.upper()}": v for k, v in topics.items()},
+            }
+        )
+        log = (workdir / "worker.log").open("wb")
+        # Its own session: Ctrl-C reaches the demo only, which stops the worker in order.
+        worker = subprocess.Popen(  # noqa: ASYNC220 - starting a process does not block
+            [sys.executable, "-m", "stream.cli", "worker", "-l", "warn"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        metrics_url = f"http://127.0.0.1:{web_port}/metrics"
+        print("driftline demo: starting the worker ...", flush=True)
+        deadline = time.monotonic() + 90
+        while "driftline_models" not in await asyncio.to_thread(_scrape, metrics_url):
+            if worker.poll() is not None or time.monotonic() > deadline:
+                print((workdir / "worker.log").read_text(errors="replace")[-3000:], file=sys.stderr)
+                print("driftline demo: the worker did not start", file=sys.stderr)
+                return 1
+            await asyncio.sleep(0.3)
+        print(f"driftline demo: worker ready; metrics at {metrics_url}", flush=True)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+        await producer.start()
+        models = {
+            name: SimModel(name, rng=random.Random(zlib.crc32(name.encode())))  # noqa: S311
+            for name in (
+                "fraud-detector",
+                "churn-predictor",
+                "recommender",
+                "pricing",
+                "search-ranking",
+            )
+        }
+        models["churn-predictor"].error = 0.1
+        models["recommender"].labelled = 0.5
+        models["pricing"].labelled = 0.5
+        state.started = time.monotonic()
+        tasks = [
+            asyncio.create_task(_watch_outputs(state, bootstrap, topics, models)),
+            asyncio.create_task(_view(state, metrics_url, bootstrap, models)),
+        ]
+        await _fleet(state, producer, topics, models)
+        state.finished = True
+        # let the last events be processed and the last alerts arrive
+        await producer.flush()
+        await asyncio.sleep(3)
+        state.metrics = _parse_metrics(await asyncio.to_thread(_scrape, metrics_url))
+        text, success = _summary(state)
+        print(text, flush=True)
+        return 0 if success else 1
+    except asyncio.CancelledError:
+        text, _ = _summary(state)
+        print("\ndriftline demo: interrupted" + text, flush=True)
+        return 130
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(worker.wait, 30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        if broker is not None:
+            print("driftline demo: stopping the local broker", flush=True)
+            await asyncio.to_thread(broker.stop)
+
+
+def run_demo(duration: float = 60.0, speed: float = 1.0) -> int:
+    """Run the demo; 0 when every scripted incident was caught."""
+    if duration < SCRIPT_SECONDS:
+        print(
+            f"driftline demo: --duration {duration:g} ends before the script "
+            f"({SCRIPT_SECONDS} s): some incidents will not happen",
+            file=sys.stderr,
+        )
+    try:
+        return asyncio.run(_run(duration, speed))
+    except KeyboardInterrupt:
+        return 130
