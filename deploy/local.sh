@@ -7,7 +7,8 @@
 #
 # Installs into ./.venv (driftline with its [dev] extras) and fetches the pinned Kafka broker's
 # jars from Maven Central into ./.cache (both git-ignored). Needs python3 (3.11+), Java 17+ and
-# Maven. CI runs exactly `bash deploy/local.sh test`.
+# Maven; the tests also need Prometheus and promtool (Debian package `prometheus`), installed
+# here when missing if apt-get can be used. CI runs exactly `bash deploy/local.sh test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +42,16 @@ case "$command" in
     ;;
   test)
     setup
+    if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing Prometheus and promtool (Debian package prometheus) ..."
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+          prometheus >/dev/null
+      else
+        echo "warning: prometheus/promtool not found: the Prometheus tests will fail" >&2
+      fi
+    fi
     exec "$venv/bin/python" -m pytest "$@"
     ;;
   *)

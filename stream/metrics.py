@@ -19,6 +19,7 @@ Metric names are part of driftline's interface (dashboards and alert rules rely 
 ``driftline_seconds_since_last_event{model_id, topic}``
 ``driftline_label_join_total{outcome}``                joined, expired, evicted, late, ...
 ``driftline_refused_total{what}``                      model | feature
+``driftline_data_quality_checks_fired_total{check}``   quality checks that started firing
 ``driftline_consumer_lag{topic, partition}``           records behind the end of the log
 ``driftline_models``                                   models tracked
 ``driftline_state_total{outcome}``                     saved | restored | rejected | failed

@@ -179,11 +179,14 @@ class Settings:
             )
         except ValueError as exc:
             raise SettingsError(f"{PREFIX}MAX_*: {exc}") from None
+        protocol = reader.text("SECURITY_PROTOCOL", "PLAINTEXT").upper()
         security = KafkaSecurity(
-            protocol=reader.text("SECURITY_PROTOCOL", "PLAINTEXT").upper(),
+            protocol=protocol,
             sasl_mechanism=reader.optional("SASL_MECHANISM"),
             sasl_username=reader.optional("SASL_USERNAME"),
-            sasl_password=reader.secret("SASL_PASSWORD"),
+            # Read only when used: a deployment may mount an (optional, absent) secret file
+            # for a PLAINTEXT cluster.
+            sasl_password=reader.secret("SASL_PASSWORD") if protocol.startswith("SASL_") else None,
             ssl_cafile=reader.path("SSL_CAFILE"),
             ssl_certfile=reader.path("SSL_CERTFILE"),
             ssl_keyfile=reader.path("SSL_KEYFILE"),

@@ -52,7 +52,15 @@ def test_every_topic_and_limit_is_overridable():
             "DRIFTLINE_SASL_USERNAME",
         ),
         ({"DRIFTLINE_CONFIG_FILE": "/nonexistent/driftline.yaml"}, "DRIFTLINE_CONFIG_FILE"),
-        ({"DRIFTLINE_SASL_PASSWORD_FILE": "/nonexistent/secret"}, "cannot read"),
+        (
+            {
+                "DRIFTLINE_SECURITY_PROTOCOL": "SASL_SSL",
+                "DRIFTLINE_SASL_MECHANISM": "SCRAM-SHA-512",
+                "DRIFTLINE_SASL_USERNAME": "u",
+                "DRIFTLINE_SASL_PASSWORD_FILE": "/nonexistent/secret",
+            },
+            "cannot read",
+        ),
     ],
 )
 def test_bad_settings_fail_at_start_naming_the_variable(env, message):
@@ -82,5 +90,15 @@ def test_password_in_env_and_file_at_once_is_ambiguous(tmp_path):
     secret.write_text("x")
     with pytest.raises(SettingsError, match="not both"):
         Settings.from_env(
-            {"DRIFTLINE_SASL_PASSWORD": "y", "DRIFTLINE_SASL_PASSWORD_FILE": str(secret)}
+            {
+                "DRIFTLINE_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "DRIFTLINE_SASL_PASSWORD": "y",
+                "DRIFTLINE_SASL_PASSWORD_FILE": str(secret),
+            }
         )
+
+
+def test_a_secret_file_is_read_only_when_the_protocol_uses_it():
+    """A deployment may mount an optional, absent password file for a PLAINTEXT cluster."""
+    s = Settings.from_env({"DRIFTLINE_SASL_PASSWORD_FILE": "/nonexistent/secret"})
+    assert s.security.sasl_password is None
