@@ -31,7 +31,7 @@ def main() -> None:
     source = folder / f"replay-{args.events}-{args.models}.jsonl"
     if not source.exists():
         with source.open("wb") as f:
-            for kind, _, value in events(args.events, models=args.models):
+            for kind, _, value in events(args.events, models=args.models, t0=1_795_255_200_000):
                 f.write(b'{"topic":"' + TOPICS[kind] + b'","value":' + value + b"}\n")
     lines = sum(1 for _ in source.open("rb"))
     print(f"{source.name}: {lines:,} records ({source.stat().st_size / 1e6:.0f} MB)")

@@ -7,6 +7,7 @@ Used by bench/replay.py (a file for ``driftline replay``) and by the broker benc
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 
 import orjson
@@ -16,18 +17,29 @@ COUNTRIES = ["DE", "FR", "US", "BR", "IN", "JP", "GB", "ES"]
 
 
 def events(
-    n: int, models: int = 100, label_share: float = 0.3, seed: int = 42, step_ms: int = 1
+    n: int,
+    models: int = 100,
+    label_share: float = 0.3,
+    seed: int = 42,
+    step_ms: int = 1,
+    features: int = 10,
+    t0: int | None = None,
 ) -> Iterator[tuple[str, bytes, bytes]]:
-    """Yield ``(topic_kind, key, value)``: ``n`` predictions (and their labels, a little later)."""
+    """Yield ``(topic_kind, key, value)``: ``n`` predictions (and their labels, a little later).
+
+    Event times run from ``t0`` (default: so that the last one is now) ``step_ms`` apart.
+    """
     rng = random.Random(seed)
+    if t0 is None:
+        t0 = int(time.time() * 1000) - n * step_ms
     pending: list[tuple[int, bytes, bytes]] = []
     for i in range(n):
         model = f"model-{i % models:03d}"
-        ts = T0 + i * step_ms
+        ts = t0 + i * step_ms
         truth = rng.random() < 0.3
         prediction = truth if rng.random() < 0.85 else not truth
-        features = {f"f{j}": round(rng.gauss(j, 1 + j / 5), 5) for j in range(10)}
-        features["country"] = COUNTRIES[int(rng.random() ** 2 * len(COUNTRIES))]
+        values = {f"f{j}": round(rng.gauss(j, 1 + j / 5), 5) for j in range(features)}
+        values["country"] = COUNTRIES[int(rng.random() ** 2 * len(COUNTRIES))]
         pid = f"{i:012d}-{rng.getrandbits(48):012x}"
         value = orjson.dumps(
             {
@@ -38,7 +50,7 @@ def events(
                 "prediction": prediction,
                 "score": round(rng.random(), 6),
                 "latency_ms": round(rng.uniform(1, 20), 3),
-                "features": features,
+                "features": values,
             }
         )
         yield "predictions", model.encode(), value

@@ -101,10 +101,10 @@ class DriftConfig:
     :mod:`detectors.categorical` for what each knob does."""
 
     reference_size: int = 1000
-    block: int = 16
+    block: int = 32
     adwin_delta: float = 0.002
-    ph_delta: float = 0.5
-    ph_threshold: float = 12.0
+    ph_delta: float = 0.7
+    ph_threshold: float = 10.0
     span: int = 512
     min_shift: float = 0.25
     enter: float = 3.0
@@ -134,7 +134,7 @@ class ConceptConfig:
     min_effect: float = 0.2
     min_errors: int = 50
     #: regression: the numeric detector on rank-standardised absolute errors (see DriftConfig)
-    block: int = 16
+    block: int = 32
     span: int = 512
     min_shift: float = 0.25
     enter: float = 3.0

@@ -25,7 +25,14 @@ from detectors.base import StateError
 from detectors.categorical import CategoricalDriftDetector
 from detectors.config import DriftConfig, QualityConfig
 from detectors.numeric import NumericDriftDetector
-from detectors.quality import NULLS, OUT_OF_RANGE, TYPE_CHANGE, UNKNOWN_CATEGORY, QualityCounter
+from detectors.quality import (
+    CHECKS,
+    NULLS,
+    OUT_OF_RANGE,
+    TYPE_CHANGE,
+    UNKNOWN_CATEGORY,
+    QualityCounter,
+)
 
 __all__ = ["FeatureMonitor", "FeatureUpdate", "numeric_detector", "categorical_detector"]
 
@@ -138,6 +145,78 @@ class FeatureMonitor:
             self.detector = None
 
     def _process(self, values: list[Any]) -> FeatureUpdate:
+        kinds = set(map(type, values))
+        if self.kind == "numeric" and kinds == {float}:
+            return self._process_numbers(values)
+        if self.kind in ("categorical", "high_cardinality") and kinds <= {str, bool}:
+            return self._process_categories(values)
+        return self._process_mixed(values)
+
+    def _process_numbers(self, values: list[float]) -> FeatureUpdate:
+        """The common case, vectorised: every value a number."""
+        out = FeatureUpdate()
+        detector = self.detector
+        assert isinstance(detector, NumericDriftDetector)
+        array = np.array(values, dtype=np.float64)
+        was_ready = self._ready
+        before = self._good_seen
+        out.drift = detector.update_many(array)
+        self._good_seen += len(values)
+        if was_ready:
+            start = 0
+        else:
+            start = self._reference_part(len(values), before)
+            if not self._ready:
+                return out
+        watched = array[start:]
+        outside = int(np.count_nonzero((watched < self._low) | (watched > self._high)))
+        self._quality(out, len(watched), {"out_of_range": outside}, len(values))
+        return out
+
+    def _process_categories(self, values: list[Any]) -> FeatureUpdate:
+        """Every value a string (or bool): a categorical feature's common case."""
+        out = FeatureUpdate()
+        detector = self.detector
+        was_ready = self._ready
+        before = self._good_seen
+        if detector is not None:
+            out.drift = detector.update_many(values)
+        self._good_seen += len(values)
+        if was_ready:
+            start = 0
+        else:
+            start = self._reference_part(len(values), before)
+            if not self._ready:
+                return out
+        unknown = 0
+        if isinstance(self.detector, CategoricalDriftDetector):
+            known = self.detector.knows
+            unknown = sum(1 for v in values[start:] if not known(v))
+        self._quality(out, len(values) - start, {"unknown_category": unknown}, len(values))
+        return out
+
+    def _reference_part(self, count: int, before: int) -> int:
+        """All ``count`` values were good: how many of them completed the reference (and switch
+        the feature to watching, if they did)."""
+        reference_size = self.drift_config.reference_size
+        if self.detector is not None and not self.detector.ready:
+            self._reference_seen += count
+            return count
+        taken = max(0, min(count, reference_size - before))
+        self._reference_seen += taken
+        self._finish_reference()
+        return taken
+
+    def _quality(
+        self, out: FeatureUpdate, watched: int, counts: dict[str, int], total: int
+    ) -> None:
+        if watched:
+            out.quality = [
+                (total - 1, c, f) for c, f in self.quality.update_counts(watched, counts)
+            ]
+
+    def _process_mixed(self, values: list[Any]) -> FeatureUpdate:
+        """Nulls, or values of another type: one at a time."""
         out = FeatureUpdate()
         numeric = self.kind == "numeric"
         flags = [0] * len(values)
@@ -162,6 +241,8 @@ class FeatureMonitor:
             if not self._ready and self.detector.ready:
                 watched_from = good_index[self.drift_config.reference_size - before - 1] + 1
                 became_ready = True
+        elif self.detector is None and not self._ready and good:
+            self._good_seen += len(good)
         if not self._ready:
             for flag in flags[:watched_from]:
                 if flag == NULLS:
@@ -174,7 +255,10 @@ class FeatureMonitor:
         if self._ready and watched_from < len(values):
             watched = flags[watched_from:]
             self._flag_reference_issues(values, watched, watched_from)
-            out.quality = [(watched_from + i, c, f) for i, c, f in self.quality.update(watched)]
+            counts = {
+                check: sum(1 for flag in watched if flag & bit) for check, bit in CHECKS.items()
+            }
+            self._quality(out, len(watched), counts, len(values))
         return out
 
     def _finish_reference(self) -> None:

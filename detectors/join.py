@@ -82,7 +82,7 @@ class _RecentIds:
                 del self._members[old]
 
     def __contains__(self, prediction_id: str) -> bool:
-        return self.key(prediction_id) in self._members
+        return bool(self._members) and zlib.crc32(prediction_id.encode()) in self._members
 
     def dump(self) -> list[int]:
         return list(self._order)
@@ -193,8 +193,9 @@ class LabelJoiner:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "predictions": [[pid, t, v, p] for pid, (t, v, p) in self._predictions.items()],
-            "labels": [[pid, t, label] for pid, (t, label) in self._labels.items()],
+            # (id, (time, version, prediction)) pairs: orjson writes tuples as arrays, no copy
+            "predictions": list(self._predictions.items()),
+            "labels": list(self._labels.items()),
             "expired": self._expired.dump(),
             "joined": self._joined.dump(),
             "counts": self.counts,
@@ -209,9 +210,11 @@ class LabelJoiner:
         ):
             raise StateError("more waiting predictions or labels than the limits allow")
         self._predictions = OrderedDict(
-            (str(pid), (int(t), str(v), _scalar(p))) for pid, t, v, p in predictions
+            (str(pid), (int(t), str(v), _scalar(p))) for pid, (t, v, p) in predictions
         )
-        self._labels = OrderedDict((str(pid), (int(t), _scalar(label))) for pid, t, label in labels)
+        self._labels = OrderedDict(
+            (str(pid), (int(t), _scalar(label))) for pid, (t, label) in labels
+        )
         self._expired.load(state["expired"])
         self._joined.load(state["joined"])
         self.counts = {k: int(state["counts"].get(k, 0)) for k in OUTCOMES}

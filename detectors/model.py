@@ -18,6 +18,7 @@ import math
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from detectors.base import StateError
@@ -244,35 +245,39 @@ class ModelState:
         """
         self._out = []
         clock_limit = None if now is None else now + self.config.max_future
+        watermark = self.watermark
+        replay = now is None
         # Features, predictions and scores are processed as columns (numpy, one call per batch),
         # in runs split where a new version starts (which may rebaseline the features).
         run: list[tuple[int, dict[str, Any]]] = []
         columns: dict[str, _Columns] = {}
+        counts = {"prediction": 0, "input": 0, "label": 0}
+        last_ts = {}
+        versions = self.versions
         for event in events:
             ts = event.timestamp
-            if (clock_limit is None or ts <= clock_limit) and (
-                self.watermark is None or ts > self.watermark
-            ):
-                self.watermark = ts
+            if (clock_limit is None or ts <= clock_limit) and (watermark is None or ts > watermark):
+                watermark = self.watermark = ts
             kind = event.kind
-            self.last_event_at[kind] = ts if now is None else now
-            Counters.add(self.counters.events, kind)
+            counts[kind] += 1
+            last_ts[kind] = ts
             if kind == "prediction":
-                assert isinstance(event, Prediction)
-                if event.model_version not in self.versions:
+                version = versions.get(event.model_version)  # type: ignore[union-attr]
+                if version is None:
                     self._flush_features(run)
                     run = []
-                version = self._prediction(event)
+                    version = self._new_version(event.model_version, event)  # type: ignore[union-attr,arg-type]
+                self._prediction(event, version)  # type: ignore[arg-type]
                 column = columns.get(version.version)
                 if column is None:
                     column = columns[version.version] = _Columns(version)
-                column.add(event)
-                if event.features is not None and not self.features_from_inputs:
-                    run.append((ts, event.features))
-                if now is None:
+                column.add(event)  # type: ignore[arg-type]
+                features = event.features  # type: ignore[union-attr]
+                if features is not None and not self.features_from_inputs:
+                    run.append((ts, features))
+                if replay:
                     self._observe_stall("input_stall", self.stall_inputs, ts)
             elif kind == "input":
-                assert isinstance(event, Input)
                 if not self.features_from_inputs:
                     # From now on the model's inputs, not its predictions, carry the features:
                     # their set may differ, so features start afresh from the inputs.
@@ -280,24 +285,29 @@ class ModelState:
                     self._flush_features(run)
                     run = []
                     self._rebaseline(ts, drop=True, reason="features now come from inputs")
-                run.append((ts, event.features))
-                if now is None:
+                run.append((ts, event.features))  # type: ignore[union-attr]
+                if replay:
                     self._observe_stall("input_stall", self.stall_inputs, ts)
             else:
-                assert isinstance(event, Label)
-                outcome = self.join.add_label(event.prediction_id, event.label, ts)
+                outcome = self.join.add_label(event.prediction_id, event.label, ts)  # type: ignore[union-attr]
                 if outcome is not None:
                     self._outcome(outcome)
-                if now is None:
+                if replay:
                     self._observe_stall("label_stall", self.stall_labels, ts)
         self._flush_features(run)
         for column in columns.values():
             self._flush_predictions(column)
-        if now is not None:
-            kinds = {e.kind for e in events}
-            if kinds & {"prediction", "input"}:
+        table = self.counters.events
+        for kind, count in counts.items():
+            if count:
+                table[kind] = table.get(kind, 0) + count
+        for kind, ts in last_ts.items():
+            self.last_event_at[kind] = ts if replay else now  # type: ignore[assignment]
+        if not replay:
+            assert now is not None
+            if counts["prediction"] or counts["input"]:
                 self._observe_stall("input_stall", self.stall_inputs, now)
-            if "label" in kinds:
+            if counts["label"]:
                 self._observe_stall("label_stall", self.stall_labels, now)
         if self.watermark is not None:
             self.join.expire(self.watermark)
@@ -329,18 +339,15 @@ class ModelState:
 
     # -- predictions -----------------------------------------------------------------------
 
-    def _prediction(self, event: Prediction) -> VersionState:
-        version = self.versions.get(event.model_version)
-        if version is None:
-            version = self._new_version(event.model_version, event)
-        version.last_seen = max(version.last_seen, event.timestamp)
+    def _prediction(self, event: Prediction, version: VersionState) -> None:
+        if event.timestamp > version.last_seen:
+            version.last_seen = event.timestamp
         # version.version: the interned string, shared by every waiting prediction
         outcome = self.join.add_prediction(
             event.prediction_id, event.timestamp, version.version, event.prediction
         )
         if outcome is not None:
             self._outcome(outcome)
-        return version
 
     def _flush_predictions(self, column: _Columns) -> None:
         version = column.version
@@ -423,12 +430,13 @@ class ModelState:
     def _flush_features(self, run: list[tuple[int, dict[str, Any]]]) -> None:
         if not run:
             return
-        names: dict[str, None] = dict.fromkeys(self.features)
-        for _, features in run:
-            for name in features:
-                if name not in names:
-                    names[name] = None
         times = [ts for ts, _ in run]
+        dicts = [features for _, features in run]
+        names: dict[str, None] = dict.fromkeys(self.features)
+        # New names in sorted order: the order features are created in (and refused in, past
+        # the cap) must not depend on the batch.
+        names.update(dict.fromkeys(sorted(set().union(*dicts).difference(names))))
+        count = len(dicts)
         for name in names:
             monitor = self.features.get(name)
             if monitor is None:
@@ -440,7 +448,7 @@ class ModelState:
                     continue
                 monitor = FeatureMonitor(name, kind, self.config.drift, self.config.quality)
                 self.features[name] = monitor
-            values = [features.get(name) for _, features in run]
+            values = list(map(dict.get, dicts, repeat(name, count)))
             update = monitor.update(values)
             detector = monitor.detector
             if update.drift and detector is not None:

@@ -11,8 +11,8 @@ How it decides, and why
    alarms per 100k values on ordinary features.)
 3. **Blocks.** Standardised values are averaged over blocks of ``block`` values. A block mean
    times ``sqrt(block)`` is close to standard normal whatever the feature (central limit), the
-   change detectors run once per block instead of once per value (16x less work), and, as a
-   fleet of models sends millions of values a day, 16x fewer tests means 16x fewer chances of a
+   change detectors run once per block instead of once per value (32x less work), and, as a
+   fleet of models sends millions of values a day, 32x fewer tests means 32x fewer chances of a
    false alarm.
 4. **Detect a change** with river's ADWIN and Page-Hinkley on the block means (PH without
    fading, ``alpha=1``: a classic CUSUM, tuned to shifts of ``min_shift``), and with a second
@@ -36,7 +36,7 @@ Examples
 >>> stream = [rng.gauss(10, 2) for _ in range(3000)] + [rng.gauss(12, 2) for _ in range(1000)]
 >>> flips = detector.update_many(stream)
 >>> flips[0], round(detector.statistic, 2), detector.drift_detected
-(3107, 0.83, True)
+(3123, 0.83, True)
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ class NumericDriftDetector(Detector):
         ADWIN's confidence parameter (river's default).
     ph_delta, ph_threshold
         Page-Hinkley's allowed drift and alarm threshold, on block means scaled to unit
-        variance. 0.5 and 12 are a CUSUM tuned to shifts of a quarter of a standard deviation,
-        with about a million blocks between false triggers.
+        variance. 0.7 and 10 are a CUSUM tuned to shifts of a quarter of a standard deviation
+        (1.4 in block units), with about a million blocks between false triggers.
     span
         Span of the EWMA level, in values.
     min_shift
@@ -93,10 +93,10 @@ class NumericDriftDetector(Detector):
     def __init__(
         self,
         reference_size: int = 1000,
-        block: int = 16,
+        block: int = 32,
         adwin_delta: float = 0.002,
-        ph_delta: float = 0.5,
-        ph_threshold: float = 12.0,
+        ph_delta: float = 0.7,
+        ph_threshold: float = 10.0,
         span: int = 512,
         min_shift: float = 0.25,
         enter: float = 3.0,
@@ -146,6 +146,7 @@ class NumericDriftDetector(Detector):
         self._reference: list[float] = []
         # Sorted reference: a compact array (bisect for a few values, a numpy view for batches).
         self._sorted: array[float] | None = None
+        self._ties = False
         self._center = 0.0
         self._scale = 1.0
         self._spread_center = 0.0
@@ -251,9 +252,9 @@ class NumericDriftDetector(Detector):
             return []
         if len(values) <= 8:  # numpy's per-call cost dominates small batches
             location, spread = self._standardise_few(values)
-        else:
-            location, spread = self._standardise(np.asarray(values, dtype=np.float64))
-        return self._blocks(location, spread, offset)
+            return self._blocks(location, spread, offset)
+        array_values = np.asarray(values, dtype=np.float64)
+        return self._blocks_array(*self._standardise(array_values), offset)
 
     def _fill_reference(self, values: Sequence[float] | np.ndarray) -> int:
         need = self.reference_size - len(self._reference)
@@ -267,6 +268,7 @@ class NumericDriftDetector(Detector):
         ref = np.sort(np.asarray(self._reference, dtype=np.float64))
         self._reference = []
         self._sorted = array("d", ref.tobytes())
+        self._ties = bool(np.any(ref[1:] == ref[:-1]))
         ranks = self._ranks(ref)
         self._center = float(ranks.mean())
         std = float(ranks.std())
@@ -280,17 +282,24 @@ class NumericDriftDetector(Detector):
     def _ranks(self, x: np.ndarray) -> np.ndarray:
         ref = self.reference
         assert ref is not None
-        low = np.searchsorted(ref, x, "left")
-        high = np.searchsorted(ref, x, "right")
+        low = ref.searchsorted(x, "left")  # the method: no numpy dispatch wrapper
+        if self._ties:
+            high = ref.searchsorted(x, "right")
+        else:
+            # No repeated value in the reference: only an exact hit can sit between left and
+            # right, one place apart.
+            n = len(ref)
+            hit = ref[np.minimum(low, n - 1)] == x
+            high = low + hit
         return (low + high) / (2.0 * len(ref))
 
-    def _standardise(self, x: np.ndarray) -> tuple[list[float], list[float] | None]:
+    def _standardise(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         ranks = self._ranks(x)
-        location = ((ranks - self._center) / self._scale).tolist()
+        location = (ranks - self._center) / self._scale
         if not self.spread:
             return location, None
         spread = (np.abs(2.0 * ranks - 1.0) - self._spread_center) / self._spread_scale
-        return location, spread.tolist()
+        return location, spread
 
     def _standardise_few(self, values: Sequence[float]) -> tuple[list[float], list[float] | None]:
         ref = self._sorted
@@ -302,6 +311,50 @@ class NumericDriftDetector(Detector):
             return location, None
         spread = [(abs(2.0 * u - 1.0) - self._spread_center) / self._spread_scale for u in ranks]
         return location, spread
+
+    def _blocks_array(
+        self, location: np.ndarray, spread: np.ndarray | None, offset: int
+    ) -> list[int]:
+        """Block means with numpy: only the per-block work is Python."""
+        block = self.block
+        total = len(location)
+        head = block - len(self._carry)  # values that complete the unfinished block
+        if total < head:
+            return self._blocks(
+                location.tolist(), None if spread is None else spread.tolist(), offset
+            )
+        flips: list[int] = []
+        # The unfinished block first (same arithmetic as _blocks), then whole blocks.
+        if self._carry:
+            flips += self._blocks(
+                location[:head].tolist(), None if spread is None else spread[:head].tolist(), offset
+            )
+            start = head
+        else:
+            start = 0
+        whole = (total - start) // block
+        end = start + whole * block
+        if whole:
+            # math.fsum per block keeps exactly the arithmetic of the scalar path (so results
+            # do not depend on how values were batched); rows as lists make it cheap.
+            fsum = math.fsum
+            rows = location[start:end].reshape(whole, block).tolist()
+            means = [fsum(row) / block for row in rows]
+            if spread is not None:
+                rows = spread[start:end].reshape(whole, block).tolist()
+                spreads = [fsum(row) / block for row in rows]
+            else:
+                spreads = [0.0] * whole
+            for k in range(whole):
+                if self._step(means[k], spreads[k]):
+                    flips.append(offset + start + (k + 1) * block - 1)
+            self._n += whole * block
+        if end < total:
+            self._carry = location[end:].tolist()
+            if spread is not None:
+                self._carry_spread = spread[end:].tolist()
+            self._n += total - end
+        return flips
 
     def _blocks(self, location: list[float], spread: list[float] | None, offset: int) -> list[int]:
         flips: list[int] = []
@@ -423,6 +476,7 @@ class NumericDriftDetector(Detector):
             if not np.all(np.isfinite(ordered)) or np.any(np.diff(ordered) < 0):
                 raise StateError("reference is not sorted finite values")
             self._sorted = array("d", ordered.tobytes())
+            self._ties = bool(np.any(ordered[1:] == ordered[:-1]))
         for name in ("center", "scale", "spread_center", "spread_scale", "level", "level_spread"):
             value = float(state[name])
             if not math.isfinite(value):

@@ -1,23 +1,26 @@
 """Data quality of one feature: nulls, type changes, unknown categories, out-of-range values.
 
-Each observation of a feature gets a set of issue flags. Over the last ``window`` observations,
+Issues are counted per batch of observations; over (about) the last ``window`` observations,
 each issue's rate is compared with its rate during the reference period (some features are null
 by design): a check fires when the rate exceeds the baseline by ``rate_threshold``, with at least
-``min_samples`` observations, and resolves when the excess falls below half of that.
+``min_samples`` observations, and resolves when the excess falls below half of that. Counting
+per batch (not per value) keeps the hot path free of per-value Python work; the window moves by
+whole batches.
 
 Examples
 --------
 >>> counter = QualityCounter(window=100, min_samples=50, rate_threshold=0.1)
 >>> counter.set_baseline({"nulls": 0.02})
->>> flips = counter.update([NULLS if i % 4 == 0 else 0 for i in range(100)])
->>> flips[0][1], counter.firing("nulls"), round(counter.rate("nulls"), 2)
-('nulls', True, 0.25)
+>>> counter.update_counts(100, {"nulls": 25})
+[('nulls', True)]
+>>> counter.firing("nulls"), round(counter.rate("nulls"), 2)
+(True, 0.25)
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from detectors.base import StateError
@@ -42,6 +45,7 @@ CHECKS: Final = {
     "unknown_category": UNKNOWN_CATEGORY,
     "out_of_range": OUT_OF_RANGE,
 }
+_NAMES: Final = tuple(CHECKS)
 
 
 class QualityCounter:
@@ -50,7 +54,8 @@ class QualityCounter:
     Parameters
     ----------
     window
-        Observations the rates are taken over.
+        Observations the rates are taken over (whole batches: the window holds at least this
+        many once full, and at most one batch more).
     min_samples
         Fewest observations before a check may fire.
     rate_threshold
@@ -65,18 +70,20 @@ class QualityCounter:
         self.window = window
         self.min_samples = min_samples
         self.rate_threshold = rate_threshold
-        self._flags: deque[int] = deque()
-        self._counts = dict.fromkeys(CHECKS, 0)
+        # (observations, (nulls, type changes, unknown categories, out of range)) per batch
+        self._chunks: deque[tuple[int, tuple[int, int, int, int]]] = deque()
+        self._n = 0
+        self._counts = [0, 0, 0, 0]
         self._totals = dict.fromkeys(CHECKS, 0)
         self._baseline = dict.fromkeys(CHECKS, 0.0)
         self._firing = dict.fromkeys(CHECKS, False)
 
-    def set_baseline(self, rates: dict[str, float]) -> None:
+    def set_baseline(self, rates: Mapping[str, float]) -> None:
         for check, rate in rates.items():
             self._baseline[check] = float(rate)
 
     def rate(self, check: str) -> float:
-        return self._counts[check] / len(self._flags) if self._flags else 0.0
+        return self._counts[_NAMES.index(check)] / self._n if self._n else 0.0
 
     def threshold(self, check: str) -> float:
         """The rate at which ``check`` fires."""
@@ -89,57 +96,69 @@ class QualityCounter:
         """Issues counted since the start, per check."""
         return dict(self._totals)
 
-    def update(self, flags: Iterable[int]) -> list[tuple[int, str, bool]]:
-        """Add observations' flags; return ``(index, check, firing)`` for each state change."""
-        out: list[tuple[int, str, bool]] = []
-        window, counts, totals = self._flags, self._counts, self._totals
-        for i, flag in enumerate(flags):
-            window.append(flag)
+    def update(self, flags: Iterable[int]) -> list[tuple[str, bool]]:
+        """Add observations given as flag bits (:data:`CHECKS`); see :meth:`update_counts`."""
+        counts = dict.fromkeys(CHECKS, 0)
+        n = 0
+        for flag in flags:
+            n += 1
             if flag:
                 for check, bit in CHECKS.items():
                     if flag & bit:
                         counts[check] += 1
-                        totals[check] += 1
-            if len(window) > self.window:
-                old = window.popleft()
-                if old:
-                    for check, bit in CHECKS.items():
-                        if old & bit:
-                            counts[check] -= 1
-            if flag or self._any_firing():
-                self._evaluate(i, out)
-        return out
+        return self.update_counts(n, counts)
 
-    def _any_firing(self) -> bool:
-        return any(self._firing.values())
+    def update_counts(self, n: int, counts: Mapping[str, int]) -> list[tuple[str, bool]]:
+        """Add a batch of ``n`` observations with ``counts`` issues per check; return
+        ``(check, firing)`` for each check whose state changed."""
+        if n <= 0:
+            return []
+        chunk = tuple(int(counts.get(check, 0)) for check in _NAMES)
+        self._chunks.append((n, chunk))  # type: ignore[arg-type]
+        self._n += n
+        for i, count in enumerate(chunk):
+            if count:
+                self._counts[i] += count
+                self._totals[_NAMES[i]] += count
+        while self._chunks and self._n - self._chunks[0][0] >= self.window:
+            old_n, old = self._chunks.popleft()
+            self._n -= old_n
+            for i, count in enumerate(old):
+                self._counts[i] -= count
+        return self._evaluate()
 
-    def _evaluate(self, index: int, out: list[tuple[int, str, bool]]) -> None:
-        n = len(self._flags)
+    def _evaluate(self) -> list[tuple[str, bool]]:
+        out: list[tuple[str, bool]] = []
+        n = self._n
         if n < self.min_samples:
-            return
-        for check in CHECKS:
-            excess = self._counts[check] / n - self._baseline[check]
+            return out
+        for i, check in enumerate(_NAMES):
+            excess = self._counts[i] / n - self._baseline[check]
             if not self._firing[check] and excess > self.rate_threshold:
                 self._firing[check] = True
-                out.append((index, check, True))
+                out.append((check, True))
             elif self._firing[check] and excess < self.rate_threshold / 2:
                 self._firing[check] = False
-                out.append((index, check, False))
+                out.append((check, False))
+        return out
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "flags": list(self._flags),
+            "chunks": [[n, list(c)] for n, c in self._chunks],
             "totals": self._totals,
             "baseline": self._baseline,
             "firing": self._firing,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
-        flags = [int(f) for f in state["flags"]]
-        if len(flags) > self.window or any(not 0 <= f < 16 for f in flags):
-            raise StateError("quality flags out of bounds")
-        self._flags = deque(flags)
-        self._counts = {c: sum(1 for f in flags if f & b) for c, b in CHECKS.items()}
+        chunks = [(int(n), tuple(int(x) for x in c)) for n, c in state["chunks"]]
+        if any(n <= 0 or len(c) != 4 or min(c) < 0 or max(c) > n for n, c in chunks):
+            raise StateError("quality counts out of bounds")
+        if len(chunks) > self.window:
+            raise StateError("more quality chunks than the window holds")
+        self._chunks = deque(chunks)  # type: ignore[arg-type]
+        self._n = sum(n for n, _ in chunks)
+        self._counts = [sum(c[i] for _, c in chunks) for i in range(4)]
         self._totals = {c: int(state["totals"][c]) for c in CHECKS}
         self._baseline = {c: float(state["baseline"][c]) for c in CHECKS}
         self._firing = {c: bool(state["firing"][c]) for c in CHECKS}

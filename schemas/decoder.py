@@ -182,7 +182,8 @@ class EventDecoder:
         # A message cannot nest deeper than the number of brackets it opens: counting them is a
         # C-speed screen, and only payloads that open many get measured properly.
         allowed = self.limits.max_depth - depth_used
-        if payload.count(b"{") + payload.count(b"[") <= allowed:
+        # (One C pass, cheaper than two counts.)
+        if len(payload) - len(payload.translate(None, b"{[")) <= allowed:
             return
         depth = _max_depth(payload, allowed)
         if depth > allowed:

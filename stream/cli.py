@@ -69,6 +69,9 @@ def _replay(args: argparse.Namespace) -> int:
     if str(args.events) != "-" and not Path(args.events).is_file():
         print(f"driftline: no file at {args.events}", file=sys.stderr)
         return 2
+    from stream.worker import tune_gc
+
+    tune_gc()
     out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
     try:
         summary = replay_file(

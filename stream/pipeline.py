@@ -48,7 +48,7 @@ from mode import Service
 
 from detectors.base import StateError
 from detectors.monitor import Monitor
-from schemas import EventDecoder, encode
+from schemas import DecodeError, EventDecoder, encode
 from schemas.cloudevents import Alert, Command
 from stream.deadletter import DeadLetter, decode_record
 from stream.settings import Settings
@@ -127,6 +127,9 @@ class InputPipeline(Service):
         self._partitions: dict[str, int] = {}  # input topic -> partition count
         self._last_checkpoint = time.monotonic()
         self._checkpoint_soon = False
+        self._round: list[str] | None = None  # models left to save in the current round
+        self._round_offsets: dict[TopicPartition, int] = {}
+        self._round_failed = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -180,9 +183,12 @@ class InputPipeline(Service):
                 if records:
                     async with self._lock:
                         await self._handle(records)
-                due = time.monotonic() - self._last_checkpoint >= self.settings.checkpoint_interval
-                if due or self._checkpoint_soon:
-                    await self._checkpoint()
+                if self._round is None:
+                    elapsed = time.monotonic() - self._last_checkpoint
+                    if elapsed >= self.settings.checkpoint_interval or self._checkpoint_soon:
+                        self._start_round()
+                if self._round is not None:
+                    await self._advance_round()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -198,38 +204,68 @@ class InputPipeline(Service):
         stats = self.stats
         events: list[Any] = []
         labels: list[Any] = []
+        decode = self.decoder.decode
         for tp, records in fetched.items():
             kind = self.kinds.get(tp.topic)
             if kind is None or not records:
                 continue
+            topic, partition = tp.topic, tp.partition
+            into = labels if kind == "label" else events
+            resume = self._resume
+            ok = 0
+            models: set[str] = set()
             for record in records:
-                decoded, dead = decode_record(
-                    self.decoder,
-                    kind,
-                    topic=tp.topic,
-                    partition=tp.partition,
-                    offset=record.offset,
-                    key=record.key,
-                    value=record.value,
-                )
-                for letter in dead:
-                    self._dead_letter(letter)
+                value = record.value
+                if value is not None and value[:1] == b"{":
+                    # The common case, one event per message: no batch wrapper.
+                    try:
+                        decoded = [decode(kind, value)]
+                    except DecodeError as error:
+                        self._dead_letter(
+                            DeadLetter.of(
+                                error,
+                                key=record.key,
+                                value=value,
+                                topic=topic,
+                                partition=partition,
+                                offset=record.offset,
+                            )
+                        )
+                        continue
+                else:
+                    decoded, dead = decode_record(
+                        self.decoder,
+                        kind,
+                        topic=topic,
+                        partition=partition,
+                        offset=record.offset,
+                        key=record.key,
+                        value=value,
+                    )
+                    for letter in dead:
+                        self._dead_letter(letter)
+                key = record.key
                 for event in decoded:
                     model_id = event.model_id
-                    if record.key != model_id.encode():
-                        home = self._home(tp.topic, model_id)
-                        if home != tp.partition:
-                            self._reroute(tp.topic, model_id, event, home)
+                    if key is None or key != model_id.encode():
+                        home = self._home(topic, model_id)
+                        if home != partition:
+                            self._reroute(topic, model_id, event, home)
                             continue
-                    resume = self._resume.get(model_id)
-                    if resume is not None and record.offset < resume.get(tp.topic, -1):
-                        stats.events[(tp.topic, "skipped")] += 1
-                        continue
-                    stats.events[(tp.topic, "ok")] += 1
-                    self._partition_of[model_id] = tp.partition
-                    self._dirty.add(model_id)
-                    (labels if kind == "label" else events).append(event)
+                    if resume:
+                        done = resume.get(model_id)
+                        if done is not None and record.offset < done.get(topic, -1):
+                            stats.events[(topic, "skipped")] += 1
+                            continue
+                    ok += 1
+                    models.add(model_id)
+                    into.append(event)
             self._positions[tp] = records[-1].offset + 1
+            if ok:
+                stats.events[(topic, "ok")] += ok
+            for model_id in models:
+                self._partition_of[model_id] = partition
+            self._dirty |= models
         events.extend(labels)  # labels after this fetch's predictions: they may join at once
         if events:
             self._publish(self.monitor.process(events, now=int(time.time() * 1000)))
@@ -289,11 +325,84 @@ class InputPipeline(Service):
     # -- checkpoints and rebalances ------------------------------------------------------------
 
     async def _checkpoint(self, only: set[int] | None = None) -> None:
-        """Outputs acknowledged, then state written, then input offsets committed."""
+        """A whole checkpoint at once (stop, revoke): outputs acknowledged, then the state of
+        every changed model written, then input offsets committed."""
         async with self._lock:
+            if self._round is not None:  # an unfinished spread-out round: fold it in
+                self._dirty.update(self._round)
+                self._round = None
             offsets = await self._save_state(only)
         if offsets:
             await self._commit(offsets)
+
+    def _start_round(self) -> None:
+        """Begin a spread-out checkpoint of the models changed since the last one."""
+        self._last_checkpoint = time.monotonic()
+        self._checkpoint_soon = False
+        self._round = sorted(self._dirty, reverse=True)  # popped from the end: sorted order
+        self._dirty.clear()
+        self._round_offsets = dict(self._positions)
+        self._round_failed = False
+
+    async def _advance_round(self, budget: float = 0.02) -> None:
+        """Save the next models of the round for at most ``budget`` seconds; when the round is
+        done, commit the offsets it started at. Each model's record holds the input positions
+        of the moment it is saved (the events it includes), so saving models one at a time while
+        events keep flowing stays consistent: the round's start positions are at or before
+        every one of them."""
+        assert self._round is not None
+        async with self._lock:
+            await self._await_in_flight()  # outputs acknowledged before the state that follows
+            started = time.perf_counter()
+            while self._round and time.perf_counter() - started < budget:
+                model_id = self._round.pop()
+                if not self._save_model(model_id):
+                    self._round_failed = True
+            if self._round:
+                return
+            await self._await_in_flight()  # the state records acknowledged
+            self._round = None
+            offsets = (
+                {}
+                if self._round_failed
+                else {
+                    tp: offset
+                    for tp, offset in self._round_offsets.items()
+                    if tp.partition in self._owned
+                }
+            )
+            self._forget_resumes()
+        if offsets:
+            await self._commit(offsets)
+
+    def _save_model(self, model_id: str) -> bool:
+        """Send one model's state (with the input positions it reflects); False if too large."""
+        partition = self._partition_of.get(model_id)
+        if partition is None or model_id not in self.monitor.models:
+            return True
+        record = {
+            "offsets": {
+                topic: self._positions.get(TopicPartition(topic, partition), 0)
+                for topic in self.kinds
+            },
+            "state": self.monitor.model_state(model_id),
+        }
+        blob = self.codec.encode(model_id, record)
+        if len(blob) > MAX_STATE_BYTES:
+            self.stats.state["failed"] += 1
+            logger.error("state of %s is %d bytes: too large to save", model_id, len(blob))
+            return False
+        self._send(self.state_topic, model_id.encode(), blob, partition=partition)
+        self.stats.state["saved"] += 1
+        return True
+
+    def _forget_resumes(self) -> None:
+        for model_id, resume in list(self._resume.items()):
+            partition = self._partition_of.get(model_id)
+            if partition is None or all(
+                self._positions.get(TopicPartition(t, partition), 0) >= o for t, o in resume.items()
+            ):
+                del self._resume[model_id]
 
     async def _save_state(self, only: set[int] | None) -> dict[TopicPartition, int]:
         """Flush outputs and write the state of changed models; return the offsets it covers
@@ -301,37 +410,13 @@ class InputPipeline(Service):
         self._last_checkpoint = time.monotonic()
         self._checkpoint_soon = False
         await self._await_in_flight()
-        dirty = [
-            m
-            for m in self._dirty
-            if m in self.monitor.models and (only is None or self._partition_of.get(m) in only)
-        ]
+        dirty = sorted(m for m in self._dirty if only is None or self._partition_of.get(m) in only)
         failed = False
         for model_id in dirty:
-            partition = self._partition_of[model_id]
-            record = {
-                "offsets": {
-                    topic: self._positions.get(TopicPartition(topic, partition), 0)
-                    for topic in self.kinds
-                },
-                "state": self.monitor.model_state(model_id),
-            }
-            blob = self.codec.encode(model_id, record)
-            if len(blob) > MAX_STATE_BYTES:
-                self.stats.state["failed"] += 1
-                failed = True
-                logger.error("state of %s is %d bytes: too large to save", model_id, len(blob))
-                continue
-            self._send(self.state_topic, model_id.encode(), blob, partition=partition)
+            failed |= not self._save_model(model_id)
         await self._await_in_flight()
-        self.stats.state["saved"] += len(dirty)
         self._dirty.difference_update(dirty)
-        for model_id, resume in list(self._resume.items()):
-            partition = self._partition_of.get(model_id)
-            if partition is None or all(
-                self._positions.get(TopicPartition(t, partition), 0) >= o for t, o in resume.items()
-            ):
-                del self._resume[model_id]
+        self._forget_resumes()
         if failed:
             return {}  # do not commit past events whose state could not be saved
         return {
@@ -354,6 +439,9 @@ class InputPipeline(Service):
         if not numbers:
             return
         async with self._lock:
+            if self._round is not None:  # an unfinished spread-out round: fold it in
+                self._dirty.update(self._round)
+                self._round = None
             offsets = await self._save_state(numbers)
             gone = [m for m, p in self._partition_of.items() if p in numbers]
             self.monitor.drop_models(gone)

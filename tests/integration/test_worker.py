@@ -286,7 +286,10 @@ async def test_a_restarted_worker_resumes_each_models_state(
     first.start()
     await produce(kafka_bootstrap, records[:cut], topics)
     before_labels = sum(1 for kind, _ in records[:cut] if kind == "labels")
-    first.wait_for(lambda: processed(first, topics.labels) == before_labels, what="first half")
+    first.wait_for(
+        lambda: first.sample("driftline_label_join_total", outcome="joined") == before_labels,
+        what="first half, every label joined",
+    )
     first.wait_for(
         lambda: first.sample("driftline_state_total", outcome="saved") >= 1, what="a checkpoint"
     )
