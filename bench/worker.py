@@ -1,7 +1,8 @@
 """The live worker against the raw Kafka consumer, on the real broker, in one run.
 
-    python bench/worker.py                       # everything (about 15 minutes)
+    python bench/worker.py                       # everything (about 20 minutes)
     python bench/worker.py --only throughput     # or: arrays, latency, memory, fleet, scaleout
+    python bench/worker.py --scale 0.02          # every size x 0.02: a smoke run
 
 Figures printed:
 
@@ -9,17 +10,18 @@ throughput  events/s of a raw ``AIOKafkaConsumer.getmany`` loop decoding each me
             orjson (the ceiling), and of ``driftline worker`` (the real one, a separate process,
             a cold consumer group) on the same topic contents; and their ratio. Workload:
             prediction events of ~400 bytes (10 numeric features, 1 categorical) for 100
-            models, labels for 30 % of them (bench/workload.py).
+            models, labels for 30 % of them (bench/workload.py); 1M predictions.
 arrays      the same, with producers that publish JSON arrays of 100 events per message.
 latency     p50 / p99 from an event's produce time to the alert or command it causes, at a
-            steady offered load of 10k events/s (models whose new version is worse: rollback
-            commands; models whose inputs shift: data drift alerts).
-memory      worker RSS after warm-up and after 10M events (growth %).
-fleet       RSS at 1,000 models x 20 features, per model; /metrics scrape time.
+            steady offered load of 10k events/s: models whose inputs shift (data drift alerts)
+            and models whose new version is worse (rollback commands). The CloudEvent's
+            ``time`` is the causing event's timestamp, which the producer sets to its clock.
+memory      worker RSS after warm-up (2M events) and after 10M events, and the growth.
+fleet       RSS at 1,000 models x 20 features, per model; /metrics scrape time and size.
 scaleout    two workers in one consumer group: partitions and models split, total events/s.
 
 The broker is the project's own (``driftline kafka start`` machinery) on free ports unless
-``DRIFTLINE_BOOTSTRAP_SERVERS`` is set.
+``DRIFTLINE_BOOTSTRAP_SERVERS`` is set. RSS is the worker's own ``process_resident_memory_bytes``.
 """
 
 from __future__ import annotations
@@ -28,30 +30,38 @@ import argparse
 import asyncio
 import os
 import platform
+import random
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import murmur2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from workload import COUNTRIES
 from workload import events as workload
 
 from stream.kafka_broker import BrokerConfig, LocalKafka
 
 PARTITIONS = 8
-ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = ["throughput", "arrays", "latency", "memory", "fleet", "scaleout"]
 
 
 def free_port() -> int:
@@ -75,6 +85,15 @@ def metric_sum(text: str, name: str, **labels: str) -> float:
     return total
 
 
+def label_values(text: str, name: str, label: str) -> set[str]:
+    out = set()
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            start = line.index(f'{label}="') + len(label) + 2
+            out.add(line[start : line.index('"', start)])
+    return out
+
+
 class Topics:
     def __init__(self, prefix: str) -> None:
         self.predictions = f"{prefix}.model.predictions"
@@ -85,70 +104,108 @@ class Topics:
         self.deadletter = f"{prefix}.monitor.deadletter"
 
     def all(self) -> list[str]:
-        return [
-            self.predictions,
-            self.inputs,
-            self.labels,
-            self.alerts,
-            self.commands,
-            self.deadletter,
-        ]
+        return list(vars(self).values())
 
     def env(self) -> dict[str, str]:
         return {f"DRIFTLINE_TOPIC_{k.upper()}": v for k, v in vars(self).items()}
 
 
-async def create_topics(bootstrap: str, topics: Topics) -> None:
+async def create_topics(bootstrap: str, topics: Topics, append_time: bool) -> None:
+    # append_time: outputs stamped by the broker when appended to the log, so a record's
+    # timestamp says when the alert or command became readable.
+    outputs = {topics.alerts, topics.commands}
+    config = {"message.timestamp.type": "LogAppendTime"} if append_time else {}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in topics.all()])
+        await admin.create_topics(
+            [
+                NewTopic(t, PARTITIONS, 1, topic_configs=config if t in outputs else {})
+                for t in topics.all()
+            ]
+        )
     finally:
         await admin.close()
 
 
-async def produce_workload(
-    bootstrap: str,
-    topics: Topics,
-    n: int,
-    models: int,
-    *,
-    features: int = 10,
-    array: int = 1,
-    t0: int | None = None,
+def new_topics(bootstrap: str, append_time: bool = False) -> Topics:
+    topics = Topics(f"bench-{uuid.uuid4().hex[:6]}")
+    asyncio.run(create_topics(bootstrap, topics, append_time))
+    return topics
+
+
+# -- producing -------------------------------------------------------------------------------
+
+
+async def produce(
+    bootstrap: str, topics: Topics, records: Iterable[tuple[str, bytes, bytes]]
 ) -> int:
-    """Produce ``n`` predictions (and their labels); return the number of events produced."""
+    """Produce ``(kind, key, value)`` records fast (batches per partition, Kafka's default
+    partitioner); return how many."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        linger_ms=20,
-        max_batch_size=1 << 20,
-        max_request_size=4 << 20,
+        bootstrap_servers=bootstrap, max_batch_size=1 << 20, max_request_size=4 << 20
     )
     await producer.start()
-    sent = 0
-    pending: dict[tuple[str, bytes], list[bytes]] = {}
+    batches: dict[tuple[str, int], object] = {}
+    in_flight: list[asyncio.Future] = []
+    count = 0
     try:
-        for kind, key, value in workload(n, models=models, features=features, t0=t0):
+        for kind, key, value in records:
             topic = topics.predictions if kind == "predictions" else topics.labels
-            sent += 1
-            if array == 1:
-                await producer.send(topic, value, key=key)
-                continue
-            bucket = pending.setdefault((topic, key), [])
-            bucket.append(value)
-            if len(bucket) == array:
-                await producer.send(topic, b"[" + b",".join(bucket) + b"]", key=key)
-                bucket.clear()
-        for (topic, key), bucket in pending.items():
-            if bucket:
-                await producer.send(topic, b"[" + b",".join(bucket) + b"]", key=key)
-        await producer.flush()
+            partition = (murmur2(key) & 0x7FFFFFFF) % PARTITIONS
+            batch = batches.get((topic, partition))
+            if batch is None:
+                batch = batches[(topic, partition)] = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:  # type: ignore[attr-defined]
+                in_flight.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = batches[(topic, partition)] = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)  # type: ignore[attr-defined]
+                if len(in_flight) > 64:
+                    await asyncio.gather(*in_flight)
+                    in_flight.clear()
+            count += 1
+        for (topic, partition), batch in batches.items():
+            if batch.record_count():  # type: ignore[attr-defined]
+                in_flight.append(await producer.send_batch(batch, topic, partition=partition))
+        await asyncio.gather(*in_flight)
     finally:
         await producer.stop()
-    return sent
+    return count
 
 
-async def raw_consumer(bootstrap: str, topics: Topics, expected_messages: int) -> float:
+def as_arrays(
+    records: Iterable[tuple[str, bytes, bytes]], size: int
+) -> Iterator[tuple[str, bytes, bytes]]:
+    """The same events, ``size`` per message as a JSON array (per topic and key)."""
+    pending: dict[tuple[str, bytes], list[bytes]] = {}
+    for kind, key, value in records:
+        bucket = pending.setdefault((kind, key), [])
+        bucket.append(value)
+        if len(bucket) == size:
+            yield kind, key, b"[" + b",".join(bucket) + b"]"
+            bucket.clear()
+    for (kind, key), bucket in pending.items():
+        if bucket:
+            yield kind, key, b"[" + b",".join(bucket) + b"]"
+
+
+class Counted:
+    """Counts events passing through (arrays count their elements)."""
+
+    def __init__(self, records: Iterable[tuple[str, bytes, bytes]]) -> None:
+        self.records = records
+        self.events = 0
+
+    def __iter__(self) -> Iterator[tuple[str, bytes, bytes]]:
+        for record in self.records:
+            self.events += 1
+            yield record
+
+
+# -- consuming -------------------------------------------------------------------------------
+
+
+async def raw_consumer(bootstrap: str, topics: Topics, expected_events: int) -> float:
     """The ceiling: getmany + orjson.loads of every message; events/s."""
     consumer = AIOKafkaConsumer(
         topics.predictions,
@@ -161,10 +218,10 @@ async def raw_consumer(bootstrap: str, topics: Topics, expected_messages: int) -
         fetch_max_bytes=64 << 20,
     )
     await consumer.start()
-    events = messages = 0
+    events = 0
     start = None
     try:
-        while messages < expected_messages:
+        while events < expected_events:
             batch = await consumer.getmany(timeout_ms=1000, max_records=20_000)
             for records in batch.values():
                 if start is None:
@@ -172,7 +229,6 @@ async def raw_consumer(bootstrap: str, topics: Topics, expected_messages: int) -
                 for record in records:
                     decoded = orjson.loads(record.value)
                     events += len(decoded) if isinstance(decoded, list) else 1
-                    messages += 1
         elapsed = time.perf_counter() - (start or time.perf_counter())
     finally:
         await consumer.stop()
@@ -180,6 +236,8 @@ async def raw_consumer(bootstrap: str, topics: Topics, expected_messages: int) -
 
 
 class Worker:
+    """``driftline worker`` as users run it: a separate process configured by environment."""
+
     def __init__(
         self,
         bootstrap: str,
@@ -198,7 +256,7 @@ class Worker:
                 "DRIFTLINE_WEB_PORT": str(self.port),
                 "DRIFTLINE_WEB_HOST": "127.0.0.1",
                 "DRIFTLINE_PARTITIONS": str(PARTITIONS),
-                "DRIFTLINE_DATA_DIR": str(workdir / f"faust-{app_id}"),
+                "DRIFTLINE_DATA_DIR": str(workdir / f"faust-{app_id}-{self.port}"),
                 **topics.env(),
                 **(extra or {}),
             }
@@ -211,27 +269,35 @@ class Worker:
             stderr=subprocess.STDOUT,
             cwd=workdir,
         )
-        deadline = time.monotonic() + 90
+
+    def wait_started(self, timeout: float = 90) -> Worker:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.process.returncode}")
             try:
                 if "driftline_models" in scrape(self.url):
-                    return
+                    return self
             except OSError:
                 time.sleep(0.2)
         raise TimeoutError("worker did not start")
 
     def metrics(self) -> str:
+        if self.process.poll() is not None:
+            self.log.flush()
+            tail = Path(self.log.name).read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"worker exited with {self.process.returncode}:\n{tail}")
         return scrape(self.url)
 
-    def processed(self) -> float:
-        text = self.metrics()
+    def processed(self, text: str | None = None) -> float:
+        text = text if text is not None else self.metrics()
         return sum(
             metric_sum(text, "driftline_events_total", outcome=o)
-            for o in ("ok", "deadletter", "rerouted", "skipped")
+            for o in ("ok", "deadletter", "skipped")
         )
 
-    def rss(self) -> float:
-        return metric_sum(self.metrics(), "process_resident_memory_bytes")
+    def rss(self, text: str | None = None) -> float:
+        return metric_sum(text or self.metrics(), "process_resident_memory_bytes")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -240,95 +306,344 @@ class Worker:
                 self.process.wait(60)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+        self.log.close()
 
 
-def wait_processed(worker: Worker, total: int, timeout: float = 3600) -> tuple[float, float]:
-    """Poll until ``total`` events are processed; return (first, last) times of progress."""
+def wait_processed(
+    workers: list[Worker], total: int, timeout: float = 3600, every: float = 0.1
+) -> tuple[float, float]:
+    """Poll until the workers processed ``total`` events; return (first, last) progress times."""
     first = last = None
     seen = 0.0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         now = time.monotonic()
-        seen = worker.processed()
+        seen = sum(w.processed() for w in workers)
         if seen > 0 and first is None:
             first = now
         if seen >= total:
             last = now
             break
-        time.sleep(0.05)
+        time.sleep(every)
     if last is None or first is None:
         raise TimeoutError(f"processed {seen:.0f} of {total}")
     return first, last
 
 
-def throughput(bootstrap: str, workdir: Path, n: int, array: int = 1) -> None:
-    topics = Topics(f"bench-{uuid.uuid4().hex[:6]}")
-    asyncio.run(create_topics(bootstrap, topics))
+def mib(value: float) -> str:
+    return f"{value / 2**20:,.0f} MiB"
+
+
+# -- sections --------------------------------------------------------------------------------
+
+
+def throughput(bootstrap: str, workdir: Path, n: int, array: int = 1) -> float:
+    topics = new_topics(bootstrap)
     start = time.perf_counter()
-    total = asyncio.run(produce_workload(bootstrap, topics, n, 100, array=array))
-    messages = total if array == 1 else -(-total // array) + 200
+    counted = Counted(workload(n, models=100))
+    records = counted if array == 1 else as_arrays(counted, array)
+    messages = asyncio.run(produce(bootstrap, topics, records))
+    total = counted.events
     print(
-        f"  produced {total:,} events ({n:,} predictions, 100 models"
-        f"{f', arrays of {array}' if array > 1 else ''}) in {time.perf_counter() - start:.0f}s"
+        f"  produced {total:,} events ({n:,} predictions, 100 models) in {messages:,} "
+        f"messages in {time.perf_counter() - start:.0f}s"
     )
-    raw_messages = total if array == 1 else None
-    raw = asyncio.run(raw_consumer(bootstrap, topics, raw_messages or _count(bootstrap, topics)))
-    print(f"  raw AIOKafkaConsumer.getmany + orjson.loads:  {raw:>10,.0f} events/s")
-    worker = Worker(bootstrap, topics, workdir, f"bench-{uuid.uuid4().hex[:6]}")
+    raw = asyncio.run(raw_consumer(bootstrap, topics, total))
+    print(f"  raw AIOKafkaConsumer.getmany + orjson.loads   {raw:>10,.0f} events/s")
+    worker = Worker(bootstrap, topics, workdir, f"bench-{uuid.uuid4().hex[:6]}").wait_started()
     try:
-        first, last = wait_processed(worker, total)
-        # The first progress is seen one poll after the worker starts processing.
+        first, last = wait_processed([worker], total)
+        # Progress is first seen one poll after the worker starts: the rate is slightly high
+        # by at most one poll interval (0.1 s) over the run.
         rate = total / max(1e-6, last - first)
-        print(f"  driftline worker (cold consumer group):       {rate:>10,.0f} events/s")
-        print(f"  ratio worker / raw:                           {rate / raw:>10.2f}")
-        del messages
+        print(f"  driftline worker (cold consumer group)        {rate:>10,.0f} events/s")
+        print(f"  ratio worker / raw                            {rate / raw:>10.2f}")
+    finally:
+        worker.stop()
+    return rate
+
+
+# Latency scenario: 100 models at a steady total of 10k events/s (predictions and labels).
+SHIFTED = range(0, 40)  # inputs f0..f4 shift by 1.5 sd: data drift alerts
+ROLLED_OUT = range(40, 80)  # a new version with 4x the error rate: rollback commands
+WARM_UP_S = 30.0  # references complete, first version has its outcomes
+STAGGER_S = 0.5  # incident k starts at WARM_UP_S + k * STAGGER_S
+
+
+class LatencyFleet:
+    """The scenario's events, due at ``tick(now_ms, due)``; the sender stamps each one with its
+    clock just before handing it to the producer (its produce time)."""
+
+    def __init__(self, models: int, rate: float, start_ms: int, seed: int = 3) -> None:
+        self.rng = random.Random(seed)
+        self.models = models
+        self.start_ms = start_ms
+        label_share = [1.0 if m in ROLLED_OUT else 0.3 for m in range(models)]
+        # Predictions per second such that predictions plus labels make ``rate``.
+        self.prediction_rate = rate / (1 + sum(label_share) / models)
+        self.label_share = label_share
+        self.labels: deque[tuple[int, bytes, dict]] = deque()  # (due ms, key, label)
+        self.sent = 0  # events: predictions and labels
+        self.predicted = 0
+
+    def incident_at(self, model: int, group: range) -> float:
+        return self.start_ms + (WARM_UP_S + (model - group.start) * STAGGER_S) * 1000
+
+    def tick(self, now_ms: int, due: int) -> list[tuple[str, bytes, dict]]:
+        out: list[tuple[str, bytes, dict]] = []
+        rng = self.rng
+        while self.predicted < due:
+            m = self.predicted % self.models
+            self.predicted += 1
+            model = f"model-{m:03d}"
+            values: dict[str, float | str] = {f"f{j}": rng.gauss(j, 1 + j / 5) for j in range(10)}
+            version, error_rate = "1", 0.1
+            if m in SHIFTED and now_ms >= self.incident_at(m, SHIFTED):
+                for j in range(5):
+                    values[f"f{j}"] += 1.5 * (1 + j / 5)  # type: ignore[operator]
+            if m in ROLLED_OUT and now_ms >= self.incident_at(m, ROLLED_OUT):
+                version, error_rate = "2", 0.4
+            values["country"] = COUNTRIES[int(rng.random() ** 2 * len(COUNTRIES))]
+            truth = rng.random() < 0.3
+            prediction = truth if rng.random() >= error_rate else not truth
+            pid = f"{self.predicted:010d}"
+            event = {
+                "model_id": model,
+                "model_version": version,
+                "prediction_id": pid,
+                "prediction": prediction,
+                "score": rng.random(),
+                "features": values,
+            }
+            out.append(("predictions", model.encode(), event))
+            if rng.random() < self.label_share[m]:
+                label = {"model_id": model, "prediction_id": pid, "label": truth}
+                self.labels.append((now_ms + 200, model.encode(), label))
+        while self.labels and self.labels[0][0] <= now_ms:
+            _, key, label = self.labels.popleft()
+            out.append(("labels", key, label))
+        self.sent += len(out)
+        return out
+
+
+async def _latency_run(bootstrap: str, topics: Topics, rate: float, seconds: float) -> dict:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5
+    )
+    await consumer.start()
+    parts = [
+        TopicPartition(t, p) for t in (topics.alerts, topics.commands) for p in range(PARTITIONS)
+    ]
+    consumer.assign(parts)
+    await consumer.seek_to_end(*parts)
+    received: list[tuple[str, float, float]] = []
+    stop = asyncio.Event()
+
+    async def listen() -> None:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=50)
+            now = time.time()
+            for records in batch.values():
+                for record in records:
+                    event = orjson.loads(record.value)
+                    at = datetime.fromisoformat(event["time"].replace("Z", "+00:00")).timestamp()
+                    kind = event["type"].rsplit(".", 1)[-1]
+                    if event["data"].get("status", "firing") == "firing":
+                        # record.timestamp: when the broker appended it (LogAppendTime)
+                        received.append((kind, (now - at) * 1000, record.timestamp - at * 1000))
+
+    listener = asyncio.create_task(listen())
+    # Batches of up to 1 MiB: with the 16 KiB default, aiokafka (one batch in flight per
+    # partition) makes send() wait ~100 ms at this rate, which would count as our latency.
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, max_batch_size=1 << 20)
+    await producer.start()
+    start = time.time()
+    fleet = LatencyFleet(100, rate, int(start * 1000))
+    behind = 0.0
+    try:
+        while (elapsed := time.time() - start) < seconds:
+            now_ms = int(time.time() * 1000)
+            for kind, key, event in fleet.tick(now_ms, int(elapsed * fleet.prediction_rate)):
+                topic = topics.predictions if kind == "predictions" else topics.labels
+                event["timestamp"] = int(time.time() * 1000)  # its produce time
+                await producer.send(topic, orjson.dumps(event), key=key)
+            behind = max(behind, time.time() - start - elapsed)
+            await asyncio.sleep(0.005)
+        await producer.flush()
+        await asyncio.sleep(3)  # the last alerts
+    finally:
+        stop.set()
+        await listener
+        await producer.stop()
+        await consumer.stop()
+    return {"received": received, "sent": fleet.sent, "seconds": time.time() - start}
+
+
+def latency(bootstrap: str, workdir: Path, seconds: float) -> None:
+    topics = new_topics(bootstrap, append_time=True)
+    worker = Worker(bootstrap, topics, workdir, f"bench-{uuid.uuid4().hex[:6]}").wait_started()
+    try:
+        # Let the worker join its group and own every partition before the clock starts.
+        time.sleep(5)
+        result = asyncio.run(_latency_run(bootstrap, topics, 10_000, seconds))
+        processed = worker.processed()
+    finally:
+        worker.stop()
+    print(
+        f"  offered {result['sent'] / (result['seconds'] - 3):,.0f} events/s for "
+        f"{result['seconds'] - 3:.0f}s ({result['sent']:,} events, {processed:,.0f} processed)"
+    )
+    by_kind: dict[str, list[tuple[float, float]]] = {}
+    for kind, total, in_worker in result["received"]:
+        if not kind.endswith("_stall"):  # timer-driven, not caused by an event
+            by_kind.setdefault(kind, []).append((total, in_worker))
+    everything = [pair for pairs in by_kind.values() for pair in pairs]
+    print("                                  event produced -> alert or command")
+    print("                                in the log (readable)    read by a consumer")
+    for name, pairs in [*sorted(by_kind.items()), ("all alerts and commands", everything)]:
+        if not pairs:
+            continue
+        logged = sorted(in_log for _, in_log in pairs)
+        read = sorted(total for total, _ in pairs)
+        print(
+            f"  {name:<24} n={len(pairs):>4}  p50 {percentile(logged, 50):>4.0f} ms"
+            f"  p99 {percentile(logged, 99):>4.0f} ms    p50 {percentile(read, 50):>4.0f} ms"
+            f"  p99 {percentile(read, 99):>4.0f} ms"
+        )
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def memory(bootstrap: str, workdir: Path, total: int, warm_up: int) -> None:
+    topics = new_topics(bootstrap)
+    worker = Worker(bootstrap, topics, workdir, f"bench-{uuid.uuid4().hex[:6]}").wait_started()
+    samples: list[tuple[float, float]] = []
+    try:
+        # Event time runs 100 ms per prediction: 10M events span ~12 days, so predictions
+        # without labels expire (7-day TTL) as well as being evicted by the pending cap.
+        predictions = int(total / 1.3)
+        counted = Counted(workload(predictions, models=100, step_ms=100))
+        producing = in_thread(lambda: asyncio.run(produce(bootstrap, topics, counted)))
+        at_warm_up = None
+        while True:
+            text = worker.metrics()
+            done, rss = worker.processed(text), worker.rss(text)
+            samples.append((done, rss))
+            if at_warm_up is None and done >= warm_up:
+                at_warm_up = (done, rss)
+            if not producing.is_alive() and done >= counted.events:
+                break
+            time.sleep(1)
+        producing.join()
+    finally:
+        worker.stop()
+    end_done, end_rss = samples[-1]
+    if at_warm_up is None:
+        raise RuntimeError("never warmed up")
+    growth = (end_rss - at_warm_up[1]) / at_warm_up[1] * 100
+    peak = max(rss for _, rss in samples if _ >= at_warm_up[0])
+    print(f"  RSS after warm-up ({at_warm_up[0]:>12,.0f} events)  {mib(at_warm_up[1]):>10}")
+    print(f"  RSS at the end    ({end_done:>12,.0f} events)  {mib(end_rss):>10}")
+    print(f"  peak RSS after warm-up                       {mib(peak):>10}")
+    print(f"  growth after warm-up                         {growth:>9.1f} %")
+
+
+def in_thread(target: Callable[[], object]) -> threading.Thread:
+    """Run ``target`` in a thread (the producer) while the main thread samples the worker."""
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
+
+
+def fleet(bootstrap: str, workdir: Path, models: int, per_model: int, features: int) -> None:
+    topics = new_topics(bootstrap)
+    worker = Worker(
+        bootstrap,
+        topics,
+        workdir,
+        f"bench-{uuid.uuid4().hex[:6]}",
+        extra={"DRIFTLINE_MAX_MODELS": str(max(1000, models))},
+    ).wait_started()
+    try:
+        idle = worker.rss()
+        start = time.perf_counter()
+        counted = Counted(workload(models * per_model, models=models, features=features))
+        asyncio.run(produce(bootstrap, topics, counted))
+        print(
+            f"  produced {counted.events:,} events ({per_model:,} predictions per model, "
+            f"{features} numeric features + 1 categorical) in {time.perf_counter() - start:.0f}s"
+        )
+        first, last = wait_processed([worker], counted.events, every=1.0)
+        text = worker.metrics()
+        tracked = metric_sum(text, "driftline_models")
+        rss = worker.rss(text)
+        print(f"  processed at {counted.events / max(1e-6, last - first):,.0f} events/s")
+        print(f"  models tracked                               {tracked:>10,.0f}")
+        print(f"  RSS idle / with the fleet                    {mib(idle):>10} / {mib(rss)}")
+        per_model = (rss - idle) / tracked / 1024
+        print(f"  per model                                    {per_model:>7,.0f} KiB")
+        times = []
+        for _ in range(20):
+            t = time.perf_counter()
+            body = scrape(worker.url)
+            times.append((time.perf_counter() - t) * 1000)
+        series = sum(1 for line in body.splitlines() if line and not line.startswith("#"))
+        print(
+            f"  /metrics scrape: {series:,} series, {len(body) / 1e6:.1f} MB, "
+            f"median {statistics.median(times):.0f} ms, max {max(times):.0f} ms (20 scrapes)"
+        )
     finally:
         worker.stop()
 
 
-def _count(bootstrap: str, topics: Topics) -> int:
-    async def count() -> int:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-        await consumer.start()
-        try:
-            from aiokafka import TopicPartition
-
-            tps = [
-                TopicPartition(t, p)
-                for t in (topics.predictions, topics.labels)
-                for p in range(PARTITIONS)
-            ]
-            ends = await consumer.end_offsets(tps)
-            return sum(ends.values())
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(count())
+def scaleout(bootstrap: str, workdir: Path, n: int, single: float | None) -> None:
+    topics = new_topics(bootstrap)
+    counted = Counted(workload(n, models=100))
+    asyncio.run(produce(bootstrap, topics, counted))
+    app_id = f"bench-{uuid.uuid4().hex[:6]}"
+    workers = [Worker(bootstrap, topics, workdir, app_id) for _ in range(2)]
+    try:
+        for worker in workers:
+            worker.wait_started()
+        first, last = wait_processed(workers, counted.events)
+        rate = counted.events / max(1e-6, last - first)
+        models: list[set[str]] = []
+        for k, worker in enumerate(workers):
+            text = worker.metrics()
+            owned = label_values(text, "driftline_consumer_lag", "partition")
+            ids = label_values(text, "driftline_model_outcomes", "model_id")
+            models.append(ids)
+            print(
+                f"  worker {k + 1}: partitions {sorted(int(p) for p in owned)}, "
+                f"{len(ids)} models, {worker.processed(text):,.0f} events"
+            )
+        print(f"  models on both workers                       {len(models[0] & models[1]):>10}")
+        print(f"  total (two workers, one group)               {rate:>10,.0f} events/s")
+        if single:
+            print(f"  total / one worker                           {rate / single:>10.2f}")
+    finally:
+        for worker in workers:
+            worker.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--only",
-        choices=["throughput", "arrays", "latency", "memory", "fleet", "scaleout"],
-        action="append",
-    )
-    parser.add_argument(
-        "--events",
-        type=int,
-        default=1_000_000,
-        help="predictions for the throughput runs (default 1M)",
-    )
+    parser.add_argument("--only", choices=SECTIONS, action="append")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every size")
     args = parser.parse_args()
-    wanted = set(args.only or ["throughput", "arrays", "latency", "memory", "fleet", "scaleout"])
+    wanted = set(args.only or SECTIONS)
+    scale = args.scale
     workdir = Path(tempfile.mkdtemp(prefix="driftline-bench-"))
     broker = None
     bootstrap = os.environ.get("DRIFTLINE_BOOTSTRAP_SERVERS")
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     print(
-        f"driftline benchmark, {time.strftime('%Y-%m-%d')}, {platform.node()}: "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}"
+        f"driftline benchmark, {time.strftime('%Y-%m-%d')}, {platform.machine()}, "
+        f"{os.cpu_count()} cores, {memory_gib:.0f} GiB, Python {platform.python_version()}"
     )
     try:
         if not bootstrap:
@@ -339,13 +654,27 @@ def main() -> None:
             )
             seconds = broker.start()
             bootstrap = broker.bootstrap_servers
-            print(f"broker: Kafka (project's own) on {bootstrap}, started in {seconds:.1f}s")
+            print(f"broker: Apache Kafka (the project's own launcher), started in {seconds:.1f}s")
+        single = None
         if "throughput" in wanted:
             print("\nthroughput")
-            throughput(bootstrap, workdir, args.events)
+            single = throughput(bootstrap, workdir, int(1_000_000 * scale))
         if "arrays" in wanted:
             print("\nthroughput, producers sending JSON arrays of 100 events")
-            throughput(bootstrap, workdir, args.events, array=100)
+            throughput(bootstrap, workdir, int(1_000_000 * scale), array=100)
+        if "latency" in wanted:
+            print("\nlatency, produce -> alert or command, 10k events/s offered")
+            latency(bootstrap, workdir, max(45.0, 90 * min(1.0, scale * 10)))
+        if "memory" in wanted:
+            print("\nmemory, 100 models x 10 features")
+            memory(bootstrap, workdir, int(10_000_000 * scale), int(2_000_000 * scale))
+        if "fleet" in wanted:
+            print("\nfleet, 1,000 models x 20 features")
+            models = max(10, int(1000 * min(1.0, scale * 10)))
+            fleet(bootstrap, workdir, models, max(100, int(3_500 * scale)), 20)
+        if "scaleout" in wanted:
+            print("\nscale-out, two workers in one consumer group")
+            scaleout(bootstrap, workdir, int(1_000_000 * scale), single)
     finally:
         if broker is not None:
             broker.stop()

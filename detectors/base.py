@@ -15,6 +15,7 @@ is back within bounds. Alerts fire on the way in and resolve on the way out.
 from __future__ import annotations
 
 import abc
+import functools
 import inspect
 from typing import Any, Self
 
@@ -56,12 +57,7 @@ class Detector(abc.ABC):
     # -- parameters --------------------------------------------------------------------------
 
     def _get_params(self) -> dict[str, Any]:
-        signature = inspect.signature(type(self).__init__)
-        return {
-            name: getattr(self, name)
-            for name, p in signature.parameters.items()
-            if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        }
+        return {name: getattr(self, name) for name in _param_names(type(self))}
 
     def clone(self, **overrides: Any) -> Self:
         """A fresh detector with the same parameters (and ``overrides``)."""
@@ -111,3 +107,13 @@ class Detector(abc.ABC):
     @abc.abstractmethod
     def _load(self, state: dict[str, Any]) -> None:
         """Restore the internal state from :meth:`_dump`'s output."""
+
+
+@functools.cache
+def _param_names(cls: type) -> tuple[str, ...]:
+    """The constructor's parameters (cached: every checkpoint asks for every detector's)."""
+    return tuple(
+        name
+        for name, p in inspect.signature(cls.__init__).parameters.items()  # type: ignore[misc]
+        if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    )

@@ -171,8 +171,11 @@ class JoinConfig:
     label_wait: int = _ms(default=3_600_000)
     max_pending_labels: int = 10_000
     #: How many expired or joined prediction ids are remembered to tell late and duplicate
-    #: labels from unknown ones.
-    remember: int = 10_000
+    #: labels from unknown ones (the last ``remember // 2`` to ``remember`` of each kind, as
+    #: 32-bit hashes: 64 KiB per model at the default). Forgetting turns a late or duplicate
+    #: label into an unknown one; only a label *and* its prediction re-sent after that could
+    #: join twice.
+    remember: int = 5_000
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Literal
 
 import numpy as np
@@ -41,6 +42,7 @@ Kind = Literal["pending", "numeric", "categorical", "high_cardinality"]
 _INFER = 200
 # Share of numbers among them that makes a feature numeric.
 _NUMERIC_SHARE = 0.95
+_FEW = 8
 
 
 def numeric_detector(config: DriftConfig) -> NumericDriftDetector:
@@ -115,15 +117,26 @@ class FeatureMonitor:
     def drift_detected(self) -> bool:
         return bool(self.detector is not None and self.detector.drift_detected)
 
+    def values_until_decision(self) -> int | None:
+        """Good values until the numeric detector can next flip (its block ends, or its
+        reference completes); ``None`` for features without such a point."""
+        detector = self.detector
+        if self.kind == "numeric" and isinstance(detector, NumericDriftDetector):
+            return detector.values_until_block
+        return None
+
     def update(self, values: list[Any]) -> FeatureUpdate:
         """Observe values in order (``None`` for null or missing)."""
         if self.kind == "pending":
             self._buffer.extend(values)
-            self._buffered_values += sum(v is not None for v in values)
-            if self._buffered_values < min(_INFER, self.drift_config.reference_size):
+            self._buffered_values += len(values) - values.count(None)
+            needed = min(_INFER, self.drift_config.reference_size)
+            if self._buffered_values < needed:
                 return FeatureUpdate()
-            numbers = sum(type(v) is float for v in self._buffer)
-            share = numbers / max(1, self._buffered_values)
+            # Decide on the first ``needed`` non-null values only, however many came in this
+            # batch: the kind must not depend on how events were batched.
+            first = list(islice(filter(_not_none, self._buffer), needed))
+            share = sum(type(v) is float for v in first) / len(first)
             self._become("numeric" if share >= _NUMERIC_SHARE else "categorical")
             buffered, self._buffer = self._buffer, []
             # The reference cannot be complete within what decided the type, so nothing in
@@ -157,7 +170,10 @@ class FeatureMonitor:
         out = FeatureUpdate()
         detector = self.detector
         assert isinstance(detector, NumericDriftDetector)
-        array = np.array(values, dtype=np.float64)
+        # A few values (a busy fleet's usual share of one fetch): plain Python beats numpy's
+        # per-call cost.
+        few = len(values) <= _FEW
+        array = values if few else np.array(values, dtype=np.float64)
         was_ready = self._ready
         before = self._good_seen
         out.drift = detector.update_many(array)
@@ -168,9 +184,13 @@ class FeatureMonitor:
             start = self._reference_part(len(values), before)
             if not self._ready:
                 return out
-        watched = array[start:]
-        outside = int(np.count_nonzero((watched < self._low) | (watched > self._high)))
-        self._quality(out, len(watched), {"out_of_range": outside}, len(values))
+        low, high = self._low, self._high
+        if few:
+            outside = sum(1 for v in values[start:] if v < low or v > high)
+        else:
+            watched = array[start:]
+            outside = int(np.count_nonzero((watched < low) | (watched > high)))
+        self._quality(out, len(values) - start, {"out_of_range": outside}, len(values))
         return out
 
     def _process_categories(self, values: list[Any]) -> FeatureUpdate:
@@ -338,3 +358,7 @@ class FeatureMonitor:
         self._low = -np.inf if state["low"] is None else float(state["low"])
         self._high = np.inf if state["high"] is None else float(state["high"])
         self._ready = bool(state["ready"])
+
+
+def _not_none(value: Any) -> bool:
+    return value is not None

@@ -39,6 +39,7 @@ __all__ = ["ModelState", "VersionState", "Counters"]
 Emission = Alert | Command
 
 _QUALITY_CHECKS = ("nulls", "type_change", "unknown_category", "out_of_range")
+_FEATURE_ALERTS = frozenset({"data_quality", "data_drift"})
 _DETECTOR_NAMES = {"data_quality": "data_quality", "performance_degradation": "rolling_metric"}
 # How each alert type is judged by default.
 SEVERITY = {
@@ -54,6 +55,7 @@ SEVERITY = {
 _OUTCOME_TIMES = 4096
 # The performance check runs once per this many outcomes (it reads the confusion matrix).
 _PERFORMANCE_EVERY = 10
+_MAX_ROWS = 4096  # waiting feature rows a saved state may hold (a block's worth, normally)
 
 
 @dataclass
@@ -231,6 +233,12 @@ class ModelState:
         self.rollback = RollbackPolicy(config.rollback)
         self.watermark: int | None = None
         self.last_event_at: dict[str, int] = {}  # topic kind -> processing time of the last one
+        # Feature rows wait here until the next numeric block can complete (or the next tick):
+        # a busy fleet brings a few rows per model per fetch, and every feature costs a dozen
+        # calls per batch whatever its size. Numeric drift decides only at block ends, so it
+        # sees no delay; quality and categorical checks wait at most a block's rows or a tick.
+        self._rows: list[tuple[int, dict[str, Any]]] = []
+        self._rows_due = 1
         self._out: list[Emission] = []
 
     # -- entry points --------------------------------------------------------------------------
@@ -248,8 +256,8 @@ class ModelState:
         watermark = self.watermark
         replay = now is None
         # Features, predictions and scores are processed as columns (numpy, one call per batch),
-        # in runs split where a new version starts (which may rebaseline the features).
-        run: list[tuple[int, dict[str, Any]]] = []
+        # feature rows in runs split where a new version starts (which may rebaseline them).
+        run = self._rows
         columns: dict[str, _Columns] = {}
         counts = {"prediction": 0, "input": 0, "label": 0}
         last_ts = {}
@@ -264,8 +272,8 @@ class ModelState:
             if kind == "prediction":
                 version = versions.get(event.model_version)  # type: ignore[union-attr]
                 if version is None:
-                    self._flush_features(run)
-                    run = []
+                    self._flush_rows()
+                    run = self._rows
                     version = self._new_version(event.model_version, event)  # type: ignore[union-attr,arg-type]
                 self._prediction(event, version)  # type: ignore[arg-type]
                 column = columns.get(version.version)
@@ -282,8 +290,8 @@ class ModelState:
                     # From now on the model's inputs, not its predictions, carry the features:
                     # their set may differ, so features start afresh from the inputs.
                     self.features_from_inputs = True
-                    self._flush_features(run)
-                    run = []
+                    self._flush_rows()
+                    run = self._rows
                     self._rebaseline(ts, drop=True, reason="features now come from inputs")
                 run.append((ts, event.features))  # type: ignore[union-attr]
                 if replay:
@@ -294,7 +302,8 @@ class ModelState:
                     self._outcome(outcome)
                 if replay:
                     self._observe_stall("label_stall", self.stall_labels, ts)
-        self._flush_features(run)
+        if len(run) >= self._rows_due:
+            self._flush_rows()
         for column in columns.values():
             self._flush_predictions(column)
         table = self.counters.events
@@ -315,8 +324,11 @@ class ModelState:
         return out
 
     def tick(self, now: int) -> list[Emission]:
-        """Check the stall detectors at ``now`` (wall time live, the replay's watermark)."""
+        """Check the stall detectors at ``now`` (wall time live, the replay's watermark), and
+        evaluate feature rows still waiting."""
         self._out = []
+        if self._rows:
+            self._flush_rows()
         for alert, detector in (
             ("input_stall", self.stall_inputs),
             ("label_stall", self.stall_labels),
@@ -427,6 +439,16 @@ class ModelState:
 
     # -- features --------------------------------------------------------------------------
 
+    def _flush_rows(self) -> None:
+        rows, self._rows = self._rows, []
+        self._flush_features(rows)
+        due = self.config.drift.block
+        for monitor in self.features.values():
+            rows_left = monitor.values_until_decision()
+            if rows_left is not None and rows_left < due:
+                due = rows_left
+        self._rows_due = max(1, due)
+
     def _flush_features(self, run: list[tuple[int, dict[str, Any]]]) -> None:
         if not run:
             return
@@ -437,6 +459,8 @@ class ModelState:
         # the cap) must not depend on the batch.
         names.update(dict.fromkeys(sorted(set().union(*dicts).difference(names))))
         count = len(dicts)
+        # Only alerts already firing can need settling (one that fires in this batch cannot).
+        unsettled = {key[2] for key in self.alerts.firing_keys() if key[0] in _FEATURE_ALERTS}
         for name in names:
             monitor = self.features.get(name)
             if monitor is None:
@@ -468,6 +492,8 @@ class ModelState:
                     _QualityView(monitor, check),
                     "data_quality",
                 )
+            if name not in unsettled:
+                continue
             for check in _QUALITY_CHECKS:
                 self._settle(
                     "data_quality", check, name, None, _QualityView(monitor, check), times[-1]
@@ -822,6 +848,8 @@ class ModelState:
             "rollback": self.rollback.to_state(),
             "watermark": self.watermark,
             "last_event_at": self.last_event_at,
+            "rows": self._rows,
+            "rows_due": self._rows_due,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -857,6 +885,21 @@ class ModelState:
         watermark = state["watermark"]
         self.watermark = None if watermark is None else int(watermark)
         self.last_event_at = {str(k): int(v) for k, v in state["last_event_at"].items()}
+        rows = state["rows"]
+        if len(rows) > _MAX_ROWS:
+            raise StateError("too many waiting feature rows")
+        self._rows = [(int(ts), _feature_row(features)) for ts, features in rows]
+        self._rows_due = max(1, int(state["rows_due"]))
+
+
+def _feature_row(features: Any) -> dict[str, Any]:
+    """A waiting feature row from state: a name -> scalar mapping, as the decoder makes."""
+    if not isinstance(features, dict) or not all(
+        isinstance(k, str) and (v is None or type(v) in (bool, float, str))
+        for k, v in features.items()
+    ):
+        raise StateError("a waiting feature row is not a mapping of names to scalars")
+    return features
 
 
 def _stall(config: Any) -> StallDetector:

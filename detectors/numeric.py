@@ -143,7 +143,9 @@ class NumericDriftDetector(Detector):
         super().__init__()
 
     def _reset(self) -> None:
-        self._reference: list[float] = []
+        # Filled into a flat array, not a list of float objects: a fleet fills thousands of
+        # references at once, and the freed floats would leave the heap fragmented.
+        self._reference = array("d")
         # Sorted reference: a compact array (bisect for a few values, a numpy view for batches).
         self._sorted: array[float] | None = None
         self._ties = False
@@ -164,8 +166,9 @@ class NumericDriftDetector(Detector):
         self._ph_spread = drift.PageHinkley(
             min_instances=8, delta=self.ph_delta, threshold=self.ph_threshold, alpha=1.0
         )
-        self._carry: list[float] = []  # standardised values of the unfinished block
-        self._carry_spread: list[float] = []
+        # Standardised values of the unfinished block (flat arrays: a fleet has many).
+        self._carry = array("d")
+        self._carry_spread = array("d")
         self._level = 0.0
         self._level_spread = 0.0
         self._pending = 0  # blocks left to confirm a proposed change
@@ -187,6 +190,13 @@ class NumericDriftDetector(Detector):
     @property
     def drift_detected(self) -> bool:
         return self._in_drift
+
+    @property
+    def values_until_block(self) -> int:
+        """Values until the current block ends (or the reference is complete)."""
+        if self._sorted is None:
+            return self.reference_size - len(self._reference)
+        return self.block - len(self._carry)
 
     @property
     def statistic(self) -> float:
@@ -259,14 +269,17 @@ class NumericDriftDetector(Detector):
     def _fill_reference(self, values: Sequence[float] | np.ndarray) -> int:
         need = self.reference_size - len(self._reference)
         taken = values[:need]
-        self._reference.extend(float(v) for v in taken)
+        if isinstance(taken, np.ndarray):
+            self._reference.frombytes(taken.astype(np.float64, copy=False).tobytes())
+        else:
+            self._reference.extend(map(float, taken))
         if len(self._reference) >= self.reference_size:
             self._freeze_reference()
         return len(taken)
 
     def _freeze_reference(self) -> None:
-        ref = np.sort(np.asarray(self._reference, dtype=np.float64))
-        self._reference = []
+        ref = np.sort(np.frombuffer(self._reference, dtype=np.float64))
+        self._reference = array("d")
         self._sorted = array("d", ref.tobytes())
         self._ties = bool(np.any(ref[1:] == ref[:-1]))
         ranks = self._ranks(ref)
@@ -350,9 +363,9 @@ class NumericDriftDetector(Detector):
                     flips.append(offset + start + (k + 1) * block - 1)
             self._n += whole * block
         if end < total:
-            self._carry = location[end:].tolist()
+            self._carry = array("d", location[end:].tobytes())
             if spread is not None:
-                self._carry_spread = spread[end:].tolist()
+                self._carry_spread = array("d", spread[end:].tobytes())
             self._n += total - end
         return flips
 
@@ -371,8 +384,7 @@ class NumericDriftDetector(Detector):
             if len(carry) == block:
                 mean = math.fsum(carry) / block
                 mean_spread = math.fsum(carry_spread) / block if spread is not None else 0.0
-                carry.clear()
-                carry_spread.clear()
+                del carry[:], carry_spread[:]
                 if self._step(mean, mean_spread):
                     flips.append(offset + start - 1)
         self._n += total
@@ -440,7 +452,7 @@ class NumericDriftDetector(Detector):
 
     def _dump(self) -> dict[str, Any]:
         return {
-            "reference": self._reference,
+            "reference": self._reference.tolist(),
             "sorted": None if self._sorted is None else self._sorted.tolist(),
             "center": self._center,
             "scale": self._scale,
@@ -450,8 +462,8 @@ class NumericDriftDetector(Detector):
             "ph": dump_page_hinkley(self._ph),
             "adwin_spread": dump_adwin(self._adwin_spread),
             "ph_spread": dump_page_hinkley(self._ph_spread),
-            "carry": self._carry,
-            "carry_spread": self._carry_spread,
+            "carry": self._carry.tolist(),
+            "carry_spread": self._carry_spread.tolist(),
             "level": self._level,
             "level_spread": self._level_spread,
             "pending": self._pending,
@@ -468,7 +480,7 @@ class NumericDriftDetector(Detector):
         reference = [float(v) for v in state["reference"]]
         if len(reference) > self.reference_size:
             raise StateError("reference longer than reference_size")
-        self._reference = reference
+        self._reference = array("d", reference)
         if state["sorted"] is not None:
             ordered = np.asarray(state["sorted"], dtype=np.float64)
             if ordered.ndim != 1 or len(ordered) != self.reference_size:
@@ -488,7 +500,7 @@ class NumericDriftDetector(Detector):
         carry_spread = [float(v) for v in state["carry_spread"]]
         if len(carry) >= self.block or len(carry_spread) >= self.block:
             raise StateError("unfinished block too long")
-        self._carry, self._carry_spread = carry, carry_spread
+        self._carry, self._carry_spread = array("d", carry), array("d", carry_spread)
         load_adwin(self._adwin, state["adwin"])
         load_page_hinkley(self._ph, state["ph"])
         load_adwin(self._adwin_spread, state["adwin_spread"])

@@ -70,8 +70,10 @@ class QualityCounter:
         self.window = window
         self.min_samples = min_samples
         self.rate_threshold = rate_threshold
-        # (observations, (nulls, type changes, unknown categories, out of range)) per batch
-        self._chunks: deque[tuple[int, tuple[int, int, int, int]]] = deque()
+        # Per batch: observations, and (nulls, type changes, unknown categories, out of range)
+        # or None when all are 0 (the usual case: a fleet keeps thousands of these windows).
+        self._sizes: deque[int] = deque()
+        self._issues: deque[tuple[int, ...] | None] = deque()
         self._n = 0
         self._counts = [0, 0, 0, 0]
         self._totals = dict.fromkeys(CHECKS, 0)
@@ -113,18 +115,26 @@ class QualityCounter:
         ``(check, firing)`` for each check whose state changed."""
         if n <= 0:
             return []
-        chunk = tuple(int(counts.get(check, 0)) for check in _NAMES)
-        self._chunks.append((n, chunk))  # type: ignore[arg-type]
+        chunk = (
+            tuple(int(counts.get(check, 0)) for check in _NAMES) if any(counts.values()) else None
+        )
+        self._sizes.append(n)
+        self._issues.append(chunk)
         self._n += n
-        for i, count in enumerate(chunk):
-            if count:
-                self._counts[i] += count
-                self._totals[_NAMES[i]] += count
-        while self._chunks and self._n - self._chunks[0][0] >= self.window:
-            old_n, old = self._chunks.popleft()
-            self._n -= old_n
-            for i, count in enumerate(old):
-                self._counts[i] -= count
+        if chunk is not None:
+            for i, count in enumerate(chunk):
+                if count:
+                    self._counts[i] += count
+                    self._totals[_NAMES[i]] += count
+        sizes = self._sizes
+        while sizes and self._n - sizes[0] >= self.window:
+            self._n -= sizes.popleft()
+            old = self._issues.popleft()
+            if old is not None:
+                for i, count in enumerate(old):
+                    self._counts[i] -= count
+        if chunk is None and not any(self._counts) and not any(self._firing.values()):
+            return []  # no issue in the window and none firing: nothing can change (hot path)
         return self._evaluate()
 
     def _evaluate(self) -> list[tuple[str, bool]]:
@@ -144,7 +154,10 @@ class QualityCounter:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "chunks": [[n, list(c)] for n, c in self._chunks],
+            "chunks": [
+                [n, list(c) if c is not None else [0, 0, 0, 0]]
+                for n, c in zip(self._sizes, self._issues, strict=True)
+            ],
             "totals": self._totals,
             "baseline": self._baseline,
             "firing": self._firing,
@@ -156,7 +169,8 @@ class QualityCounter:
             raise StateError("quality counts out of bounds")
         if len(chunks) > self.window:
             raise StateError("more quality chunks than the window holds")
-        self._chunks = deque(chunks)  # type: ignore[arg-type]
+        self._sizes = deque(n for n, _ in chunks)
+        self._issues = deque(c if any(c) else None for _, c in chunks)
         self._n = sum(n for n, _ in chunks)
         self._counts = [sum(c[i] for _, c in chunks) for i in range(4)]
         self._totals = {c: int(state["totals"][c]) for c in CHECKS}

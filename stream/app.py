@@ -22,12 +22,12 @@ import faust
 from faust.app.base import BootStrategy
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 
 from detectors.config import MonitorConfig
 from detectors.monitor import Monitor
 from stream.kafka_broker import cache_dir
-from stream.metrics import DriftlineCollector, new_registry
+from stream.metrics import CONTENT_TYPE, DriftlineMetrics, new_registry
 from stream.pipeline import InputPipeline
 from stream.settings import Settings
 from stream.topics import declare_topics
@@ -122,7 +122,7 @@ def create_app(settings: Settings, config: MonitorConfig | None = None) -> Drift
     app.pipeline = pipeline
     app.service(pipeline)
 
-    collector = DriftlineCollector(
+    driftline_metrics = DriftlineMetrics(
         monitor,
         pipeline.stats,
         topic_of_kind={
@@ -132,15 +132,15 @@ def create_app(settings: Settings, config: MonitorConfig | None = None) -> Drift
         },
         lag=pipeline.lag,
     )
-    registry = new_registry(collector)
+    registry = new_registry()
     # Faust's own sensor, on driftline's registry: its web request counts and latencies are
     # cheap and real (nothing flows through Faust streams here, so its stream metrics stay 0).
     app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(registry, "driftline_faust"))
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        body = generate_latest(registry)
-        return web.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
+        body = driftline_metrics.render() + generate_latest(registry)
+        return web.bytes(body, headers={"Content-Type": CONTENT_TYPE})
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

@@ -17,10 +17,11 @@ Delivery and state:
 
 1. a fetch is decoded, rejected records go to the dead-letter topic, the core runs;
 2. alerts and commands are produced (CloudEvents, key ``model_id``);
-3. every ``checkpoint_interval`` seconds (and at once after a command): outputs are flushed
-   (acknowledged by the broker), then the state of every model changed since the last
-   checkpoint is written to the compacted state topic with the input offsets it reflects, then
-   those offsets are committed.
+3. every ``checkpoint_interval`` seconds: outputs are flushed (acknowledged by the broker), then
+   the state of every model changed since the last checkpoint is written to the compacted state
+   topic with the input offsets it reflects (a model at a time, in slices of a few
+   milliseconds between fetches), then the offsets the round started at are committed. A model
+   that emitted a command has its state written at once, after the command is acknowledged.
 
 A worker that dies and restarts (or a partition moving to another worker) reloads each model's
 state and skips, per model, the events its state already includes: state is updated exactly
@@ -126,7 +127,7 @@ class InputPipeline(Service):
         self._in_flight: list[Any] = []
         self._partitions: dict[str, int] = {}  # input topic -> partition count
         self._last_checkpoint = time.monotonic()
-        self._checkpoint_soon = False
+        self._commanded: set[str] = set()  # models that just emitted a command
         self._round: list[str] | None = None  # models left to save in the current round
         self._round_offsets: dict[TopicPartition, int] = {}
         self._round_failed = False
@@ -183,9 +184,11 @@ class InputPipeline(Service):
                 if records:
                     async with self._lock:
                         await self._handle(records)
+                if self._commanded:
+                    await self._save_commanded()
                 if self._round is None:
                     elapsed = time.monotonic() - self._last_checkpoint
-                    if elapsed >= self.settings.checkpoint_interval or self._checkpoint_soon:
+                    if elapsed >= self.settings.checkpoint_interval:
                         self._start_round()
                 if self._round is not None:
                     await self._advance_round()
@@ -291,7 +294,7 @@ class InputPipeline(Service):
         for out in outputs:
             topic = self.topics.alerts if isinstance(out, Alert) else self.topics.commands
             if isinstance(out, Command):
-                self._checkpoint_soon = True  # keep the window for a repeated command short
+                self._commanded.add(out.subject)
             self._send(topic, out.subject.encode(), encode(out), headers=CLOUDEVENTS_HEADERS)
 
     def _send(
@@ -335,16 +338,27 @@ class InputPipeline(Service):
         if offsets:
             await self._commit(offsets)
 
+    async def _save_commanded(self) -> None:
+        """Save at once the state of models that emitted a command (once the command is
+        acknowledged): a restart then skips the events that caused it, and does not repeat a
+        command whose automation may already have acted. Only those models: their records hold
+        their own input positions, so no offset commit (nor anyone else's state) is needed."""
+        async with self._lock:
+            await self._await_in_flight()
+            models, self._commanded = sorted(self._commanded), set()
+            for model_id in models:
+                self._save_model(model_id)
+            await self._await_in_flight()
+
     def _start_round(self) -> None:
         """Begin a spread-out checkpoint of the models changed since the last one."""
         self._last_checkpoint = time.monotonic()
-        self._checkpoint_soon = False
         self._round = sorted(self._dirty, reverse=True)  # popped from the end: sorted order
         self._dirty.clear()
         self._round_offsets = dict(self._positions)
         self._round_failed = False
 
-    async def _advance_round(self, budget: float = 0.02) -> None:
+    async def _advance_round(self, budget: float = 0.01) -> None:
         """Save the next models of the round for at most ``budget`` seconds; when the round is
         done, commit the offsets it started at. Each model's record holds the input positions
         of the moment it is saved (the events it includes), so saving models one at a time while
@@ -408,7 +422,7 @@ class InputPipeline(Service):
         """Flush outputs and write the state of changed models; return the offsets it covers
         (nothing if some state could not be saved: those events must be processed again)."""
         self._last_checkpoint = time.monotonic()
-        self._checkpoint_soon = False
+        self._commanded.clear()
         await self._await_in_flight()
         dirty = sorted(m for m in self._dirty if only is None or self._partition_of.get(m) in only)
         failed = False

@@ -257,3 +257,33 @@ def test_load_state_refuses_more_pending_predictions_than_max_pending():
     same = joiner(max_pending=10)
     same.load_state(state)  # it fits where it came from
     assert same.pending == 10
+
+
+def test_recent_ids_remember_the_last_half_to_all_of_size_and_forget_older_ones():
+    from detectors.join import _RecentIds
+
+    ids = _RecentIds(1_000)
+    names = [f"id-{i}" for i in range(5_000)]
+    for count, name in enumerate(names, 1):
+        ids.add(name)
+        if count % 97 == 0:
+            assert min(count, 500) <= len(ids) <= 1_000
+            assert all(n in ids for n in names[max(0, count - 500) : count])
+    forgotten = sum(n in ids for n in names[:3_900])
+    # Forgotten ids are found again only through a 32-bit hash collision.
+    assert forgotten <= 1
+    assert "never-added" not in ids
+
+
+def test_recent_ids_survive_a_dump_and_load_and_refuse_bad_hashes():
+    from detectors.join import _RecentIds
+
+    ids = _RecentIds(100)
+    for i in range(130):
+        ids.add(f"id-{i}")
+    copy = _RecentIds(100)
+    copy.load(orjson.loads(orjson.dumps(ids.dump())))
+    assert [f"id-{i}" in copy for i in range(130)] == [f"id-{i}" in ids for i in range(130)]
+    assert len(copy) == len(ids)
+    with pytest.raises(StateError, match="32-bit"):
+        copy.load([1 << 40])

@@ -80,6 +80,7 @@ def test_configured_ignore_drops_a_feature():
 
     monitor = Monitor(MonitorConfig.from_dict({"defaults": {"features": {"user_id": "ignore"}}}))
     monitor.process([Input(model_id="m", timestamp=T0, features={"user_id": "u1", "x": 1.0})])
+    monitor.tick(T0)  # a lone row waits for more rows, or for the next tick
     assert list(monitor.models["m"].features) == ["x"]
 
 
@@ -105,6 +106,7 @@ def test_inputs_take_over_from_prediction_features():
         ),
     ]
     monitor.process(state_events)
+    monitor.tick(T0 + 2)
     model = monitor.models["m"]
     assert model.features_from_inputs
     # inputs define the feature set from now on; the prediction-only feature is gone (it
@@ -173,3 +175,39 @@ def test_the_core_imports_nothing_from_the_shell():
             offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in forbidden]
     assert offenders == []
     assert len(list(root.rglob("*.py"))) >= 10
+
+
+@pytest.mark.parametrize("batch", [1, 5, 64, 4000])
+def test_numeric_drift_fires_at_the_same_event_however_rows_are_batched(batch):
+    # Feature rows wait for the next block end before they are evaluated: the numeric drift
+    # decision must come at exactly the event it comes at when everything is one batch.
+    events = events_of(scenarios.covariate_shift(n=4000, shift_at=2500))
+
+    def drift_times(size: int) -> list[tuple[str, str]]:
+        monitor = Monitor()
+        out = []
+        for start in range(0, len(events), size):
+            out += monitor.process(events[start : start + size])
+        return [
+            (a.data.feature, a.data.event_time)
+            for a in out
+            if a.type.endswith(".data_drift") and a.data.status == "firing"
+        ]
+
+    expected = drift_times(len(events))
+    assert [feature for feature, _ in expected] == ["f1"]
+    assert drift_times(batch) == expected
+
+
+def test_a_waiting_feature_row_is_evaluated_at_the_next_tick():
+    monitor = Monitor()
+    events = events_of(scenarios.covariate_shift(n=3000, shift_at=10_000))
+    monitor.process(events[:-1])
+    model = monitor.models["m-shift"]
+    seen = model.features["f1"]._good_seen
+    monitor.process(events[-1:])
+    waiting = len(model._rows)
+    monitor.tick(events[-1].timestamp)
+    assert waiting >= 1
+    assert not model._rows
+    assert model.features["f1"]._good_seen == seen + waiting

@@ -19,11 +19,12 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from detectors.config import MonitorConfig
 from detectors.monitor import Monitor
 from schemas import REASONS, Label, Prediction, Topics
-from stream.metrics import DriftlineCollector, new_registry
+from stream.metrics import DriftlineMetrics
 from stream.pipeline import PipelineStats
 from stream.settings import Settings
 
@@ -107,7 +108,7 @@ def collected() -> tuple[frozenset[str], frozenset[str]]:
     stats.events[(topics.predictions, "deadletter")] += 1
     stats.deadletters[(topics.predictions, REASONS[0])] += 1
     stats.state["saved"] += 2
-    collector = DriftlineCollector(
+    exposition = DriftlineMetrics(
         monitor,
         stats,
         topic_of_kind={
@@ -119,7 +120,7 @@ def collected() -> tuple[frozenset[str], frozenset[str]]:
     )
     names: set[str] = set()
     sampled: set[str] = set()
-    for family in new_registry(collector).collect():
+    for family in text_string_to_metric_families(exposition.render().decode()):
         names.add(family.name)
         if family.type == "counter":
             names.add(f"{family.name}_total")

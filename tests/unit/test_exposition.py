@@ -1,0 +1,132 @@
+"""The /metrics text driftline writes itself: escaped, parseable, and equal to the core's values."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from detectors.monitor import Monitor
+from schemas import Label, Prediction
+from stream.metrics import DriftlineMetrics, escape, number
+from stream.pipeline import PipelineStats
+
+T0 = 1_795_255_200_000
+NASTY = ['fraud "v2"', "back\\slash", "new\nline", "ünïcødé ✓", "plain"]
+
+
+def monitor_with_traffic(model_ids: list[str], feature_names: list[str]) -> Monitor:
+    rng = random.Random(7)
+    monitor = Monitor(max_models=len(model_ids))
+    events = []
+    for i in range(1_500):
+        for model_id in model_ids:
+            pid = f"{model_id}-{i}"
+            events.append(
+                Prediction(
+                    model_id=model_id,
+                    model_version=NASTY[i % len(NASTY)],
+                    prediction_id=pid,
+                    timestamp=T0 + i * 10,
+                    prediction=rng.random() < 0.4,
+                    score=rng.random(),
+                    features={name: rng.gauss(0, 1) for name in feature_names},
+                )
+            )
+            events.append(
+                Label(model_id=model_id, prediction_id=pid, timestamp=T0 + i * 10 + 5, label=True)
+            )
+    for start in range(0, len(events), 4_000):
+        monitor.process(events[start : start + 4_000])
+    return monitor
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = (sample.name, tuple(sorted(sample.labels.items())))
+            assert key not in out, f"series {key} written twice"
+            out[key] = sample.value
+    return out
+
+
+@pytest.fixture(scope="module")
+def exposed() -> tuple[Monitor, dict]:
+    monitor = monitor_with_traffic(NASTY, NASTY)
+    stats = PipelineStats()
+    stats.events[("model.predictions", "ok")] = 7
+    stats.deadletters[("model.predictions", 'bad "json"')] = 2
+    text = DriftlineMetrics(
+        monitor, stats, topic_of_kind={"prediction": "model.predictions"}, lag=lambda: {}
+    ).render()
+    return monitor, samples(text.decode())
+
+
+def test_label_values_from_input_round_trip_through_the_parser(exposed):
+    monitor, series = exposed
+    features = {
+        dict(labels)["feature"]
+        for name, labels in series
+        if name == "driftline_drift_statistic" and dict(labels)["signal"] == "feature"
+    }
+    models = {dict(labels)["model_id"] for name, labels in series if "model_id" in dict(labels)}
+    versions = {
+        dict(labels)["model_version"]
+        for name, labels in series
+        if name == "driftline_model_outcomes"
+    }
+    assert features == set(NASTY)
+    assert models == set(NASTY)
+    assert versions == {v for state in monitor.models.values() for v in state.versions}
+    assert (
+        series[
+            (
+                "driftline_deadletter_total",
+                (("reason", 'bad "json"'), ("topic", "model.predictions")),
+            )
+        ]
+        == 2
+    )
+
+
+def test_every_detector_and_metric_value_is_the_cores(exposed):
+    monitor, series = exposed
+    checked = 0
+    for model_id, state in monitor.models.items():
+        for signal, name, value, line, on in state.signals():
+            if signal != "feature" and name != state.latest_version:
+                continue
+            labels = (
+                ("feature", name if signal == "feature" else ""),
+                ("model_id", model_id),
+                ("signal", signal),
+            )
+            assert series[("driftline_drift_statistic", labels)] == pytest.approx(value, abs=0)
+            assert series[("driftline_drift_threshold", labels)] == pytest.approx(line, abs=0)
+            assert series[("driftline_drift_detected", labels)] == float(on)
+            checked += 1
+        for version in state.versions.values():
+            labels = (("model_id", model_id), ("model_version", version.version))
+            assert series[("driftline_model_outcomes", labels)] == version.metrics.n
+            if version.metrics.n >= state.config.metrics.min_samples:
+                for metric, value in version.metrics.values().items():
+                    assert series[(f"driftline_model_{metric}", labels)] == value
+                    checked += 1
+    # every model: each feature's detector, and four metrics of each of its versions
+    assert checked >= len(NASTY) * (len(NASTY) + 4 * len(NASTY))
+
+
+def test_numbers_and_escapes_follow_the_text_format():
+    assert [number(v) for v in (0.1, 2, True, math.inf, -math.inf)] == [
+        "0.1",
+        "2.0",
+        "1.0",
+        "+Inf",
+        "-Inf",
+    ]
+    assert number(math.nan) == "NaN"
+    assert escape('a\\b"c\nd') == 'a\\\\b\\"c\\nd'
+    assert escape("plain ✓") == "plain ✓"
