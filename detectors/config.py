@@ -415,6 +415,15 @@ _POSITIVE_INTS = {
     "confirm_samples",
     "max_samples",
     "max_versions",
+    "block",
+    "min_errors",
+}
+# Smallest values the detectors accept (a setting they refuse would reset every model at its
+# first event, so it is refused here, at start).
+_MINIMUMS = {
+    (DriftConfig, "reference_size"): 2,
+    (DriftConfig, "max_categories"): 2,
+    (ConceptConfig, "reference_size"): 10,
 }
 _UNIT_INTERVAL = {"adwin_delta", "alpha", "rate_threshold", "relative_drop"}
 
@@ -425,6 +434,9 @@ def _check_ranges(obj: Any, where: str) -> None:
         path = f"{where}.{f.name}"
         if f.name in _POSITIVE_INTS and (not isinstance(value, int) or value < 1):
             raise ConfigError(f"{path}: must be a positive integer, got {value!r}")
+        minimum = _MINIMUMS.get((type(obj), f.name))
+        if minimum is not None and value < minimum:
+            raise ConfigError(f"{path}: must be at least {minimum}, got {value!r}")
         if f.name in _UNIT_INTERVAL and not 0 < value < 1:
             raise ConfigError(f"{path}: must be between 0 and 1, got {value!r}")
         if (
@@ -453,5 +465,9 @@ def _check_ranges(obj: Any, where: str) -> None:
         raise ConfigError(f"{where}: min_samples must not exceed window")
     if isinstance(obj, StallConfig) and obj.min_timeout > obj.max_timeout:
         raise ConfigError(f"{where}: min_timeout must not exceed max_timeout")
+    if isinstance(obj, StallConfig) and obj.min_timeout <= 0:
+        raise ConfigError(f"{where}.min_timeout: must be positive, got {obj.min_timeout}")
+    if isinstance(obj, StallConfig) and obj.timeout is not None and obj.timeout <= 0:
+        raise ConfigError(f"{where}.timeout: must be positive (or null), got {obj.timeout}")
     if isinstance(obj, RollbackConfig) and obj.max_samples < obj.min_samples:
         raise ConfigError(f"{where}: max_samples must be at least min_samples")

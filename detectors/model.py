@@ -56,6 +56,9 @@ _OUTCOME_TIMES = 4096
 # The performance check runs once per this many outcomes (it reads the confusion matrix).
 _PERFORMANCE_EVERY = 10
 _MAX_ROWS = 4096  # waiting feature rows a saved state may hold (a block's worth, normally)
+# Versions never forgotten to make room (the newest, the latest, rollback's good and candidate):
+# with max_versions below this, a model may track this many.
+_PROTECTED_VERSIONS = 4
 
 
 @dataclass
@@ -68,6 +71,8 @@ class Counters:
     commands: dict[str, int] = field(default_factory=dict)
     join: dict[str, int] = field(default_factory=dict)
     quality: dict[str, int] = field(default_factory=dict)
+    #: Models reset, by cause: ``internal_error`` when the core raised while updating one.
+    resets: dict[str, int] = field(default_factory=dict)
 
     @staticmethod
     def add(table: dict[str, int], key: str, amount: int = 1) -> None:
@@ -867,7 +872,7 @@ class ModelState:
             monitor.load_state(feature_state)
             self.features[str(name)] = monitor
         versions = state["versions"]
-        if len(versions) > self.config.max_versions:
+        if len(versions) > max(self.config.max_versions, _PROTECTED_VERSIONS):
             raise StateError("more versions than max_versions")
         self.versions = {
             str(v): VersionState.from_state(s, self.config) for v, s in versions.items()

@@ -26,6 +26,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from detectors.base import StateError
@@ -34,10 +35,25 @@ from detectors.model import Counters, ModelState
 from schemas import Input, Label, Prediction
 from schemas.cloudevents import Alert, Command
 
-__all__ = ["Monitor"]
+__all__ = ["Monitor", "Rejection"]
 
 Event = Prediction | Input | Label
 Emission = Alert | Command
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Events of one model that a batch gave back instead of applying.
+
+    ``reason`` is ``model_limit`` (the model would exceed ``max_models``) or ``internal_error``
+    (the core raised while applying them: the model was reset, ``error`` says what was raised).
+    """
+
+    model_id: str
+    reason: str
+    error: str
+    events: int
+
 
 #: Layout version of :meth:`Monitor.model_state`; states of another version are refused.
 STATE_VERSION = 1
@@ -77,6 +93,7 @@ class Monitor:
         self.max_pending_total = max_pending_total
         self.models: dict[str, ModelState] = {}
         self.counters = Counters()
+        self.rejections: list[Rejection] = []
 
     # -- processing ----------------------------------------------------------------------------
 
@@ -93,17 +110,44 @@ class Monitor:
             state = self._model(model_id)
             if state is None:
                 Counters.add(self.counters.refused, "model", len(model_events))
+                self.rejections.append(
+                    Rejection(
+                        model_id,
+                        "model_limit",
+                        f"max_models ({self.max_models}) models are tracked already",
+                        len(model_events),
+                    )
+                )
                 continue
-            out.extend(state.process(model_events, now))
+            try:
+                out.extend(state.process(model_events, now))
+            except Exception as exc:  # noqa: BLE001 - one model's bug must not stop the others
+                self._failed(model_id, exc, len(model_events))
         self._bound_pending()
         return out
 
     def tick(self, now: int) -> list[Emission]:
         """Check every model for stalls at ``now``."""
         out: list[Emission] = []
-        for state in self.models.values():
-            out.extend(state.tick(now))
+        for model_id, state in list(self.models.items()):
+            try:
+                out.extend(state.tick(now))
+            except Exception as exc:  # noqa: BLE001
+                self._failed(model_id, exc, 0)
         return out
+
+    def take_rejections(self) -> list[Rejection]:
+        """The events given back since the last call (to be dead-lettered by the caller)."""
+        rejections, self.rejections = self.rejections, []
+        return rejections
+
+    def _failed(self, model_id: str, exc: Exception, events: int) -> None:
+        # A half-applied update leaves the model's state inconsistent: start it afresh. The
+        # outputs it decided in this batch are lost with it; its events go back to the caller.
+        self.models.pop(model_id, None)
+        Counters.add(self.counters.resets, "internal_error")
+        detail = f"{type(exc).__name__}: {exc}"[:500]
+        self.rejections.append(Rejection(model_id, "internal_error", detail, events))
 
     def _model(self, model_id: str) -> ModelState | None:
         state = self.models.get(model_id)

@@ -51,18 +51,25 @@ REASONS: Final = (
     "invalid_value",  # charset, range, non-finite number, unparseable timestamp
     "too_long",  # a string longer than its limit
     "too_many",  # too many features, classes or events in one message
+    # Not the decoder's: valid events the monitoring core gave back (detectors.monitor.Rejection).
+    "model_limit",  # a new model while max_models are tracked already
+    "internal_error",  # the core raised while applying the model's events; the model was reset
 )
 
 _ID = re.compile(ID_PATTERN)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+# Objects and arrays nest alike: counting depth, ``{}`` are brackets like ``[]``.
+_AS_SQUARE = bytes.maketrans(b"{}", b"[]")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _EVENT_PATH = re.compile(r"^\$(\[\d+\])?$")
 _BOUND = re.compile(r"^Expected `\w+` ((?:>=|<=|>|<) \S+)$")
 # What msgspec raises on bad input: its own errors, UnicodeDecodeError for invalid UTF-8 inside
 # a string, RecursionError past its own nesting limit.
 _PARSE_ERRORS = (msgspec.DecodeError, ValueError, RecursionError)
+# Any JSON text, for objects that repeat a key (see EventDecoder._decode_last_values).
+_LAST_VALUES = msgspec.json.Decoder(float_hook=float)
 # Ids and names already checked, so the charset regexes run once per distinct value. Bounded:
 # past this many, values are still checked, just not remembered.
 _MAX_REMEMBERED = 65_536
@@ -134,7 +141,8 @@ class EventDecoder:
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
         self._contract = ContractTypes(self.limits)
-        self._single = {k: msgspec.json.Decoder(t) for k, t in event_types(self.limits).items()}
+        self._types = event_types(self.limits)
+        self._single = {k: msgspec.json.Decoder(t) for k, t in self._types.items()}
         self._elements = msgspec.json.Decoder(list[msgspec.Raw])
         self._good_ids: set[str] = set()
         self._good_names: set[str] = set()
@@ -213,10 +221,32 @@ class EventDecoder:
         self._check_depth(payload, depth_used)
         try:
             event = self._single[kind].decode(payload)
+        except msgspec.ValidationError as exc:
+            event = self._decode_last_values(kind, payload, exc)
         except _PARSE_ERRORS as exc:
             raise self._explain(payload, exc) from None
         self._check_charsets(event)
         return event
+
+    def _decode_last_values(self, kind: EventKind, payload: bytes, exc: Exception) -> Event:
+        """Decide an object that repeats a key on the last values, as the contract says.
+
+        msgspec keeps a repeated key's last value but validates every one, so an invalid
+        earlier value would reject an event whose kept value is valid (and the error would
+        quote the kept value). Only on the error path: valid events never come here.
+        """
+        if not _repeats_a_key(payload):
+            raise self._explain(payload, exc) from None
+        try:
+            # msgspec's own JSON rules (UTF-8, no NaN, no lone surrogates), the last value of a
+            # key kept; 1e999 read as inf, for the validation below to refuse where it is kept.
+            document = _LAST_VALUES.decode(payload)
+        except _PARSE_ERRORS:
+            raise self._explain(payload, exc) from None
+        try:
+            return msgspec.convert(document, self._types[kind])
+        except _PARSE_ERRORS as again:
+            raise self._explain(payload, again) from None
 
     def _check_charsets(self, event: Any) -> None:
         good_ids = self._good_ids
@@ -315,15 +345,38 @@ def _max_depth(payload: bytes, limit: int) -> int:
     """Nesting depth of a JSON text, counting past ``limit`` only as far as ``limit + 1``."""
     # Strings may hold brackets: drop them, keep only the brackets, then peel off the innermost
     # pairs one level per pass. All C-speed byte operations; at most ``limit + 1`` passes.
-    brackets = _STRING.sub(b"", payload).translate(None, _NOT_BRACKET)
+    # One kind of bracket, so one replace per pass: peeling ``{}`` then ``[]`` in the same pass
+    # would peel two levels of ``[{}]``, and alternating nesting would count half its depth.
+    brackets = _STRING.sub(b"", payload).translate(_AS_SQUARE, _NOT_BRACKET)
     depth = 0
     while brackets and depth <= limit:
-        peeled = brackets.replace(b"{}", b"").replace(b"[]", b"")
+        peeled = brackets.replace(b"[]", b"")
         if peeled == brackets:
             break  # unbalanced: the parser reports that
         brackets = peeled
         depth += 1
     return depth
+
+
+def _repeats_a_key(payload: bytes) -> bool:
+    """Whether any object in a JSON text has a key twice (False if it is not JSON)."""
+    repeated = False
+
+    def pairs(items: list[tuple[str, Any]]) -> None:
+        nonlocal repeated
+        if not repeated and len({key for key, _ in items}) != len(items):
+            repeated = True
+
+    def skip(_: str) -> int:
+        return 0  # only the keys matter
+
+    try:
+        json.loads(
+            payload, object_pairs_hook=pairs, parse_int=skip, parse_float=skip, parse_constant=skip
+        )
+    except (ValueError, RecursionError):
+        return False
+    return repeated
 
 
 def _parse_quietly(payload: bytes) -> Any:

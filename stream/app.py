@@ -108,6 +108,7 @@ def create_app(settings: Settings, config: MonitorConfig | None = None) -> Drift
         source=settings.source,
         max_models=settings.max_models,
         max_features_per_model=settings.max_features_per_model,
+        max_pending_total=settings.max_pending_predictions,
     )
     topics = declare_topics(app, settings)
 

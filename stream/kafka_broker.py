@@ -8,6 +8,10 @@ Layout of a data dir::
 
     server.properties   log4j2.properties   broker.pid   server.log   stdout.log   kraft/
 
+Optionally (:class:`SaslListeners`) the broker also listens with SASL_SSL and/or SASL_PLAINTEXT
+(SCRAM) on ports of their own, with SCRAM users created when the storage is formatted; the
+PLAINTEXT listener stays and keeps carrying controller and admin traffic.
+
 Examples
 --------
 >>> broker = LocalKafka(BrokerConfig(port=19092, data_dir=Path("/tmp/k")))
@@ -18,8 +22,10 @@ Examples
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -29,12 +35,24 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["BrokerConfig", "BrokerError", "LocalKafka", "cache_dir", "kafka_version"]
+__all__ = [
+    "BrokerConfig",
+    "BrokerError",
+    "LocalKafka",
+    "SaslListeners",
+    "ScramUser",
+    "cache_dir",
+    "kafka_version",
+]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _CHECKOUT_ROOT = _PACKAGE_DIR.parent
 _DEFAULT_JVM_OPTS = "-Xms256m -Xmx1g -XX:+UseSerialGC"
 _READY_LINE = "Kafka Server started"
+#: SCRAM mechanisms Kafka's ``StorageTool format --add-scram`` accepts, with their hash.
+_SCRAM_HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
+_SCRAM_ITERATIONS = 4096  # Kafka's default and its minimum for both mechanisms
+_KEYSTORE_TYPES = ("PKCS12", "JKS", "PEM")
 
 
 class BrokerError(RuntimeError):
@@ -124,6 +142,11 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
+def _argfile_quote(argument: str) -> str:
+    # A Java launcher @argument file: one quoted argument per line, \\ and \" escaped.
+    return '"' + argument.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _cluster_id() -> str:
     # Kafka's Uuid.randomUuid(): 16 random bytes, URL-safe base64 without padding, never
     # starting with '-' (it would read as a command-line flag).
@@ -131,6 +154,102 @@ def _cluster_id() -> str:
         text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not text.startswith("-"):
             return text
+
+
+@dataclass(frozen=True)
+class ScramUser:
+    """A SCRAM user written into the cluster metadata when the storage is formatted."""
+
+    name: str
+    password: str = field(repr=False)
+    mechanism: str = "SCRAM-SHA-512"
+
+    def __post_init__(self) -> None:
+        if self.mechanism not in _SCRAM_HASHES:
+            raise BrokerError(f"SCRAM mechanism {self.mechanism!r} is not one of {_SCRAM_HASHES}")
+        # Kafka splits the --add-scram value on commas and strips one pair of quotes.
+        if not self.name or "," in self.name or '"' in self.name:
+            raise BrokerError(f"SCRAM user name {self.name!r} is empty or holds ',' or '\"'")
+        if not self.password:
+            raise BrokerError(f"SCRAM user {self.name!r} needs a password")
+
+    def add_scram_argument(self) -> str:
+        """``--add-scram`` value with a salted password, so the password itself never reaches
+        the JVM (the salted one still authenticates against this broker: keep it private)."""
+        salt = secrets.token_bytes(16)
+        salted = hashlib.pbkdf2_hmac(
+            _SCRAM_HASHES[self.mechanism], self.password.encode(), salt, _SCRAM_ITERATIONS
+        )
+        encode = base64.b64encode
+        return (
+            f"{self.mechanism}=[name={self.name},iterations={_SCRAM_ITERATIONS},"
+            f'salt="{encode(salt).decode()}",saltedpassword="{encode(salted).decode()}"]'
+        )
+
+
+@dataclass
+class SaslListeners:
+    """Extra SCRAM-authenticated listeners, each on its own port (tests, laptops).
+
+    Clients authenticate as one of ``users``; no authorizer runs, so any authenticated user may
+    do anything. The keystore (PKCS12, JKS or PEM with key and certificate chain) serves TLS on
+    the SASL_SSL listener; no client certificate is asked for. Users are written when the
+    storage is formatted: a data dir formatted earlier keeps the users it was formatted with.
+    """
+
+    users: tuple[ScramUser, ...]
+    sasl_ssl_port: int | None = None
+    keystore: Path | None = None
+    keystore_type: str = "PKCS12"
+    #: Written to server.properties (mode 0600), where Kafka reads it; Kafka logs it hidden.
+    keystore_password: str | None = field(default=None, repr=False)
+    sasl_plaintext_port: int | None = None
+
+    def __post_init__(self) -> None:
+        self.users = tuple(self.users)
+        if not self.users:
+            raise BrokerError("SASL listeners need at least one SCRAM user")
+        if self.sasl_ssl_port is None and self.sasl_plaintext_port is None:
+            raise BrokerError("SASL listeners need sasl_ssl_port, sasl_plaintext_port or both")
+        if self.keystore_type not in _KEYSTORE_TYPES:
+            raise BrokerError(
+                f"keystore type {self.keystore_type!r} is not one of {_KEYSTORE_TYPES}"
+            )
+        if self.sasl_ssl_port is not None:
+            if self.keystore is None:
+                raise BrokerError("the SASL_SSL listener needs a keystore")
+            self.keystore = Path(self.keystore).expanduser().resolve()
+            if self.keystore_type != "PEM" and not self.keystore_password:
+                raise BrokerError(f"a {self.keystore_type} keystore needs its password")
+
+    @property
+    def mechanisms(self) -> list[str]:
+        return sorted({user.mechanism for user in self.users})
+
+    def named_ports(self) -> dict[str, int]:
+        """Listener name (same as its security protocol) to port, for the listeners in use."""
+        ports = {"SASL_SSL": self.sasl_ssl_port, "SASL_PLAINTEXT": self.sasl_plaintext_port}
+        return {name: port for name, port in ports.items() if port is not None}
+
+    def properties(self) -> dict[str, str]:
+        """``server.properties`` entries for the listeners (merged into the base ones)."""
+        out: dict[str, str] = {}
+        for name in self.named_ports():
+            prefix = f"listener.name.{name.lower()}"
+            out[f"{prefix}.sasl.enabled.mechanisms"] = ",".join(self.mechanisms)
+            for mechanism in self.mechanisms:
+                # Broker side of SCRAM: credentials come from the cluster metadata, so the
+                # login module needs no user of its own (no inter-broker SASL here).
+                out[f"{prefix}.{mechanism.lower()}.sasl.jaas.config"] = (
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                )
+            if name == "SASL_SSL":
+                out[f"{prefix}.ssl.keystore.location"] = str(self.keystore)
+                out[f"{prefix}.ssl.keystore.type"] = self.keystore_type
+                if self.keystore_password:
+                    out[f"{prefix}.ssl.keystore.password"] = self.keystore_password
+                out[f"{prefix}.ssl.client.auth"] = "none"
+        return out
 
 
 @dataclass
@@ -146,6 +265,8 @@ class BrokerConfig:
     jvm_opts: str = field(
         default_factory=lambda: os.environ.get("DRIFTLINE_KAFKA_JVM_OPTS", _DEFAULT_JVM_OPTS)
     )
+    #: Optional SASL_SSL / SASL_PLAINTEXT listeners with SCRAM users (None: PLAINTEXT only).
+    sasl: SaslListeners | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
@@ -165,6 +286,20 @@ class LocalKafka:
     @property
     def bootstrap_servers(self) -> str:
         return f"{self.config.host}:{self.config.port}"
+
+    @property
+    def sasl_ssl_bootstrap_servers(self) -> str:
+        """``host:port`` of the SASL_SSL listener (BrokerError when there is none)."""
+        if self.config.sasl is None or self.config.sasl.sasl_ssl_port is None:
+            raise BrokerError("this broker has no SASL_SSL listener")
+        return f"{self.config.host}:{self.config.sasl.sasl_ssl_port}"
+
+    @property
+    def sasl_plaintext_bootstrap_servers(self) -> str:
+        """``host:port`` of the SASL_PLAINTEXT listener (BrokerError when there is none)."""
+        if self.config.sasl is None or self.config.sasl.sasl_plaintext_port is None:
+            raise BrokerError("this broker has no SASL_PLAINTEXT listener")
+        return f"{self.config.host}:{self.config.sasl.sasl_plaintext_port}"
 
     @property
     def _pid_file(self) -> Path:
@@ -191,6 +326,9 @@ class LocalKafka:
                 f"port {cfg.port} on {cfg.host} is already taken by another process; "
                 "choose another with --port"
             )
+        for port in cfg.sasl.named_ports().values() if cfg.sasl else []:
+            if _port_open(cfg.host, port):
+                raise BrokerError(f"SASL listener port {port} on {cfg.host} is already taken")
         libs = fetch_jars()
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self._write_config()
@@ -323,27 +461,49 @@ class LocalKafka:
         return "\n".join(chunks) or "(no broker output)"
 
     def _format(self, java: str, classpath: str) -> None:
-        result = subprocess.run(
-            [
-                java,
-                "-cp",
-                classpath,
-                f"-Dlog4j2.configurationFile={self.config.data_dir / 'log4j2.properties'}",
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                _cluster_id(),
-                "-c",
-                str(self._properties_file),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise BrokerError(
-                f"formatting the broker's storage failed:\n{result.stdout}{result.stderr}"
+        jvm = [
+            java,
+            "-cp",
+            classpath,
+            f"-Dlog4j2.configurationFile={self.config.data_dir / 'log4j2.properties'}",
+        ]
+        tool = [
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            _cluster_id(),
+            "-c",
+            str(self._properties_file),
+        ]
+        if self.config.sasl is None:
+            result = subprocess.run(jvm + tool, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                raise BrokerError(
+                    f"formatting the broker's storage failed:\n{result.stdout}{result.stderr}"
+                )
+            return
+        scram = [user.add_scram_argument() for user in self.config.sasl.users]
+        for argument in scram:
+            tool += ["--add-scram", argument]
+        # StorageTool reads SCRAM users only from its arguments. They hold salted passwords (the
+        # passwords never leave Python), and go through a Java @argument file (mode 0600,
+        # deleted at once) rather than argv, where `ps` would show them to every local user.
+        argfile = self.config.data_dir / "format.args"
+        argfile.unlink(missing_ok=True)
+        descriptor = os.open(argfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write("".join(f"{_argfile_quote(arg)}\n" for arg in tool))
+        try:
+            result = subprocess.run(
+                [*jvm, f"@{argfile}"], capture_output=True, text=True, check=False
             )
+        finally:
+            argfile.unlink(missing_ok=True)
+        if result.returncode != 0:
+            output = result.stdout + result.stderr
+            for argument in scram:  # Kafka may echo a bad --add-scram value back
+                output = output.replace(argument, "SCRAM-...=[***]")
+            raise BrokerError(f"formatting the broker's storage failed:\n{output}")
 
     def _write_config(self) -> None:
         cfg = self.config
@@ -373,11 +533,20 @@ class LocalKafka:
             "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
             "auto.create.topics.enable": "false",
         }
+        if cfg.sasl is not None:
+            for name, port in cfg.sasl.named_ports().items():
+                properties["listeners"] += f",{name}://{cfg.host}:{port}"
+                properties["advertised.listeners"] += f",{name}://{cfg.host}:{port}"
+                properties["listener.security.protocol.map"] += f",{name}:{name}"
+            properties.update(cfg.sasl.properties())
         properties.update(cfg.properties)
-        self._properties_file.write_text(
-            "# Written by driftline on every start; edit BrokerConfig.properties instead.\n"
-            + "".join(f"{k}={v}\n" for k, v in properties.items())
-        )
+        text = "# Written by driftline on every start; edit BrokerConfig.properties instead.\n"
+        text += "".join(f"{k}={v}\n" for k, v in properties.items())
+        if cfg.sasl is not None:
+            # It may hold the keystore password: readable by its owner only.
+            self._properties_file.touch(mode=0o600)
+            self._properties_file.chmod(0o600)
+        self._properties_file.write_text(text)
         (cfg.data_dir / "log4j2.properties").write_text(
             "status = warn\n"
             "appender.file.type = File\n"

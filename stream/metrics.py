@@ -26,6 +26,7 @@ Metric names are part of driftline's interface (dashboards and alert rules rely 
 ``driftline_seconds_since_last_event{model_id, topic}``
 ``driftline_label_join_total{outcome}``                joined, expired, evicted, late, ...
 ``driftline_refused_total{what}``                      model | feature
+``driftline_model_resets_total{cause}``                internal_error (the core raised)
 ``driftline_data_quality_checks_fired_total{check}``   quality checks that started firing
 ``driftline_consumer_lag{topic, partition}``           records behind the end of the log
 ``driftline_models``                                   models tracked
@@ -186,9 +187,16 @@ class DriftlineMetrics:
             counter("driftline_label_join", "Label join outcomes.", "outcome", counters.join),
             counter(
                 "driftline_refused",
-                "Models and features not tracked because a cap was reached (events still counted).",
+                "Models and features not tracked because a cap was reached "
+                "(a refused model's events are dead-lettered).",
                 "what",
                 counters.refused,
+            ),
+            counter(
+                "driftline_model_resets",
+                "Models whose state was reset, by cause (internal_error: a bug, please report).",
+                "cause",
+                counters.resets,
             ),
             counter(
                 "driftline_data_quality_checks_fired",

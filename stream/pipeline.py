@@ -48,7 +48,7 @@ from aiokafka.partitioner import murmur2
 from mode import Service
 
 from detectors.base import StateError
-from detectors.monitor import Monitor
+from detectors.monitor import Monitor, Rejection
 from schemas import DecodeError, EventDecoder, encode
 from schemas.cloudevents import Alert, Command
 from stream.deadletter import DeadLetter, decode_record
@@ -272,10 +272,73 @@ class InputPipeline(Service):
         events.extend(labels)  # labels after this fetch's predictions: they may join at once
         if events:
             self._publish(self.monitor.process(events, now=int(time.time() * 1000)))
+            if self.monitor.rejections:
+                self._dead_letter_rejected(fetched, self.monitor.take_rejections())
         stats.batches += 1
         stats.last_batch_at = time.monotonic()
         if len(self._in_flight) > _MAX_IN_FLIGHT:
             await self._await_in_flight()
+
+    def _dead_letter_rejected(
+        self, fetched: dict[TopicPartition, list[Any]], rejections: list[Rejection]
+    ) -> None:
+        """Dead-letter the events the core gave back (a model over ``max_models``, or one whose
+        update raised): found again in the fetch, by the same rules ``_handle`` kept them."""
+        rejected = {r.model_id: r for r in rejections}
+        for r in rejections:
+            if r.reason == "internal_error":
+                logger.error("model %s was reset after an internal error: %s", r.model_id, r.error)
+                self._forget_state(r.model_id)
+        for tp, records in fetched.items():
+            kind = self.kinds.get(tp.topic)
+            if kind is None:
+                continue
+            topic, partition = tp.topic, tp.partition
+            for record in records:
+                for index, event in self._redecode(kind, record.value):
+                    r = rejected.get(event.model_id)
+                    if r is None or not self._kept(topic, partition, record, event.model_id):
+                        continue
+                    self.stats.events[(topic, "ok")] -= 1
+                    self._dead_letter(
+                        DeadLetter.of(
+                            DecodeError(r.reason, "$", r.error),
+                            key=record.key,
+                            value=record.value if index is None else msgspec.json.encode(event),
+                            topic=topic,
+                            partition=partition,
+                            offset=record.offset,
+                            index=index,
+                        )
+                    )
+
+    def _redecode(self, kind: str, value: bytes | None) -> list[tuple[int | None, Any]]:
+        """A record's valid events again, with their index when it is an array message."""
+        if value is None:
+            return []
+        if value[:1] == b"{":
+            try:
+                return [(None, self.decoder.decode(kind, value))]
+            except DecodeError:
+                return []
+        batch = self.decoder.decode_batch(kind, value)
+        bad = {rejected.index for rejected in batch.rejected}
+        indices = (i for i in range(len(batch.events) + len(bad)) if i not in bad)
+        return list(zip(indices, batch.events, strict=False))
+
+    def _kept(self, topic: str, partition: int, record: Any, model_id: str) -> bool:
+        """Whether ``_handle`` gave this event to the core (not re-routed, not skipped)."""
+        key = record.key
+        if (key is None or key != model_id.encode()) and self._home(topic, model_id) != partition:
+            return False
+        done = self._resume.get(model_id)
+        return done is None or record.offset >= done.get(topic, -1)
+
+    def _forget_state(self, model_id: str) -> None:
+        """Tombstone a reset model's saved state: a restart must not bring back what failed."""
+        partition = self._partition_of.get(model_id)
+        if partition is not None:
+            self._send(self.state_topic, model_id.encode(), None, partition=partition)
 
     def _home(self, topic: str, model_id: str) -> int:
         # Kafka's default partitioner: murmur2 of the key, positive, modulo the partition count.
@@ -301,7 +364,7 @@ class InputPipeline(Service):
         self,
         topic: str,
         key: bytes | None,
-        value: bytes,
+        value: bytes | None,
         *,
         partition: int | None = None,
         headers: list[tuple[str, bytes]] | None = None,
@@ -319,6 +382,9 @@ class InputPipeline(Service):
     async def tick(self) -> None:
         """Stall checks on the wall clock (called by a Faust timer)."""
         outputs = self.monitor.tick(int(time.time() * 1000))
+        for r in self.monitor.take_rejections():
+            logger.error("model %s was reset after an internal error: %s", r.model_id, r.error)
+            self._forget_state(r.model_id)
         for out in outputs:
             self._dirty.add(out.subject)
         self._publish(outputs)

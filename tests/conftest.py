@@ -83,3 +83,25 @@ async def topics(kafka_bootstrap: str, request: pytest.FixtureRequest) -> AsyncI
     )
     await create_topics(kafka_bootstrap, names.all())
     return names
+
+
+def _hypothesis_profiles() -> None:
+    """Property-based tests run the same examples on every machine and every run (``ci``, the
+    default): no example database, no per-example deadline on a busy machine. Set
+    ``HYPOTHESIS_PROFILE=explore`` to search further, with fresh random examples."""
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "ci",
+        derandomize=True,
+        database=None,
+        deadline=None,
+        max_examples=100,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    settings.register_profile("explore", max_examples=2000, deadline=None)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+_hypothesis_profiles()

@@ -44,6 +44,62 @@ def test_models_beyond_the_cap_are_refused_and_counted():
     assert sorted(monitor.models) == ["m0", "m1", "m2"]
     assert monitor.counters.refused == {"model": 7}
     assert monitor.counters.events == {"prediction": 3}
+    # Given back to the caller (which dead-letters them), one rejection per refused model.
+    rejections = monitor.take_rejections()
+    assert [(r.model_id, r.reason, r.events) for r in rejections] == [
+        (f"m{i}", "model_limit", 1) for i in range(3, 10)
+    ]
+    assert monitor.take_rejections() == []
+
+
+def test_a_model_whose_update_raises_is_reset_and_the_others_carry_on(monkeypatch):
+    from detectors.model import ModelState
+
+    original = ModelState.process
+
+    def flaky(self, events, now=None):
+        if self.model_id == "bad" and len(events) > 5:
+            raise ZeroDivisionError("a bug")
+        return original(self, events, now)
+
+    monkeypatch.setattr(ModelState, "process", flaky)
+    monitor = Monitor()
+    batch = [
+        Prediction(
+            model_id=model,
+            model_version="1",
+            prediction_id=str(i),
+            timestamp=T0 + i,
+            prediction=True,
+        )
+        for i in range(10)
+        for model in ("good", "bad")
+    ]
+    monitor.process(batch[:6])  # 3 events each: fine
+    assert set(monitor.models) == {"good", "bad"}
+    monitor.process(batch)
+    assert set(monitor.models) == {"good"}
+    # 3 + 3 from the first batch, then good's 10: none of bad's 10 was applied.
+    assert monitor.counters.events == {"prediction": 16}
+    (rejection,) = monitor.take_rejections()
+    assert (rejection.model_id, rejection.reason, rejection.events) == ("bad", "internal_error", 10)
+    assert rejection.error == "ZeroDivisionError: a bug"
+    assert monitor.counters.resets == {"internal_error": 1}
+    monitor.process(batch[:2])  # the model starts afresh with its next events
+    assert set(monitor.models) == {"good", "bad"}
+
+
+def test_a_model_whose_stall_check_raises_is_reset(monkeypatch):
+    from detectors.model import ModelState
+
+    monitor = Monitor()
+    monitor.process(
+        [Prediction(model_id="m", model_version="1", prediction_id="1", timestamp=T0, prediction=1)]
+    )
+    monkeypatch.setattr(ModelState, "tick", lambda self, now: 1 / 0)
+    assert monitor.tick(T0 + 1000) == []
+    assert monitor.models == {}
+    assert [r.reason for r in monitor.take_rejections()] == ["internal_error"]
 
 
 def test_features_beyond_the_cap_are_refused_and_counted():

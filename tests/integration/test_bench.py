@@ -1,0 +1,42 @@
+"""The benchmark keeps working: ``bench/worker.py`` at 1 % of its sizes against the session's
+broker, every section but the 45-second latency run (a smoke test: its figures mean nothing
+at this scale; the real ones come from ``python bench/worker.py``)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_benchmark_runs_and_prints_every_figure(kafka_bootstrap):
+    sections = ["throughput", "arrays", "memory", "fleet", "scaleout"]
+    result = subprocess.run(
+        [sys.executable, "bench/worker.py", "--scale", "0.01"]
+        + [arg for s in sections for arg in ("--only", s)],
+        cwd=ROOT,
+        env={**os.environ, "DRIFTLINE_BOOTSTRAP_SERVERS": kafka_bootstrap},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    number = r"[\d,.]+"
+    assert re.search(rf"raw AIOKafkaConsumer\.getmany \+ orjson\.loads\s+{number} events/s", out)
+    worker_lines = re.findall(r"ratio worker / raw\s+[\d.]+|too few to measure", out)
+    assert len(worker_lines) >= 2, out  # plain and array messages
+    assert re.search(rf"growth after warm-up\s+-?{number} %", out), out
+    assert re.search(rf"per model\s+{number}", out), out
+    assert re.search(r"/metrics scrape: [\d,]+ series, [\d.]+ MB, median \d+ ms", out), out
+    # At this size one worker may finish before the other joins: a share may be empty.
+    assert re.search(r"worker 1: partitions \[[\d, ]*\], \d+ models", out), out
+    assert re.search(r"worker 2: partitions \[[\d, ]*\], \d+ models", out), out
