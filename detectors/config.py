@@ -425,6 +425,9 @@ _MINIMUMS = {
     (DriftConfig, "max_categories"): 2,
     (ConceptConfig, "reference_size"): 10,
 }
+# Largest values of settings that size memory up front: join.remember's id tables are allocated
+# at a model's first label (~16 bytes per remembered id and model: 2**31 asked for 32 GB).
+_MAXIMUMS = {(JoinConfig, "remember"): 1_000_000}
 _UNIT_INTERVAL = {"adwin_delta", "alpha", "rate_threshold", "relative_drop"}
 
 
@@ -437,6 +440,9 @@ def _check_ranges(obj: Any, where: str) -> None:
         minimum = _MINIMUMS.get((type(obj), f.name))
         if minimum is not None and value < minimum:
             raise ConfigError(f"{path}: must be at least {minimum}, got {value!r}")
+        maximum = _MAXIMUMS.get((type(obj), f.name))
+        if maximum is not None and value > maximum:
+            raise ConfigError(f"{path}: must be at most {maximum}, got {value!r}")
         if f.name in _UNIT_INTERVAL and not 0 < value < 1:
             raise ConfigError(f"{path}: must be between 0 and 1, got {value!r}")
         if (

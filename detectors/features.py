@@ -17,7 +17,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from typing import Any, Literal
 
 import numpy as np
@@ -95,8 +95,11 @@ class FeatureMonitor:
         self.kind: Kind = "pending"
         self.detector: NumericDriftDetector | CategoricalDriftDetector | None = None
         self.quality = QualityCounter(quality.window, quality.min_samples, quality.rate_threshold)
+        # While the type is pending: the non-null values, kept for the reference, and how many
+        # nulls came with them (counted, not kept: a feature can be null for ever).
         self._buffer: list[Any] = []
         self._buffered_values = 0
+        self._buffered_nulls = 0
         # Issues seen while the reference fills: the baseline the quality checks compare with.
         self._good_seen = 0
         self._reference_seen = 0
@@ -128,20 +131,25 @@ class FeatureMonitor:
     def update(self, values: list[Any]) -> FeatureUpdate:
         """Observe values in order (``None`` for null or missing)."""
         if self.kind == "pending":
-            self._buffer.extend(values)
-            self._buffered_values += len(values) - values.count(None)
+            present = list(filter(_not_none, values))
             needed = min(_INFER, self.drift_config.reference_size)
-            if self._buffered_values < needed:
+            if self._buffered_values + len(present) < needed:
+                self._buffer.extend(present)
+                self._buffered_values += len(present)
+                self._buffered_nulls += len(values) - len(present)
                 return FeatureUpdate()
             # Decide on the first ``needed`` non-null values only, however many came in this
             # batch: the kind must not depend on how events were batched.
-            first = list(islice(filter(_not_none, self._buffer), needed))
+            first = list(islice(chain(self._buffer, present), needed))
             share = sum(type(v) is float for v in first) / len(first)
             self._become("numeric" if share >= _NUMERIC_SHARE else "categorical")
-            buffered, self._buffer = self._buffer, []
+            earlier, self._buffer = self._buffer, []
+            nulls, self._buffered_nulls, self._buffered_values = self._buffered_nulls, 0, 0
             # The reference cannot be complete within what decided the type, so nothing in
-            # the buffered values can flip; only the caller's own values carry indices.
-            earlier = buffered[: len(buffered) - len(values)]
+            # the buffered values can flip; only the caller's own values carry indices. The
+            # nulls among them count towards the reference's null rate, wherever they came.
+            self._reference_seen += nulls
+            self._reference_nulls += nulls
             if earlier:
                 self._process(earlier)
         return self._process(values)
@@ -324,6 +332,7 @@ class FeatureMonitor:
             "quality": self.quality.to_state(),
             "buffer": self._buffer,
             "buffered_values": self._buffered_values,
+            "buffered_nulls": self._buffered_nulls,
             "good_seen": self._good_seen,
             "reference_seen": self._reference_seen,
             "reference_nulls": self._reference_nulls,
@@ -347,10 +356,14 @@ class FeatureMonitor:
             self.detector = None
         self.quality.load_state(state["quality"])
         buffer = list(state["buffer"])
+        # (States saved before nulls were only counted hold them in the buffer.)
+        nulls = int(state.get("buffered_nulls", 0)) + buffer.count(None)
+        buffer = [value for value in buffer if value is not None]
         if len(buffer) > 10 * self.drift_config.reference_size:
             raise StateError("type-inference buffer too large")
         self._buffer = buffer
-        self._buffered_values = int(state["buffered_values"])
+        self._buffered_values = len(buffer)
+        self._buffered_nulls = nulls
         self._good_seen = int(state["good_seen"])
         self._reference_seen = int(state["reference_seen"])
         self._reference_nulls = int(state["reference_nulls"])

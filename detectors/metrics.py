@@ -30,7 +30,7 @@ from river import metrics
 
 from detectors.base import StateError
 
-__all__ = ["RollingClassification", "RollingRegression"]
+__all__ = ["MAX_ERROR", "RollingClassification", "RollingRegression", "bounded_error"]
 
 
 class RollingClassification:
@@ -157,6 +157,17 @@ class RollingClassification:
         self._multiclass = bool(state.get("multiclass", False))
 
 
+#: Largest regression error counted (in absolute value). Two finite floats can be further apart
+#: than the float range itself, and squares of errors past ~1e154 overflow: bounded, every sum
+#: over errors (metrics, rollback tests) stays finite, and so do the alerts and saved states.
+MAX_ERROR = 1e100
+
+
+def bounded_error(y_true: float, y_pred: float) -> float:
+    """``y_pred - y_true``, within +-:data:`MAX_ERROR`."""
+    return max(-MAX_ERROR, min(MAX_ERROR, float(y_pred) - float(y_true)))
+
+
 class RollingRegression:
     """MAE and RMSE over a count window."""
 
@@ -174,7 +185,7 @@ class RollingRegression:
         return len(self._errors)
 
     def update(self, y_true: float, y_pred: float) -> None:
-        error = float(y_pred) - float(y_true)
+        error = bounded_error(y_true, y_pred)
         self._errors.append(error)
         self._abs += abs(error)
         self._sq += error * error
@@ -196,13 +207,25 @@ class RollingRegression:
         return {"mae": self._abs / n, "rmse": math.sqrt(max(0.0, self._sq) / n)}
 
     def to_state(self) -> dict[str, Any]:
-        return {"errors": list(self._errors)}
+        # The running sums too: recomputed, they would differ in the last bits, and a restored
+        # model would not carry on exactly like the original.
+        return {
+            "errors": list(self._errors),
+            "sums": [self._abs, self._sq, self._since_refresh],
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         errors = [float(e) for e in state["errors"]]
         if len(errors) > self.window or not all(math.isfinite(e) for e in errors):
             raise StateError("regression errors out of bounds")
+        errors = [max(-MAX_ERROR, min(MAX_ERROR, e)) for e in errors]  # (older states)
         self._errors = deque(errors)
         self._abs = math.fsum(abs(e) for e in errors)
         self._sq = math.fsum(e * e for e in errors)
         self._since_refresh = 0
+        sums = state.get("sums")  # (older states have none: recomputed above)
+        if sums is not None:
+            total_abs, total_sq, since = float(sums[0]), float(sums[1]), int(sums[2])
+            if not (math.isfinite(total_abs) and math.isfinite(total_sq)):
+                raise StateError("regression sums out of bounds")
+            self._abs, self._sq, self._since_refresh = total_abs, total_sq, since

@@ -27,7 +27,7 @@ from detectors.config import ModelConfig
 from detectors.error_rate import ErrorRateDriftDetector
 from detectors.features import FeatureMonitor, categorical_detector, numeric_detector
 from detectors.join import LabelJoiner, Outcome
-from detectors.metrics import RollingClassification, RollingRegression
+from detectors.metrics import RollingClassification, RollingRegression, bounded_error
 from detectors.numeric import NumericDriftDetector
 from detectors.policies import AlertBook, RetrainPolicy, RollbackPolicy, Transition
 from detectors.stall import StallDetector
@@ -518,7 +518,7 @@ class ModelState:
             if type(prediction) not in (int, float) or type(label) not in (int, float):
                 Counters.add(self.counters.quality, "label_type_mismatch")
                 return
-            error = abs(float(prediction) - float(label))
+            error = abs(bounded_error(label, prediction))
             version.metrics.update(float(label), float(prediction))
         else:
             error = 0.0 if prediction == label else 1.0
@@ -774,11 +774,13 @@ class ModelState:
             return
         alert, signal = key[0], key[1]
         feature = key[2] or None
+        # A version's alert (its key ends with the version) resolves for that version.
+        version = key[3] if len(key) > 3 else self.latest_version
         self._emit(
             make_alert(
                 alert,
                 model_id=self.model_id,
-                model_version=self.latest_version,
+                model_version=version,
                 status="resolved",
                 signal=signal,
                 detector="reset",

@@ -368,6 +368,9 @@ class RollbackPolicy:
             "rolled_back": sorted(self.rolled_back),
             "stats": {v: list(s.values) for v, s in self._stats.items()},
             "limits": {v: s.values.maxlen for v, s in self._stats.items()},
+            # The running sums too: recomputed, they would differ in the last bits after
+            # values left a window, and a restored model would decide differently at the margin.
+            "sums": {v: [s.total, s.total_sq] for v, s in self._stats.items()},
             "next_check": self._next_check,
             "regression": self._regression,
         }
@@ -384,6 +387,12 @@ class RollbackPolicy:
             stats = _ErrorStats(limit)
             for value in values:
                 stats.add(float(value))
+            sums = state.get("sums", {}).get(version)  # (older states have none)
+            if sums is not None:
+                total, total_sq = float(sums[0]), float(sums[1])
+                if not (math.isfinite(total) and math.isfinite(total_sq)):
+                    raise StateError("rollback sums out of bounds")
+                stats.total, stats.total_sq = total, total_sq
             self._stats[str(version)] = stats
         self._next_check = int(state["next_check"])
         self._regression = bool(state["regression"])

@@ -202,3 +202,60 @@ def test_events_can_be_built_and_encoded_by_producers():
         model_id="m", model_version="1", prediction_id="p", timestamp=TS, prediction=0.5
     )
     assert EventDecoder().decode("prediction", msgspec.json.encode(event)) == event
+
+
+# -- regressions found by fuzzing (tests/unit/test_fuzz_decoder.py) ----------------------------
+
+
+def _alternating(levels: int) -> dict:
+    """An event whose extra field nests arrays and objects in turn, ``levels`` deep in all."""
+    value: object = 1
+    for level in range(levels - 1):
+        value = [value] if level % 2 == 0 else {"k": value}
+    return dict(VALID["label"][0], extra=value)
+
+
+@pytest.mark.parametrize(
+    ("levels", "accepted"), [(32, True), (33, False), (41, False), (61, False)]
+)
+def test_alternating_arrays_and_objects_count_every_level_of_nesting(decoder, levels, accepted):
+    """The depth screen peeled ``{}`` then ``[]`` in one pass, so ``[{}]`` counted as one level
+    and alternating nesting passed at up to twice max_depth (61 levels with the default 32)."""
+    payload = orjson.dumps(_alternating(levels))
+    batch = decoder.decode_batch("label", payload)
+    if accepted:
+        assert batch.rejected == []
+    else:
+        assert [(r.error.reason, r.error.path) for r in batch.rejected] == [("too_deep", "$")]
+
+
+def _label_with(*fragments: bytes) -> bytes:
+    return b'{"model_id": "m", "prediction_id": "p", "label": 1, ' + b", ".join(fragments) + b"}"
+
+
+def test_a_repeated_key_is_judged_on_its_last_value_as_documented(decoder):
+    """'The last value wins': an invalid earlier value of a repeated key rejected the event
+    (quoting the valid last value as the offence), unlike an RFC 3339 or charset one."""
+    event = decoder.decode("label", _label_with(b'"timestamp": 12', b'"timestamp": 1795255200000'))
+    assert event.timestamp == TS
+    features = decoder.decode(
+        "input",
+        b'{"model_id": "m", "timestamp": 1795255200000, '
+        b'"features": {"a": 1e999}, "features": {"a": 1}}',
+    )
+    assert features.features == {"a": 1.0}
+    # ... and the last value is the one validated: a valid first value smuggles nothing.
+    with pytest.raises(DecodeError) as info:
+        decoder.decode("label", _label_with(b'"timestamp": 1795255200000', b'"timestamp": 12'))
+    assert (info.value.reason, info.value.path) == ("invalid_value", "$.timestamp")
+    assert info.value.detail.startswith("12 is outside the accepted range")
+    with pytest.raises(DecodeError) as info:
+        decoder.decode("label", _label_with(b'"timestamp": 12', b'"timestamp": 13'))
+    assert info.value.detail.startswith("13 is outside")
+    # Re-reading the message on the error path keeps JSON's rules: no NaN, no lone surrogate.
+    for bad in (b'"x": NaN', b'"event_id": "\\ud800"'):
+        with pytest.raises(DecodeError) as info:
+            decoder.decode(
+                "label", _label_with(b'"timestamp": 12', b'"timestamp": 1795255200000', bad)
+            )
+        assert info.value.reason in ("invalid_json", "invalid_value")
