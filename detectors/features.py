@@ -182,16 +182,10 @@ class FeatureMonitor:
         # per-call cost.
         few = len(values) <= _FEW
         array = values if few else np.array(values, dtype=np.float64)
-        was_ready = self._ready
-        before = self._good_seen
         out.drift = detector.update_many(array)
-        self._good_seen += len(values)
-        if was_ready:
-            start = 0
-        else:
-            start = self._reference_part(len(values), before)
-            if not self._ready:
-                return out
+        start = self._watched_from(len(values))
+        if start is None:
+            return out
         low, high = self._low, self._high
         if few:
             outside = sum(1 for v in values[start:] if v < low or v > high)
@@ -205,23 +199,27 @@ class FeatureMonitor:
         """Every value a string (or bool): a categorical feature's common case."""
         out = FeatureUpdate()
         detector = self.detector
-        was_ready = self._ready
-        before = self._good_seen
         if detector is not None:
             out.drift = detector.update_many(values)
-        self._good_seen += len(values)
-        if was_ready:
-            start = 0
-        else:
-            start = self._reference_part(len(values), before)
-            if not self._ready:
-                return out
+        start = self._watched_from(len(values))
+        if start is None:
+            return out
         unknown = 0
         if isinstance(self.detector, CategoricalDriftDetector):
             known = self.detector.knows
             unknown = sum(1 for v in values[start:] if not known(v))
         self._quality(out, len(values) - start, {"unknown_category": unknown}, len(values))
         return out
+
+    def _watched_from(self, count: int) -> int | None:
+        """Count ``count`` good values (already given to the detector); return the index from
+        which they are watched for quality, or None while the reference is still filling."""
+        was_ready, before = self._ready, self._good_seen
+        self._good_seen += count
+        if was_ready:
+            return 0
+        start = self._reference_part(count, before)
+        return start if self._ready else None
 
     def _reference_part(self, count: int, before: int) -> int:
         """All ``count`` values were good: how many of them completed the reference (and switch

@@ -71,9 +71,16 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int = PART
 @pytest.fixture
 async def topics(kafka_bootstrap: str, request: pytest.FixtureRequest) -> AsyncIterator[Topics]:
     """The contract's six topics under names unique to this test, created on the broker."""
+    names = unique_topics(request)
+    await create_topics(kafka_bootstrap, names.all())
+    return names
+
+
+def unique_topics(request: pytest.FixtureRequest) -> Topics:
+    """The contract's six topic names, suffixed with this test's name and a random tag."""
     slug = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name)[:60].strip("-")
     suffix = f"{slug}.{uuid.uuid4().hex[:8]}"
-    names = Topics(
+    return Topics(
         predictions=f"model.predictions.{suffix}",
         inputs=f"model.inputs.{suffix}",
         labels=f"model.labels.{suffix}",
@@ -81,8 +88,6 @@ async def topics(kafka_bootstrap: str, request: pytest.FixtureRequest) -> AsyncI
         commands=f"monitor.commands.{suffix}",
         deadletter=f"monitor.deadletter.{suffix}",
     )
-    await create_topics(kafka_bootstrap, names.all())
-    return names
 
 
 def _hypothesis_profiles() -> None:

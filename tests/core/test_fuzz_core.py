@@ -834,6 +834,18 @@ def test_the_alerts_of_a_forgotten_version_resolve_for_that_version() -> None:
     assert sorted(monitor.models["m"].versions) == ["2"]
 
 
+def restored_half_way(config: MonitorConfig, events: list, cut: int) -> tuple[Monitor, Monitor]:
+    """Model ``m`` run through ``events`` uninterrupted, and saved at ``cut``, reloaded into a
+    fresh monitor and run through the rest: (uninterrupted, restored)."""
+    original = Monitor(config)
+    original.process(events[:cut])
+    restored = Monitor(config)
+    restored.load_model_state("m", orjson.loads(orjson.dumps(original.model_state("m"))))
+    for monitor in (original, restored):
+        monitor.process(events[cut:])
+    return original, restored
+
+
 def test_a_restored_regression_model_carries_on_bit_for_bit() -> None:
     """The rolling MAE/RMSE sums were recomputed on reload (exactly, with math.fsum) while the
     running model kept its rounded running sums: after a restart the RMSE, hence the
@@ -856,12 +868,7 @@ def test_a_restored_regression_model_carries_on_bit_for_bit() -> None:
                 ),
             ),
         ]
-    original = Monitor(config)
-    original.process(events[:300])
-    restored = Monitor(config)
-    restored.load_model_state("m", orjson.loads(orjson.dumps(original.model_state("m"))))
-    for monitor in (original, restored):
-        monitor.process(events[300:])
+    original, restored = restored_half_way(config, events, 300)
     mine, theirs = (m.models["m"].versions["1"] for m in (restored, original))
     assert mine.metrics.values() == theirs.metrics.values()
     assert mine.baseline == theirs.baseline
@@ -884,11 +891,6 @@ def test_a_restored_rollback_test_carries_on_bit_for_bit() -> None:
             DECODER.decode("prediction", orjson.dumps(prediction)),
             DECODER.decode("label", orjson.dumps(label)),
         ]
-    original = Monitor(config)
-    original.process(events[:300])
-    restored = Monitor(config)
-    restored.load_model_state("m", orjson.loads(orjson.dumps(original.model_state("m"))))
-    for monitor in (original, restored):
-        monitor.process(events[300:])
+    original, restored = restored_half_way(config, events, 300)
     mine, theirs = (m.models["m"].rollback._stats["1"] for m in (restored, original))
     assert (mine.total, mine.total_sq) == (theirs.total, theirs.total_sq)

@@ -3,7 +3,6 @@ pages on the interface it is told, and state records from Kafka are data, never 
 
 from __future__ import annotations
 
-import signal
 import socket
 import urllib.error
 import urllib.request
@@ -14,7 +13,6 @@ from aiokafka import AIOKafkaProducer
 
 from tests import scenarios
 from tests.integration.live import (
-    WorkerProcess,
     accounted,
     group_offsets,
     inputs,
@@ -24,21 +22,6 @@ from tests.integration.live import (
 )
 
 pytestmark = pytest.mark.broker
-
-
-@pytest.fixture
-def workers(kafka_bootstrap, topics, tmp_path):
-    started: list[WorkerProcess] = []
-
-    def make(**kwargs) -> WorkerProcess:
-        worker = WorkerProcess(kafka_bootstrap, topics, tmp_path, **kwargs)
-        started.append(worker)
-        return worker
-
-    yield make
-    for worker in started:
-        if worker.process is not None and worker.process.poll() is None:
-            worker.stop(signal.SIGKILL)
 
 
 def status(url: str, method: str = "GET") -> int:

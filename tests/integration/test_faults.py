@@ -21,7 +21,6 @@ from stream.kafka_broker import BrokerConfig, LocalKafka
 from tests import scenarios
 from tests.conftest import create_topics, free_port
 from tests.integration.live import (
-    WorkerProcess,
     accounted,
     cloudevents,
     group_offsets,
@@ -64,21 +63,6 @@ def fleet(t0: int) -> tuple[list, list]:
     first = [r for records, cut in cuts for r in records[:cut]]
     second = [r for records, cut in cuts for r in records[cut:]]
     return first, second
-
-
-@pytest.fixture
-def workers(kafka_bootstrap, topics, tmp_path):
-    started: list[WorkerProcess] = []
-
-    def make(bootstrap: str = kafka_bootstrap, **kwargs) -> WorkerProcess:
-        worker = WorkerProcess(bootstrap, topics, tmp_path, **kwargs)
-        started.append(worker)
-        return worker
-
-    yield make
-    for worker in started:
-        if worker.process is not None and worker.process.poll() is None:
-            worker.stop(signal.SIGKILL)
 
 
 async def wait_committed(bootstrap: str, group: str, names: list[str]) -> int:

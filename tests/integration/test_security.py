@@ -31,7 +31,7 @@ from aiokafka.helpers import create_ssl_context
 from schemas import Topics
 from stream.kafka_broker import BrokerConfig, LocalKafka, SaslListeners, ScramUser
 from tests import scenarios
-from tests.conftest import create_topics, free_port
+from tests.conftest import create_topics, free_port, unique_topics
 from tests.integration.live import WorkerProcess
 
 pytestmark = pytest.mark.broker
@@ -144,15 +144,7 @@ def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKaf
 @pytest.fixture
 async def secure_topics(secure_kafka: SecureKafka, request: pytest.FixtureRequest) -> Topics:
     """Fresh topics for this test, created over the PLAINTEXT listener."""
-    suffix = f"{request.node.name[:40]}.{secrets.token_hex(4)}".replace("[", "-").strip("]")
-    names = Topics(
-        predictions=f"model.predictions.{suffix}",
-        inputs=f"model.inputs.{suffix}",
-        labels=f"model.labels.{suffix}",
-        alerts=f"monitor.alerts.{suffix}",
-        commands=f"monitor.commands.{suffix}",
-        deadletter=f"monitor.deadletter.{suffix}",
-    )
+    names = unique_topics(request)
     await create_topics(secure_kafka.broker.bootstrap_servers, names.all())
     return names
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 
 import orjson
@@ -24,18 +23,8 @@ def recent_t0() -> int:
 
 
 @pytest.fixture
-def worker_factory(kafka_bootstrap, topics, tmp_path):
-    started: list[WorkerProcess] = []
-
-    def make(**kwargs) -> WorkerProcess:
-        worker = WorkerProcess(kafka_bootstrap, topics, tmp_path, **kwargs)
-        started.append(worker)
-        return worker
-
-    yield make
-    for worker in started:
-        if worker.process is not None and worker.process.poll() is None:
-            worker.stop(signal.SIGKILL)
+def worker_factory(workers):
+    return workers
 
 
 def processed(worker: WorkerProcess, topic: str) -> float:
