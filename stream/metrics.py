@@ -133,6 +133,9 @@ class DriftlineMetrics:
         self.stats = stats
         self.topic_of_kind = topic_of_kind
         self.lag = lag
+        # model_id -> (its state, escaped id, (signal, name) -> label set and fixed lines).
+        # Bounded like the models: entries of models no longer tracked go at the next scrape.
+        self._label_cache: dict[str, tuple[object, str, dict[tuple[str, str], tuple]]] = {}
 
     def render(self) -> bytes:
         """The text exposition of every driftline metric (UTF-8)."""
@@ -251,19 +254,40 @@ class DriftlineMetrics:
         ]
         now_ms = time.time() * 1000
         topic_of_kind = self.topic_of_kind
-        for model_id, state in self.monitor.models.items():
-            model = escape(model_id)
+        models = self.monitor.models
+        cache = self._label_cache
+        if len(cache) > len(models):  # models forgotten or moved to another worker
+            for model_id in cache.keys() - models.keys():
+                del cache[model_id]
+        for model_id, state in models.items():
+            cached = cache.get(model_id)
+            if cached is None or cached[0] is not state:
+                cached = cache[model_id] = (state, escape(model_id), {})
+            _, model, lines = cached
             latest = state.latest_version
-            for signal, name, value, line, on in state.signals():
-                if signal == "feature":
-                    labels = f'{{model_id="{model}",signal="feature",feature="{escape(name)}"}} '
-                elif name == latest:
-                    labels = f'{{model_id="{model}",signal="{signal}",feature=""}} '
-                else:
+            signals = state.signals()
+            if len(lines) > 2 * len(signals) + 16:  # versions come and go: drop the old ones
+                lines.clear()
+            for signal, name, value, line, on in signals:
+                if signal != "feature" and name != latest:
                     continue
-                statistic.append(f"driftline_drift_statistic{labels}{number(value)}\n")
-                threshold.append(f"driftline_drift_threshold{labels}{number(line)}\n")
-                detected.append(f"driftline_drift_detected{labels}{'1.0' if on else '0.0'}\n")
+                entry = lines.get((signal, name))
+                if entry is None or entry[1] != line:
+                    # Label sets and thresholds change rarely: written once, reused.
+                    feature = escape(name) if signal == "feature" else ""
+                    labels = f'{{model_id="{model}",signal="{signal}",feature="{feature}"}} '
+                    entry = lines[(signal, name)] = (
+                        labels,
+                        line,
+                        f"driftline_drift_threshold{labels}{number(line)}\n",
+                        f"driftline_drift_detected{labels}1.0\n",
+                        f"driftline_drift_detected{labels}0.0\n",
+                    )
+                labels = entry[0]
+                text = repr(value) if value - value == 0.0 else number(value)
+                statistic.append(f"driftline_drift_statistic{labels}{text}\n")
+                threshold.append(entry[2])
+                detected.append(entry[3] if on else entry[4])
             open_alerts: dict[str, int] = {}
             for key in state.alerts.firing_keys():
                 open_alerts[key[0]] = open_alerts.get(key[0], 0) + 1
