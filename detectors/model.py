@@ -269,6 +269,7 @@ class ModelState:
         counts = {"prediction": 0, "input": 0, "label": 0}
         last_ts = {}
         versions = self.versions
+        add_prediction = self.join.add_prediction
         for event in events:
             ts = event.timestamp
             if (clock_limit is None or ts <= clock_limit) and (watermark is None or ts > watermark):
@@ -282,11 +283,22 @@ class ModelState:
                     self._flush_rows()
                     run = self._rows
                     version = self._new_version(event.model_version, event)  # type: ignore[union-attr,arg-type]
-                self._prediction(event, version)  # type: ignore[arg-type]
+                # (Inlined: a busy worker runs this loop for every prediction.)
+                if ts > version.last_seen:
+                    version.last_seen = ts
+                # version.version: the interned string, shared by every waiting prediction
+                prediction = event.prediction  # type: ignore[union-attr]
+                outcome = add_prediction(event.prediction_id, ts, version.version, prediction)  # type: ignore[union-attr]
+                if outcome is not None:
+                    self._outcome(outcome)
                 column = columns.get(version.version)
                 if column is None:
                     column = columns[version.version] = _Columns(version)
-                column.add(event)  # type: ignore[arg-type]
+                column.times.append(ts)
+                column.predictions.append(prediction)
+                score = event.score  # type: ignore[union-attr]
+                if score is not None:
+                    column.add_score(ts, score)
                 features = event.features  # type: ignore[union-attr]
                 if features is not None and not self.features_from_inputs:
                     run.append((ts, features))
@@ -357,16 +369,6 @@ class ModelState:
         return out
 
     # -- predictions -----------------------------------------------------------------------
-
-    def _prediction(self, event: Prediction, version: VersionState) -> None:
-        if event.timestamp > version.last_seen:
-            version.last_seen = event.timestamp
-        # version.version: the interned string, shared by every waiting prediction
-        outcome = self.join.add_prediction(
-            event.prediction_id, event.timestamp, version.version, event.prediction
-        )
-        if outcome is not None:
-            self._outcome(outcome)
 
     def _flush_predictions(self, column: _Columns) -> None:
         version = column.version
@@ -1010,14 +1012,9 @@ class _Columns:
         self.score_times: list[int] = []
         self.scores: list[float] = []
 
-    def add(self, event: Prediction) -> None:
-        self.times.append(event.timestamp)
-        self.predictions.append(event.prediction)
-        score = event.score
-        if score is None:
-            return
+    def add_score(self, ts: int, score: float | dict[str, float]) -> None:
         # A class -> probability score is watched through its top probability (confidence).
-        value = score if type(score) is float else max(score.values(), default=None)
+        value = score if type(score) is float else max(score.values(), default=None)  # type: ignore[union-attr]
         if value is not None:
-            self.score_times.append(event.timestamp)
+            self.score_times.append(ts)
             self.scores.append(float(value))
