@@ -60,6 +60,10 @@ class Outcome:
     labelled_at: int
 
 
+#: (version, prediction) combinations a joiner codes its waiting predictions with.
+_CODES = 1024
+
+
 class _RecentIds:
     """The most recent ids, as 32-bit hashes in two fixed open-addressing tables.
 
@@ -153,13 +157,36 @@ class LabelJoiner:
         self.config = config
         # Totals shared by all of a monitor's models (they outlive a model moved elsewhere).
         self._totals = totals if totals is not None else {}
-        # prediction_id -> (predicted_at, version, prediction); insertion order ~ event time
-        self._predictions: OrderedDict[str, tuple[int, str, Any]] = OrderedDict()
+        # prediction_id -> its waiting prediction, insertion order ~ event time. A million wait
+        # by default, so each is one int where it can be: predicted_at * _CODES + the index of
+        # its (version, prediction) in _combos (a few versions x a few classes); otherwise
+        # (regression values, past _CODES combinations) the tuple (predicted_at, version,
+        # prediction). ~100 bytes less a prediction than the tuple.
+        self._predictions: OrderedDict[str, int | tuple[int, str, Any]] = OrderedDict()
+        self._combos: list[tuple[str, Any]] = []
+        self._combo_codes: dict[tuple[str, type, Any], int] = {}
         # prediction_id -> (labelled_at, label): labels that came before their prediction
         self._labels: OrderedDict[str, tuple[int, Any]] = OrderedDict()
         self._expired = _RecentIds(config.remember)
         self._joined = _RecentIds(config.remember)
         self.counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+
+    def _pack(self, predicted_at: int, version: str, prediction: Any) -> int | tuple[int, str, Any]:
+        key = (version, type(prediction), prediction)  # True == 1, but they are other classes
+        code = self._combo_codes.get(key)
+        if code is None:
+            if type(prediction) is float or len(self._combos) >= _CODES:
+                return (predicted_at, version, prediction)
+            code = self._combo_codes[key] = len(self._combos)
+            self._combos.append((version, prediction))
+        return predicted_at * _CODES + code
+
+    def _unpack(self, waiting: int | tuple[int, str, Any]) -> tuple[int, str, Any]:
+        if type(waiting) is tuple:
+            return waiting
+        predicted_at, code = divmod(waiting, _CODES)  # floor division: exact for any sign
+        version, prediction = self._combos[code]
+        return predicted_at, version, prediction
 
     def _count(self, outcome: str, amount: int) -> None:
         self.counts[outcome] += amount
@@ -186,7 +213,7 @@ class LabelJoiner:
             return Outcome(version, prediction, early[1], predicted_at, early[0])
         if prediction_id in self._predictions or prediction_id in self._joined:
             return None  # a re-sent prediction (at-least-once producers): keep the first
-        self._predictions[prediction_id] = (predicted_at, version, prediction)
+        self._predictions[prediction_id] = self._pack(predicted_at, version, prediction)
         if len(self._predictions) > self.config.max_pending:
             self.evict(1)
         return None
@@ -197,7 +224,7 @@ class LabelJoiner:
         if waiting is not None:
             self._count("joined", 1)
             self._joined.add(prediction_id)
-            predicted_at, version, prediction = waiting
+            predicted_at, version, prediction = self._unpack(waiting)
             return Outcome(version, prediction, label, predicted_at, labelled_at)
         if prediction_id in self._joined or prediction_id in self._labels:
             self._count("duplicate", 1)
@@ -215,7 +242,8 @@ class LabelJoiner:
         cutoff = watermark - self.config.ttl
         predictions = self._predictions
         while predictions:
-            prediction_id, (predicted_at, _, _) = next(iter(predictions.items()))
+            prediction_id, waiting = next(iter(predictions.items()))
+            predicted_at = self._unpack(waiting)[0]
             if predicted_at >= cutoff:
                 break
             predictions.popitem(last=False)
@@ -245,7 +273,7 @@ class LabelJoiner:
     def to_state(self) -> dict[str, Any]:
         return {
             # (id, (time, version, prediction)) pairs: orjson writes tuples as arrays, no copy
-            "predictions": list(self._predictions.items()),
+            "predictions": [(pid, self._unpack(w)) for pid, w in self._predictions.items()],
             "labels": list(self._labels.items()),
             "expired": self._expired.dump(),
             "joined": self._joined.dump(),
@@ -260,8 +288,9 @@ class LabelJoiner:
             or len(labels) > self.config.max_pending_labels
         ):
             raise StateError("more waiting predictions or labels than the limits allow")
+        self._combos, self._combo_codes = [], {}
         self._predictions = OrderedDict(
-            (str(pid), (int(t), str(v), _scalar(p))) for pid, (t, v, p) in predictions
+            (str(pid), self._pack(int(t), str(v), _scalar(p))) for pid, (t, v, p) in predictions
         )
         self._labels = OrderedDict(
             (str(pid), (int(t), _scalar(label))) for pid, (t, label) in labels

@@ -33,6 +33,10 @@ from detectors.base import StateError
 __all__ = ["MAX_ERROR", "RollingClassification", "RollingRegression", "bounded_error"]
 
 
+#: Distinct (label, prediction) pairs whose tuple the window shares (a few classes make few).
+_SHARED_PAIRS = 256
+
+
 class RollingClassification:
     """Precision, recall, F1 and accuracy over a count window, from one confusion matrix.
 
@@ -50,6 +54,7 @@ class RollingClassification:
         self.window = window
         self.positive_label = positive_label
         self._pairs: deque[tuple[Any, Any]] = deque()
+        self._shared: dict[tuple[type, Any, type, Any], tuple[Any, Any]] = {}
         self._cm = metrics.ConfusionMatrix()
         self._classes: Counter[Any] = Counter()
         self._readers: tuple[Any, ...] | None = None
@@ -63,7 +68,15 @@ class RollingClassification:
         return len(self._pairs)
 
     def update(self, y_true: Any, y_pred: Any) -> None:
-        self._pairs.append((y_true, y_pred))
+        # The window holds the same few (label, prediction) pairs over and over: one shared
+        # tuple each (keyed by type too: True and 1 are equal keys but different classes).
+        key = (type(y_true), y_true, type(y_pred), y_pred)
+        pair = self._shared.get(key)
+        if pair is None:
+            pair = (y_true, y_pred)
+            if len(self._shared) < _SHARED_PAIRS:
+                self._shared[key] = pair
+        self._pairs.append(pair)
         self._cm.update(y_true, y_pred)
         self._classes[y_true] += 1
         self._classes[y_pred] += 1
