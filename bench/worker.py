@@ -21,6 +21,10 @@ memory      worker RSS after warm-up and after 10M events, and the growth. Warm-
 fleet       RSS at 1,000 models x 20 features, per model; /metrics scrape time and size.
 scaleout    two workers in one consumer group: partitions and models split, total events/s.
 
+``--profile`` (with ``py-spy`` installed: ``pip install -e '.[bench]'``) samples the worker of
+the throughput section for 10 s at full speed and prints where its time goes: the share of the
+Kafka client, decoding and the monitoring core, and the functions with the most samples.
+
 The broker is the project's own (``driftline kafka start`` machinery) on free ports unless
 ``DRIFTLINE_BOOTSTRAP_SERVERS`` is set. RSS is the worker's own ``process_resident_memory_bytes``.
 """
@@ -44,7 +48,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -352,7 +356,89 @@ def mib(value: float) -> str:
 # -- sections --------------------------------------------------------------------------------
 
 
-def throughput(bootstrap: str, workdir: Path, n: int, array: int = 1) -> float:
+def _frame(frame: str) -> str:
+    """py-spy's ``function (path:line)`` as ``function (last/two.py)``."""
+    function, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    return f"{function} ({'/'.join(Path(path).parts[-2:])})"
+
+
+# Where a sample's time goes: the first of these found on its stack names its share.
+_SHARES = (
+    ("monitoring core (detectors/)", "Monitor.process"),
+    ("decode and validate (schemas/)", "EventDecoder.decode"),
+    ("Kafka client (aiokafka fetch and parse)", "AIOKafkaConsumer.getmany"),
+)
+
+
+def profile_summary(raw: str, top: int = 25) -> str:
+    """A py-spy ``--format raw`` profile: shares, then the functions with most samples."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    shares: Counter[str] = Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        samples = int(count)
+        total += samples
+        frames = [_frame(f) for f in stack.split(";")]
+        own[frames[-1]] += samples
+        for frame in set(frames):
+            inclusive[frame] += samples
+        share = next((name for name, marker in _SHARES if marker in stack), "other")
+        shares[share] += samples
+    if not total:
+        return "  (no samples)"
+    lines = [f"  {total:,} samples; share of the worker's time:"]
+    for name, _ in (*_SHARES, ("other", "")):
+        lines.append(f"    {100 * shares[name] / total:5.1f} %  {name}")
+    lines.append("  functions by share of samples, with callees / own (the event loop's left out):")
+    below_loop = [(f, n) for f, n in inclusive.most_common() if n < 0.95 * total][:top]
+    for frame, samples in below_loop:
+        lines.append(
+            f"    {100 * samples / total:5.1f} / {100 * own[frame] / total:4.1f} %  {frame}"
+        )
+    return "\n".join(lines)
+
+
+def profile_worker(worker: Worker, seconds: float = 10.0) -> None:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        print("  --profile: py-spy is not installed (pip install -e '.[bench]')")
+        return
+    out = Path(worker.log.name).with_suffix(".profile")
+    result = subprocess.run(
+        [
+            spy,
+            "record",
+            "--pid",
+            str(worker.process.pid),
+            "--duration",
+            str(int(seconds)),
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+            "--nonblocking",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0 or not out.exists():
+        print(f"  --profile: py-spy failed: {result.stderr.strip()[-300:]}")
+        return
+    print(f"  profile of the worker at full speed (py-spy, {seconds:.0f} s):")
+    print(profile_summary(out.read_text()))
+
+
+def throughput(
+    bootstrap: str, workdir: Path, n: int, array: int = 1, profile: bool = False
+) -> float:
     topics = new_topics(bootstrap)
     start = time.perf_counter()
     counted = Counted(workload(n, models=100))
@@ -367,6 +453,13 @@ def throughput(bootstrap: str, workdir: Path, n: int, array: int = 1) -> float:
     print(f"  raw AIOKafkaConsumer.getmany + orjson.loads   {raw:>10,.0f} events/s")
     worker = Worker(bootstrap, topics, workdir, f"bench-{uuid.uuid4().hex[:6]}").wait_started()
     try:
+        if profile:
+            # Sampled while it works through the backlog; its rate is then not measured.
+            while worker.processed() < total * 0.1:
+                time.sleep(0.05)
+            profile_worker(worker)
+            wait_processed([worker], total)
+            return float("nan")
         first, last = wait_processed([worker], total)
         if last - first < 1.0:
             # Progress is first seen one poll (0.1 s) after it starts: too coarse for a rate.
@@ -671,6 +764,11 @@ def main() -> None:
     )
     parser.add_argument("--only", choices=SECTIONS, action="append")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the throughput worker with py-spy (its rate is then not measured)",
+    )
     args = parser.parse_args()
     wanted = set(args.only or SECTIONS)
     scale = args.scale
@@ -696,6 +794,9 @@ def main() -> None:
         if "throughput" in wanted:
             print("\nthroughput")
             single = throughput(bootstrap, workdir, int(1_000_000 * scale))
+            if args.profile:
+                print("\nprofile, the throughput workload again")
+                throughput(bootstrap, workdir, int(1_000_000 * scale), profile=True)
         if "arrays" in wanted:
             print("\nthroughput, producers sending JSON arrays of 100 events")
             throughput(bootstrap, workdir, int(1_000_000 * scale), array=100)
