@@ -653,12 +653,31 @@ def memory(bootstrap: str, workdir: Path, total: int, warm_up: int) -> None:
     end_done, end_rss = samples[-1]
     if at_warm_up is None:
         raise RuntimeError("never warmed up")
-    growth = (end_rss - at_warm_up[1]) / at_warm_up[1] * 100
-    peak = max(rss for _, rss in samples if _ >= at_warm_up[0])
-    print(f"  RSS after warm-up ({at_warm_up[0]:>12,.0f} events)  {mib(at_warm_up[1]):>10}")
+    start = at_warm_up[0]
+    after = [(done, rss) for done, rss in samples if done >= start]
+    peak = max(rss for _, rss in after)
+    print(f"  RSS after warm-up ({start:>12,.0f} events)  {mib(at_warm_up[1]):>10}")
     print(f"  RSS at the end    ({end_done:>12,.0f} events)  {mib(end_rss):>10}")
     print(f"  peak RSS after warm-up                       {mib(peak):>10}")
-    print(f"  growth after warm-up                         {growth:>9.1f} %")
+    # One sample swings by tens of MiB with the checkpoint rounds (every 30 s, each changed
+    # model's state serialised and produced): the trend is the median of a window, a seventh of
+    # the run after warm-up (1M events at full size), at its start and at its end.
+    window = (end_done - start) / 7
+
+    def median_near(mark: float) -> float:
+        """Median RSS of the samples within half a window of ``mark`` (else the nearest)."""
+        near = [rss for done, rss in after if abs(done - mark) <= window / 2]
+        return statistics.median(near or [min(after, key=lambda s: abs(s[0] - mark))[1]])
+
+    first = median_near(start + window / 2)
+    last = median_near(end_done - window / 2)
+    curve = [median_near(start + k * window) for k in range(8)]
+    medians = " ".join(f"{value / 2**20:,.0f}" for value in curve)
+    print(f"  RSS medians along the run (MiB)              {medians}")
+    trend = 100 * (last / first - 1)
+    single = 100 * (end_rss / at_warm_up[1] - 1)
+    print(f"  growth after warm-up, medians of windows     {trend:>9.1f} %")
+    print(f"  growth after warm-up, single samples         {single:>9.1f} %")
 
 
 def in_thread(target: Callable[[], object]) -> threading.Thread:

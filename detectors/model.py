@@ -126,8 +126,9 @@ class VersionState:
             else RollingClassification(metrics.window, metrics.positive_label)
         )
         self.outcomes = 0
-        # Event times of the concept detector's values since its reference (ring buffer).
-        self.outcome_times = array("q", [0] * _OUTCOME_TIMES)
+        # Event times of the concept detector's values since its reference: a ring buffer of
+        # _OUTCOME_TIMES, grown as outcomes come (a fleet's versions mostly see far fewer).
+        self.outcome_times = array("q")
         self.baseline: float | None = None  # F1 (RMSE) of the first full window
         self.degraded = False
 
@@ -156,7 +157,15 @@ class VersionState:
         n = self.concept.n
         if concept_index >= n or n - concept_index > _OUTCOME_TIMES:
             return None
-        return self.outcome_times[concept_index % _OUTCOME_TIMES]
+        slot = concept_index % _OUTCOME_TIMES
+        return self.outcome_times[slot] if slot < len(self.outcome_times) else None
+
+    def note_outcome_time(self, concept_index: int, at: int) -> None:
+        times = self.outcome_times
+        slot = concept_index % _OUTCOME_TIMES
+        if slot >= len(times):
+            times.extend(repeat(0, slot - len(times) + 1))
+        times[slot] = at
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -186,8 +195,8 @@ class VersionState:
         version.metrics.load_state(state["metrics"])
         version.outcomes = int(state["outcomes"])
         times = state["outcome_times"]
-        if len(times) != _OUTCOME_TIMES:
-            raise StateError("outcome times of the wrong size")
+        if len(times) > _OUTCOME_TIMES:
+            raise StateError("more outcome times than kept")
         version.outcome_times = array("q", (int(t) for t in times))
         version.baseline = None if state["baseline"] is None else float(state["baseline"])
         version.degraded = bool(state["degraded"])
@@ -540,7 +549,7 @@ class ModelState:
         index = concept.n if concept.ready else None
         flips = concept.update_many((error,))
         if index is not None:
-            version.outcome_times[index % _OUTCOME_TIMES] = at
+            version.note_outcome_time(index, at)
         for _ in flips:
             self._concept_flip(version, at)
         if not flips:

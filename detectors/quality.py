@@ -70,10 +70,10 @@ class QualityCounter:
         self.window = window
         self.min_samples = min_samples
         self.rate_threshold = rate_threshold
-        # Per batch: observations, and (nulls, type changes, unknown categories, out of range)
-        # or None when all are 0 (the usual case: a fleet keeps thousands of these windows).
-        self._sizes: deque[int] = deque()
-        self._issues: deque[tuple[int, ...] | None] = deque()
+        # Per batch: its observations ``n`` when it had no issue (the usual case), else
+        # (n, nulls, type changes, unknown categories, out of range). One deque, not two: a
+        # fleet keeps tens of thousands of these windows, each deque ~0.5 KiB at least.
+        self._chunks: deque[int | tuple[int, int, int, int, int]] = deque()
         self._n = 0
         self._counts = [0, 0, 0, 0]
         self._totals = dict.fromkeys(CHECKS, 0)
@@ -118,20 +118,23 @@ class QualityCounter:
         chunk = (
             tuple(int(counts.get(check, 0)) for check in _NAMES) if any(counts.values()) else None
         )
-        self._sizes.append(n)
-        self._issues.append(chunk)
+        self._chunks.append(n if chunk is None else (n, *chunk))  # type: ignore[arg-type]
         self._n += n
         if chunk is not None:
             for i, count in enumerate(chunk):
                 if count:
                     self._counts[i] += count
                     self._totals[_NAMES[i]] += count
-        sizes = self._sizes
-        while sizes and self._n - sizes[0] >= self.window:
-            self._n -= sizes.popleft()
-            old = self._issues.popleft()
-            if old is not None:
-                for i, count in enumerate(old):
+        chunks = self._chunks
+        while chunks:
+            old = chunks[0]
+            size = old if type(old) is int else old[0]  # type: ignore[index]
+            if self._n - size < self.window:
+                break
+            chunks.popleft()
+            self._n -= size
+            if type(old) is not int:
+                for i, count in enumerate(old[1:]):  # type: ignore[index]
                     self._counts[i] -= count
         if chunk is None and not any(self._counts) and not any(self._firing.values()):
             return []  # no issue in the window and none firing: nothing can change (hot path)
@@ -155,8 +158,8 @@ class QualityCounter:
     def to_state(self) -> dict[str, Any]:
         return {
             "chunks": [
-                [n, list(c) if c is not None else [0, 0, 0, 0]]
-                for n, c in zip(self._sizes, self._issues, strict=True)
+                [c, [0, 0, 0, 0]] if type(c) is int else [c[0], list(c[1:])]  # type: ignore[index]
+                for c in self._chunks
             ],
             "totals": self._totals,
             "baseline": self._baseline,
@@ -169,8 +172,7 @@ class QualityCounter:
             raise StateError("quality counts out of bounds")
         if len(chunks) > self.window:
             raise StateError("more quality chunks than the window holds")
-        self._sizes = deque(n for n, _ in chunks)
-        self._issues = deque(c if any(c) else None for _, c in chunks)
+        self._chunks = deque((n, *c) if any(c) else n for n, c in chunks)
         self._n = sum(n for n, _ in chunks)
         self._counts = [sum(c[i] for _, c in chunks) for i in range(4)]
         self._totals = {c: int(state["totals"][c]) for c in CHECKS}

@@ -69,8 +69,9 @@ def _replay(args: argparse.Namespace) -> int:
     if str(args.events) != "-" and not Path(args.events).is_file():
         print(f"driftline: no file at {args.events}", file=sys.stderr)
         return 2
-    from stream.worker import tune_gc
+    from stream.worker import fix_malloc_threshold, tune_gc
 
+    fix_malloc_threshold()
     tune_gc()
     out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
     try:

@@ -34,7 +34,8 @@ def test_the_benchmark_runs_and_prints_every_figure(kafka_bootstrap):
     assert re.search(rf"raw AIOKafkaConsumer\.getmany \+ orjson\.loads\s+{number} events/s", out)
     worker_lines = re.findall(r"ratio worker / raw\s+[\d.]+|too few to measure", out)
     assert len(worker_lines) >= 2, out  # plain and array messages
-    assert re.search(rf"growth after warm-up\s+-?{number} %", out), out
+    assert re.search(rf"growth after warm-up, medians of windows\s+-?{number} %", out), out
+    assert re.search(r"RSS medians along the run \(MiB\)(\s+[\d,]+){8}", out), out
     assert re.search(rf"per model\s+{number}", out), out
     assert re.search(r"/metrics scrape: [\d,]+ series, [\d.]+ MB, median \d+ ms", out), out
     # At this size one worker may finish before the other joins: a share may be empty.
