@@ -958,9 +958,9 @@ class _MetricView:
 
 
 def _columns(dicts: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]] | None:
-    """Feature columns when every row has the same names in the same order (a producer's usual
-    way), or None. One pass over the rows, each read once: taking a column at a time from a
-    fetch's worth of rows reads every row once per feature, out of cache each time."""
+    """Feature columns when every row has the same names as the first (a producer's usual way),
+    or None. One pass over the rows, each read once: taking a column at a time from a fetch's
+    worth of rows reads every row once per feature, out of cache each time."""
     first = dicts[0]
     width = len(first)
     if width < 2:
