@@ -284,7 +284,8 @@ class DriftlineMetrics:
                         f"driftline_drift_detected{labels}0.0\n",
                     )
                 labels = entry[0]
-                text = repr(value) if value - value == 0.0 else number(value)
+                finite = type(value) is float and value - value == 0.0
+                text = repr(value) if finite else number(value)
                 statistic.append(f"driftline_drift_statistic{labels}{text}\n")
                 threshold.append(entry[2])
                 detected.append(entry[3] if on else entry[4])
