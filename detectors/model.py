@@ -827,10 +827,7 @@ class ModelState:
 
     def signals(self) -> list[tuple[str, str, float, float, bool]]:
         """(signal, feature or version, statistic, threshold, detected) of every detector."""
-        out: list[tuple[str, str, float, float, bool]] = [
-            ("feature", name, statistic, threshold, detected)
-            for name, statistic, threshold, detected in self._feature_signals.rows()
-        ]
+        out = self._feature_signals.rows()
         for version in self.versions.values():
             for signal, detector in (
                 ("prediction", version.prediction),
@@ -1003,10 +1000,11 @@ class _SignalTable:
         values[slot + 1] = detector.threshold
         values[slot + 2] = 1.0 if detector.drift_detected else 0.0
 
-    def rows(self) -> list[tuple[str, float, float, bool]]:
+    def rows(self) -> list[tuple[str, str, float, float, bool]]:
+        """As :meth:`ModelState.signals` reports them: ("feature", name, statistic, ...)."""
         values = self.values
         return [
-            (name, values[slot], values[slot + 1], values[slot + 2] == 1.0)
+            ("feature", name, values[slot], values[slot + 1], values[slot + 2] == 1.0)
             for name, slot in self.slots.items()
         ]
 
