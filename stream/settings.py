@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,10 @@ __all__ = ["Settings", "SettingsError", "KafkaSecurity"]
 PREFIX = "DRIFTLINE_"
 _SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+#: Settings that only a SASL protocol uses (``SASL_PASSWORD_FILE`` is not one: see from_env).
+_SASL_SETTINGS = ("SASL_MECHANISM", "SASL_USERNAME", "SASL_PASSWORD")
+#: Settings that only a TLS protocol uses.
+_SSL_SETTINGS = ("SSL_CAFILE", "SSL_CERTFILE", "SSL_KEYFILE", "SSL_CHECK_HOSTNAME")
 
 
 class SettingsError(ValueError):
@@ -53,10 +57,18 @@ class KafkaSecurity:
     ssl_check_hostname: bool = True
 
     def __post_init__(self) -> None:
-        if self.protocol not in _SECURITY_PROTOCOLS:
-            raise SettingsError(
-                f"{PREFIX}SECURITY_PROTOCOL: {self.protocol!r} is not one of {_SECURITY_PROTOCOLS}"
-            )
+        given = {
+            "SASL_MECHANISM": self.sasl_mechanism,
+            "SASL_USERNAME": self.sasl_username,
+            "SASL_PASSWORD": self.sasl_password,
+            "SSL_CAFILE": self.ssl_cafile,
+            "SSL_CERTFILE": self.ssl_certfile,
+            "SSL_KEYFILE": self.ssl_keyfile,
+            "SSL_CHECK_HOSTNAME": None if self.ssl_check_hostname else False,
+        }
+        self.check_protocol(
+            self.protocol, [name for name, value in given.items() if value is not None]
+        )
         if self.protocol.startswith("SASL_"):
             if self.sasl_mechanism not in _SASL_MECHANISMS:
                 raise SettingsError(
@@ -72,6 +84,36 @@ class KafkaSecurity:
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
                 raise SettingsError(f"{PREFIX}{name.upper()}: no file at {path}")
+
+    @staticmethod
+    def check_protocol(protocol: str, given: Iterable[str], *, default: bool = False) -> None:
+        """Refuse an unknown protocol, and settings the protocol would silently ignore.
+
+        ``given`` names the settings that were given (``"SASL_USERNAME"``, ``"SSL_CAFILE"``,
+        ...); ``default`` says the protocol is PLAINTEXT because none was set. The message names
+        the variables, never their values.
+        """
+        if protocol not in _SECURITY_PROTOCOLS:
+            raise SettingsError(
+                f"{PREFIX}SECURITY_PROTOCOL: {protocol!r} is not one of {_SECURITY_PROTOCOLS}"
+            )
+        given = set(given)
+        groups: list[tuple[list[str], str]] = []
+        if not protocol.startswith("SASL_"):
+            sasl = [name for name in _SASL_SETTINGS if name in given]
+            groups.append((sasl, "SASL settings need SASL_PLAINTEXT or SASL_SSL"))
+        if protocol not in ("SSL", "SASL_SSL"):
+            ssl = [name for name in _SSL_SETTINGS if name in given]
+            groups.append((ssl, "SSL settings need SSL or SASL_SSL"))
+        unused = [name for names, _ in groups for name in names]
+        needs = [need for names, need in groups if names]
+        if unused:
+            names = ", ".join(PREFIX + name for name in unused)
+            verb = "is" if len(unused) == 1 else "are"
+            shown = f"{protocol} (the default)" if default else protocol
+            raise SettingsError(
+                f"{names} {verb} set, but {PREFIX}SECURITY_PROTOCOL is {shown}: " + "; ".join(needs)
+            )
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for aiokafka clients (producer, consumer, admin)."""
@@ -133,6 +175,10 @@ class Settings:
     tick_interval: float = 1.0
     #: Most records handed to the core per fetch.
     max_batch: int = 20_000
+    #: Seconds the records of one input partition may wait for the same-numbered partition of
+    #: another input topic whose next records are in Kafka but not fetched yet (the three
+    #: topics are applied in record-timestamp order; a caught-up partition holds nothing back).
+    order_wait: float = 5.0
     #: Where a fresh consumer group starts reading: ``earliest`` (the backlog) or ``latest``.
     auto_offset_reset: str = "earliest"
     #: Faust's working directory (it writes nothing else there with driftline's setup).
@@ -158,6 +204,8 @@ class Settings:
             raise SettingsError(f"{PREFIX}CHECKPOINT_INTERVAL and TICK_INTERVAL must be positive")
         if self.max_batch <= 0:
             raise SettingsError(f"{PREFIX}MAX_BATCH must be positive")
+        if self.order_wait < 0:
+            raise SettingsError(f"{PREFIX}ORDER_WAIT must not be negative")
         if self.auto_offset_reset not in ("earliest", "latest"):
             raise SettingsError(f"{PREFIX}AUTO_OFFSET_RESET must be earliest or latest")
         if self.state_key is not None and len(self.state_key) < 16:
@@ -191,12 +239,19 @@ class Settings:
         except ValueError as exc:
             raise SettingsError(f"{PREFIX}MAX_*: {exc}") from None
         protocol = reader.text("SECURITY_PROTOCOL", "PLAINTEXT").upper()
+        # SASL or SSL settings the protocol would ignore are an error, checked before any of
+        # them is read. DRIFTLINE_SASL_PASSWORD counts (it is only ever set on purpose);
+        # DRIFTLINE_SASL_PASSWORD_FILE does not, and is read only when the protocol uses it: a
+        # deployment may mount an (optional, absent) secret file for a PLAINTEXT cluster, as
+        # deploy/kubernetes/deployment.yaml does.
+        given = [name for name in _SASL_SETTINGS + _SSL_SETTINGS if reader.optional(name)]
+        KafkaSecurity.check_protocol(
+            protocol, given, default=reader.optional("SECURITY_PROTOCOL") is None
+        )
         security = KafkaSecurity(
             protocol=protocol,
             sasl_mechanism=reader.optional("SASL_MECHANISM"),
             sasl_username=reader.optional("SASL_USERNAME"),
-            # Read only when used: a deployment may mount an (optional, absent) secret file
-            # for a PLAINTEXT cluster.
             sasl_password=reader.secret("SASL_PASSWORD") if protocol.startswith("SASL_") else None,
             ssl_cafile=reader.path("SSL_CAFILE"),
             ssl_certfile=reader.path("SSL_CERTFILE"),
@@ -234,6 +289,7 @@ class Settings:
             ),
             tick_interval=reader.number("TICK_INTERVAL", defaults["tick_interval"].default),
             max_batch=reader.integer("MAX_BATCH", defaults["max_batch"].default),
+            order_wait=reader.number("ORDER_WAIT", defaults["order_wait"].default),
             auto_offset_reset=reader.text(
                 "AUTO_OFFSET_RESET", defaults["auto_offset_reset"].default
             ).lower(),

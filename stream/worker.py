@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from detectors.config import ConfigError, MonitorConfig
+from stream.kafka_probe import KafkaStartupError, check_kafka
 from stream.settings import Settings, SettingsError
 
 __all__ = ["fix_malloc_threshold", "run_worker", "tune_gc"]
@@ -54,7 +55,9 @@ def fix_malloc_threshold(size: int = 128 * 1024) -> bool:
 
 
 def run_worker(config_path: Path | None = None, loglevel: str = "info") -> int:
-    """Start the live service; return the exit code (2 on a configuration error)."""
+    """Start the live service; return the exit code: 2 on a configuration error, 1 when Kafka
+    cannot be used as configured (unreachable, TLS refused, login refused), each told in one
+    line."""
     try:
         settings = Settings.from_env()
         path = config_path or settings.config_file
@@ -68,6 +71,14 @@ def run_worker(config_path: Path | None = None, loglevel: str = "info") -> int:
         file=sys.stderr,
         flush=True,
     )
+    try:
+        check_kafka(settings)
+    except SettingsError as exc:
+        print(f"driftline: {exc}", file=sys.stderr)
+        return 2
+    except KafkaStartupError as exc:
+        print(f"driftline: {exc}", file=sys.stderr)
+        return 1
     import faust
 
     from stream.app import create_app

@@ -7,6 +7,7 @@ SASL_PLAINTEXT listeners, one SCRAM user. Passwords are random per run; nothing 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -25,7 +26,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import GroupCoordinatorNotAvailableError, KafkaConnectionError
 from aiokafka.helpers import create_ssl_context
 
 from schemas import Topics
@@ -221,9 +222,33 @@ async def committed_offsets(kafka: SecureKafka, group: str) -> dict[Any, Any]:
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.broker.bootstrap_servers)
     await admin.start()
     try:
-        return await admin.list_consumer_group_offsets(group)
+        # On a broker where no group ever committed, the offsets topic is created by this
+        # first question, and until then it has no coordinator to answer.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return await admin.list_consumer_group_offsets(group)
+            except GroupCoordinatorNotAvailableError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
     finally:
         await admin.close()
+
+
+def fails_to_start(worker: WorkerProcess) -> str:
+    """Start a worker that must exit at once with one line; return that line after checking
+    that it is all the worker said besides its settings, with no traceback."""
+    with pytest.raises(RuntimeError, match="worker exited"):
+        worker.start(timeout=30)
+    assert worker.process is not None
+    assert worker.process.returncode == 1
+    lines = worker.log_path.read_text(errors="replace").splitlines()
+    assert not any(line.startswith("Traceback") for line in lines), worker.tail()
+    assert len(lines) == 2, worker.tail()
+    settings, error = lines  # the settings line, printed at every start, and the error
+    assert settings.startswith("driftline worker settings: {"), worker.tail()
+    return error
 
 
 @pytest.mark.parametrize("protocol", ["SASL_SSL", "SASL_PLAINTEXT"])
@@ -255,28 +280,62 @@ async def test_worker_authenticates_with_scram_and_processes_events(
     assert_secret_not_exposed(worker, secure_kafka.password)
 
 
-async def test_a_wrong_password_fails_authentication_and_processes_nothing(
-    secure_kafka: SecureKafka, secure_topics: Topics, workers: list[WorkerProcess], tmp_path: Path
+@pytest.mark.parametrize("protocol", ["SASL_SSL", "SASL_PLAINTEXT"])
+async def test_a_wrong_password_stops_the_worker_with_one_line_and_processes_nothing(
+    secure_kafka: SecureKafka,
+    secure_topics: Topics,
+    workers: list[WorkerProcess],
+    tmp_path: Path,
+    protocol: str,
 ) -> None:
     wrong = secrets.token_urlsafe(24)
-    env = worker_env(secure_kafka, "SASL_SSL", wrong, tmp_path)
-    worker = WorkerProcess(secure_kafka.bootstrap("SASL_SSL"), secure_topics, tmp_path, env=env)
+    env = worker_env(secure_kafka, protocol, wrong, tmp_path)
+    server = secure_kafka.bootstrap(protocol)
+    worker = WorkerProcess(server, secure_topics, tmp_path, env=env)
     workers.append(worker)
     # Events are waiting: had the worker got in, it would have read them.
     await produce_authenticated(
-        secure_kafka, "SASL_SSL", scenarios.covariate_shift(n=50), secure_topics
+        secure_kafka, protocol, scenarios.covariate_shift(n=50), secure_topics
     )
 
-    # The worker's Faust producer connects first; the broker refuses it and the worker exits.
-    with pytest.raises(RuntimeError, match="worker exited"):
-        worker.start(timeout=30)
-    assert worker.process is not None
-    assert worker.process.returncode != 0
-    log = worker.log_path.read_text(errors="replace")
-    assert "SaslAuthenticationFailed: Authentication failed" in log, worker.tail()
+    # The start-up probe is refused before Faust starts; the worker says so and exits.
+    assert fails_to_start(worker) == (
+        f"driftline: authentication failed for user {USER} at {server} with {MECHANISM} "
+        "(check DRIFTLINE_SASL_USERNAME / DRIFTLINE_SASL_PASSWORD)"
+    )
     # Nothing was read: the worker's consumer group never committed an offset.
     assert await committed_offsets(secure_kafka, worker.app_id) == {}
     assert_secret_not_exposed(worker, wrong)
+    assert_secret_not_exposed(worker, secure_kafka.password)
+
+
+async def test_a_broker_certificate_the_worker_does_not_trust_stops_it_with_one_line(
+    secure_kafka: SecureKafka, secure_topics: Topics, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    env = worker_env(secure_kafka, "SASL_SSL", secure_kafka.password, tmp_path)
+    del env["DRIFTLINE_SSL_CAFILE"]  # the system's CAs only: the test CA is unknown to them
+    server = secure_kafka.bootstrap("SASL_SSL")
+    worker = WorkerProcess(server, secure_topics, tmp_path, env=env)
+    workers.append(worker)
+    assert fails_to_start(worker) == (
+        f"driftline: cannot connect to Kafka at {server}: its TLS certificate is not trusted "
+        "(check DRIFTLINE_SSL_CAFILE / DRIFTLINE_SSL_CHECK_HOSTNAME)"
+    )
+    assert_secret_not_exposed(worker, secure_kafka.password)
+
+
+async def test_a_worker_without_sasl_at_a_sasl_listener_stops_with_one_line(
+    secure_kafka: SecureKafka, secure_topics: Topics, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    # PLAINTEXT (the default) at a SASL_PLAINTEXT listener: the broker answers the version
+    # request, then drops a client that asks for metadata without logging in.
+    server = secure_kafka.bootstrap("SASL_PLAINTEXT")
+    worker = WorkerProcess(server, secure_topics, tmp_path)
+    workers.append(worker)
+    assert fails_to_start(worker) == (
+        f"driftline: cannot connect to Kafka at {server}: the connection was closed during the "
+        "handshake (check DRIFTLINE_SECURITY_PROTOCOL / DRIFTLINE_BOOTSTRAP_SERVERS)"
+    )
 
 
 async def test_the_tls_listener_is_verified_against_the_test_ca(

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from stream.settings import Settings, SettingsError
+from stream.settings import KafkaSecurity, Settings, SettingsError
 
 
 def test_defaults_work_without_any_environment():
@@ -102,3 +102,99 @@ def test_a_secret_file_is_read_only_when_the_protocol_uses_it():
     """A deployment may mount an optional, absent password file for a PLAINTEXT cluster."""
     s = Settings.from_env({"DRIFTLINE_SASL_PASSWORD_FILE": "/nonexistent/secret"})
     assert s.security.sasl_password is None
+
+
+SASL = {
+    "DRIFTLINE_SASL_MECHANISM": "SCRAM-SHA-512",
+    "DRIFTLINE_SASL_USERNAME": "driftline",
+    "DRIFTLINE_SASL_PASSWORD": "s3cr3t-value",
+}
+
+
+@pytest.mark.parametrize(
+    ("env", "named", "needs"),
+    [
+        (
+            {"DRIFTLINE_SASL_USERNAME": "driftline"},
+            "DRIFTLINE_SASL_USERNAME is set, but DRIFTLINE_SECURITY_PROTOCOL is PLAINTEXT "
+            "(the default)",
+            "SASL settings need SASL_PLAINTEXT or SASL_SSL",
+        ),
+        (
+            {"DRIFTLINE_SECURITY_PROTOCOL": "PLAINTEXT", "DRIFTLINE_SASL_MECHANISM": "PLAIN"},
+            "DRIFTLINE_SASL_MECHANISM is set, but DRIFTLINE_SECURITY_PROTOCOL is PLAINTEXT:",
+            "SASL settings need SASL_PLAINTEXT or SASL_SSL",
+        ),
+        (
+            {"DRIFTLINE_SECURITY_PROTOCOL": "plaintext", **SASL},
+            "DRIFTLINE_SASL_MECHANISM, DRIFTLINE_SASL_USERNAME, DRIFTLINE_SASL_PASSWORD are set",
+            "SASL settings need SASL_PLAINTEXT or SASL_SSL",
+        ),
+        (
+            {"DRIFTLINE_SECURITY_PROTOCOL": "SSL", "DRIFTLINE_SASL_USERNAME": "driftline"},
+            "DRIFTLINE_SASL_USERNAME is set, but DRIFTLINE_SECURITY_PROTOCOL is SSL:",
+            "SASL settings need SASL_PLAINTEXT or SASL_SSL",
+        ),
+        (
+            # Named as unused, not as a missing file: the protocol is what is wrong.
+            {"DRIFTLINE_SSL_CAFILE": "/nonexistent/ca.pem"},
+            "DRIFTLINE_SSL_CAFILE is set, but DRIFTLINE_SECURITY_PROTOCOL is PLAINTEXT",
+            "SSL settings need SSL or SASL_SSL",
+        ),
+        (
+            {"DRIFTLINE_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "DRIFTLINE_SSL_KEYFILE": "k", **SASL},
+            "DRIFTLINE_SSL_KEYFILE is set, but DRIFTLINE_SECURITY_PROTOCOL is SASL_PLAINTEXT:",
+            "SSL settings need SSL or SASL_SSL",
+        ),
+        (
+            {"DRIFTLINE_SSL_CHECK_HOSTNAME": "false", "DRIFTLINE_SSL_CERTFILE": "c"},
+            "DRIFTLINE_SSL_CERTFILE, DRIFTLINE_SSL_CHECK_HOSTNAME are set",
+            "SSL settings need SSL or SASL_SSL",
+        ),
+        (
+            {"DRIFTLINE_SASL_PASSWORD": "s3cr3t-value", "DRIFTLINE_SSL_CAFILE": "ca.pem"},
+            "DRIFTLINE_SASL_PASSWORD, DRIFTLINE_SSL_CAFILE are set",
+            "SASL settings need SASL_PLAINTEXT or SASL_SSL; SSL settings need SSL or SASL_SSL",
+        ),
+    ],
+)
+def test_security_settings_the_protocol_would_ignore_fail_at_start(env, named, needs):
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env(env)
+    message = str(error.value)
+    assert named in message
+    assert message.endswith(needs)
+    assert "s3cr3t" not in message  # the variable is named, never its value
+
+
+def test_settings_a_protocol_uses_are_accepted_with_it(tmp_path):
+    cafile = tmp_path / "ca.pem"
+    cafile.write_text("not read here")
+    tls = {"DRIFTLINE_SSL_CAFILE": str(cafile), "DRIFTLINE_SSL_CHECK_HOSTNAME": "false"}
+    s = Settings.from_env({"DRIFTLINE_SECURITY_PROTOCOL": "SSL", **tls})
+    assert (s.security.ssl_cafile, s.security.ssl_check_hostname) == (cafile, False)
+    s = Settings.from_env({"DRIFTLINE_SECURITY_PROTOCOL": "SASL_SSL", **tls, **SASL})
+    assert (s.security.sasl_username, s.security.ssl_cafile) == ("driftline", cafile)
+    s = Settings.from_env({"DRIFTLINE_SECURITY_PROTOCOL": "SASL_PLAINTEXT", **SASL})
+    assert s.security.sasl_password == "s3cr3t-value"
+    # Blank is unset, as for every other setting (a compose file's `${VAR:-}`).
+    s = Settings.from_env({"DRIFTLINE_SASL_USERNAME": " ", "DRIFTLINE_SASL_PASSWORD": ""})
+    assert s.security.protocol == "PLAINTEXT"
+
+
+def test_a_password_file_does_not_count_as_a_sasl_setting(tmp_path):
+    """The Kubernetes manifest always names the (optional) mounted secret: with PLAINTEXT the
+    file is neither read nor an error, whether or not it exists."""
+    secret = tmp_path / "password"
+    secret.write_text("s3cr3t-value\n")
+    for protocol in ("PLAINTEXT", "SSL"):
+        env = {"DRIFTLINE_SECURITY_PROTOCOL": protocol, "DRIFTLINE_SASL_PASSWORD_FILE": str(secret)}
+        assert Settings.from_env(env).security.sasl_password is None
+
+
+def test_kafka_security_built_in_code_is_checked_the_same_way():
+    with pytest.raises(SettingsError, match="DRIFTLINE_SASL_USERNAME is set"):
+        KafkaSecurity(sasl_username="driftline")
+    with pytest.raises(SettingsError, match="DRIFTLINE_SSL_CHECK_HOSTNAME is set"):
+        KafkaSecurity("SASL_PLAINTEXT", "PLAIN", "u", "p", ssl_check_hostname=False)
+    assert KafkaSecurity("SSL", ssl_check_hostname=False).client_kwargs()["ssl_context"]
