@@ -32,6 +32,7 @@ from schemas.events import (
     event_types,
     ms_to_rfc3339,
 )
+from schemas.explain import EventValidator, Problem
 from schemas.limits import Limits
 from schemas.topics import Topics
 
@@ -50,6 +51,8 @@ __all__ = [
     "DecodedBatch",
     "Rejected",
     "REASONS",
+    "EventValidator",
+    "Problem",
     "Limits",
     "Topics",
     # output events

@@ -6,9 +6,9 @@ driftline publishes two kinds of CloudEvent:
 * **commands** on ``monitor.commands`` that automation acts on:
   ``io.driftline.command.retrain`` and ``io.driftline.command.rollback``.
 
-The CloudEvents ``id`` is derived from the decision itself (model, signal, episode start, ...),
-never from a clock or a counter, so the same decision always carries the same id: after a
-restart or a redelivery a consumer drops duplicates by ``id``.
+The CloudEvents ``id`` is derived from the decision itself (model, version, signal, episode
+start, ...), never from a clock or a counter, so the same decision always carries the same id:
+after a restart or a redelivery a consumer drops duplicates by ``id``.
 
 Examples
 --------
@@ -232,10 +232,13 @@ def make_alert(
     details: Details | None = None,
     source: str = DEFAULT_SOURCE,
 ) -> Alert:
-    """Build an alert; its id is fixed by (model, kind, signal, feature, episode, status)."""
+    """Build an alert; its id is fixed by (model, version, kind, signal, feature, episode,
+    status): two versions firing the same alert in the same millisecond get two ids."""
     ce_type = ALERT_TYPES[kind]
     return Alert(
-        id=decision_id("alert", model_id, ce_type, signal, feature, started_at_ms, status),
+        id=decision_id(
+            "alert", model_id, model_version, ce_type, signal, feature, started_at_ms, status
+        ),
         source=source,
         type=ce_type,
         time=ms_to_rfc3339(event_time_ms),

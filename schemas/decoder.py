@@ -5,6 +5,11 @@ array of events. :meth:`EventDecoder.decode_batch` accepts both and returns the 
 plus, for every rejected one, a :class:`DecodeError` that names the field (a JSON path) and the
 reason. Rejected events go to the dead-letter topic with that error; nothing is dropped silently.
 
+msgspec validates while it parses, which keeps valid events fast. When it refuses one, the error
+is driftline's own: :class:`~schemas.explain.EventValidator` reads the record again and names the
+fault in words that do not depend on msgspec's version; msgspec's message only rides along as
+:attr:`DecodeError.cause`.
+
 Examples
 --------
 >>> decoder = EventDecoder()
@@ -27,15 +32,16 @@ epoch milliseconds expected (this looks like epoch seconds)
 from __future__ import annotations
 
 import json
-import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
 
-from schemas.events import ContractTypes, Event, EventKind, event_types, ms_to_rfc3339
-from schemas.limits import ID_PATTERN, Limits
+from schemas.events import Event, EventKind, event_types
+from schemas.explain import EventValidator, Problem, id_problem, name_problem, too_deep
+from schemas.limits import Limits
 
 __all__ = ["DecodeError", "DecodedBatch", "EventDecoder", "Rejected", "REASONS"]
 
@@ -56,20 +62,21 @@ REASONS: Final = (
     "internal_error",  # the core raised while applying the model's events; the model was reset
 )
 
-_ID = re.compile(ID_PATTERN)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 # Objects and arrays nest alike: counting depth, ``{}`` are brackets like ``[]``.
 _AS_SQUARE = bytes.maketrans(b"{}", b"[]")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_EVENT_PATH = re.compile(r"^\$(\[\d+\])?$")
-_BOUND = re.compile(r"^Expected `\w+` ((?:>=|<=|>|<) \S+)$")
-# What msgspec raises on bad input: its own errors, UnicodeDecodeError for invalid UTF-8 inside
-# a string, RecursionError past its own nesting limit.
+# What msgspec raises on bad input: its own errors, ValueError (UnicodeDecodeError in older
+# versions), RecursionError past its own nesting limit.
 _PARSE_ERRORS = (msgspec.DecodeError, ValueError, RecursionError)
 # Any JSON text, for objects that repeat a key (see EventDecoder._decode_last_values).
 _LAST_VALUES = msgspec.json.Decoder(float_hook=float)
+_convert = msgspec.convert  # (a name of its own: tests reword the parser's messages)
+#: The error when msgspec refuses a record and driftline's own check finds no fault in it (they
+#: are kept in agreement by a property test, so this is a safety net, not a path in use).
+UNEXPLAINED: Final = Problem(
+    "invalid_value", "$", "rejected by the parser (its message is in driftline-error-cause)"
+)
 # Ids and names already checked, so the charset regexes run once per distinct value. Bounded:
 # past this many, values are still checked, just not remembered.
 _MAX_REMEMBERED = 65_536
@@ -77,6 +84,9 @@ _MAX_REMEMBERED = 65_536
 
 class DecodeError(ValueError):
     """A record that does not meet the contract.
+
+    ``reason``, ``path`` and ``detail`` are driftline's own words, the same whatever the
+    versions of the libraries underneath; ``cause`` is the parser's message, for information.
 
     Attributes
     ----------
@@ -86,26 +96,49 @@ class DecodeError(ValueError):
         JSON path of the offending part, ``$`` for the whole message.
     detail
         What is wrong, in words, with the offending value where that helps.
+    cause
+        The parser's (msgspec's) own message when the parser refused the record, else None. It
+        may change from one library version to the next: show it, never match on it.
     """
 
-    def __init__(self, reason: str, path: str, detail: str) -> None:
+    def __init__(self, reason: str, path: str, detail: str, cause: str | None = None) -> None:
         assert reason in REASONS, reason
         self.reason = reason
         self.path = path
         self.detail = detail
+        self.cause = cause
         super().__init__(f"{path}: {detail}")
 
     def at(self, prefix: str) -> DecodeError:
         """The same error for an event found at ``prefix`` (an array element) in a message."""
-        return DecodeError(self.reason, prefix + self.path[1:], self.detail)
+        return DecodeError(self.reason, prefix + self.path[1:], self.detail, self.cause)
 
     def as_headers(self) -> list[tuple[str, bytes]]:
-        """Kafka headers describing the error, for the dead-letter record."""
-        return [
-            ("driftline-error", str(self).encode()[:2048]),
+        """Kafka headers describing the error, for the dead-letter record.
+
+        ``driftline-error-cause`` (the parser's message) is there only when there is one.
+
+        >>> error = DecodeError("wrong_type", "$.label", "expected ...", cause="(msgspec's words)")
+        >>> error.as_headers()  # doctest: +NORMALIZE_WHITESPACE
+        [('driftline-error', b'$.label: expected ...'), ('driftline-error-reason', b'wrong_type'),
+         ('driftline-error-path', b'$.label'), ('driftline-error-cause', b"(msgspec's words)")]
+        """
+        headers = [
+            ("driftline-error", _header(str(self), 2048)),
             ("driftline-error-reason", self.reason.encode()),
-            ("driftline-error-path", self.path.encode()[:512]),
+            ("driftline-error-path", _header(self.path, 512)),
         ]
+        if self.cause is not None:
+            headers.append(("driftline-error-cause", _header(self.cause, 1024)))
+        return headers
+
+
+def _header(text: str, limit: int) -> bytes:
+    """``text`` as UTF-8 of at most ``limit`` bytes, cut between characters."""
+    data = text.encode("utf-8", "backslashreplace")
+    if len(data) <= limit:
+        return data
+    return data[:limit].decode("utf-8", "ignore").encode()
 
 
 @dataclass(slots=True)
@@ -140,10 +173,10 @@ class EventDecoder:
 
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
-        self._contract = ContractTypes(self.limits)
         self._types = event_types(self.limits)
         self._single = {k: msgspec.json.Decoder(t) for k, t in self._types.items()}
         self._elements = msgspec.json.Decoder(list[msgspec.Raw])
+        self._validator = EventValidator(self.limits)
         self._good_ids: set[str] = set()
         self._good_names: set[str] = set()
 
@@ -193,19 +226,14 @@ class EventDecoder:
         # (One C pass, cheaper than two counts.)
         if len(payload) - len(payload.translate(None, b"{[")) <= allowed:
             return
-        depth = _max_depth(payload, allowed)
-        if depth > allowed:
-            raise DecodeError(
-                "too_deep",
-                "$",
-                f"JSON nests more than {self.limits.max_depth} levels deep (max_depth)",
-            )
+        if _max_depth(payload, allowed) > allowed:
+            raise DecodeError(*too_deep(self.limits))
 
     def _split_array(self, payload: bytes) -> list[msgspec.Raw]:
         try:
             elements = self._elements.decode(payload)
         except _PARSE_ERRORS as exc:
-            raise self._explain(payload, exc) from None
+            raise self._explain(exc, self._validator.json_problem, payload) from None
         if not elements:
             raise DecodeError("not_an_object", "$", "empty array: expected at least one event")
         if len(elements) > self.limits.max_batch_events:
@@ -222,31 +250,44 @@ class EventDecoder:
         try:
             event = self._single[kind].decode(payload)
         except msgspec.ValidationError as exc:
-            event = self._decode_last_values(kind, payload, exc)
+            event = self._decode_last_values(kind, payload, depth_used, exc)
         except _PARSE_ERRORS as exc:
-            raise self._explain(payload, exc) from None
+            raise self._explain(exc, self._validator.problem, kind, payload, depth_used) from None
         self._check_charsets(event)
         return event
 
-    def _decode_last_values(self, kind: EventKind, payload: bytes, exc: Exception) -> Event:
+    def _decode_last_values(
+        self, kind: EventKind, payload: bytes, depth_used: int, exc: Exception
+    ) -> Event:
         """Decide an object that repeats a key on the last values, as the contract says.
 
         msgspec keeps a repeated key's last value but validates every one, so an invalid
-        earlier value would reject an event whose kept value is valid (and the error would
-        quote the kept value). Only on the error path: valid events never come here.
+        earlier value would reject an event whose kept value is valid. Only on the error path:
+        valid events never come here.
         """
         if not _repeats_a_key(payload):
-            raise self._explain(payload, exc) from None
+            raise self._explain(exc, self._validator.problem, kind, payload, depth_used) from None
         try:
             # msgspec's own JSON rules (UTF-8, no NaN, no lone surrogates), the last value of a
             # key kept; 1e999 read as inf, for the validation below to refuse where it is kept.
             document = _LAST_VALUES.decode(payload)
-        except _PARSE_ERRORS:
-            raise self._explain(payload, exc) from None
-        try:
-            return msgspec.convert(document, self._types[kind])
+            return _convert(document, self._types[kind])
         except _PARSE_ERRORS as again:
-            raise self._explain(payload, again) from None
+            raise self._explain(again, self._validator.problem, kind, payload, depth_used) from None
+
+    def _explain(
+        self, exc: BaseException, find: Callable[..., Problem | None], *args: Any
+    ) -> DecodeError:
+        """The parser refused a record: driftline's own words for why, its message as the cause.
+
+        ``find(*args)`` is the validator's check that names the fault.
+        """
+        cause = str(exc)[:1024] or type(exc).__name__
+        try:
+            problem = find(*args) or UNEXPLAINED
+        except Exception:  # noqa: BLE001 - explaining must never turn a bad record into a crash
+            problem = UNEXPLAINED
+        return DecodeError(*problem, cause=cause)
 
     def _check_charsets(self, event: Any) -> None:
         good_ids = self._good_ids
@@ -264,13 +305,9 @@ class EventDecoder:
             self._check_names(score, "$.score")
 
     def _check_id(self, value: str, path: str) -> None:
-        if not _ID.fullmatch(value):
-            raise DecodeError(
-                "invalid_value",
-                path,
-                f"{_show(value)} is not a valid id: letters, digits and . _ : @ + - only, "
-                f"starting with a letter or digit ({ID_PATTERN})",
-            )
+        problem = id_problem(value, path)
+        if problem is not None:
+            raise DecodeError(*problem)
         if len(self._good_ids) < _MAX_REMEMBERED:
             self._good_ids.add(value)
 
@@ -278,67 +315,11 @@ class EventDecoder:
         for name in mapping:
             if name in self._good_names:
                 continue
-            if _CONTROL.search(name):
-                raise DecodeError(
-                    "invalid_value",
-                    _child_path(path, name),
-                    f"name {_show(name)} contains control characters",
-                )
+            problem = name_problem(name, path)
+            if problem is not None:
+                raise DecodeError(*problem)
             if len(self._good_names) < _MAX_REMEMBERED:
                 self._good_names.add(name)
-
-    def _explain(self, payload: bytes, exc: BaseException) -> DecodeError:
-        """Turn msgspec's error into a DecodeError with a precise path and a readable reason."""
-        try:
-            return self._explain_unsafe(payload, exc)
-        except Exception:  # noqa: BLE001 - explaining must never turn a bad record into a crash
-            return DecodeError("invalid_value", "$", str(exc)[:500])
-
-    def _explain_unsafe(self, payload: bytes, exc: BaseException) -> DecodeError:
-        if isinstance(exc, RecursionError):
-            return DecodeError(
-                "too_deep", "$", "JSON nests too many levels deep to parse (max_depth)"
-            )
-        if isinstance(exc, UnicodeDecodeError):
-            return DecodeError(
-                "invalid_json", "$", f"JSON is malformed: not valid UTF-8 ({exc.reason})"
-            )
-        message = str(exc)
-        if not isinstance(exc, msgspec.ValidationError):
-            if b"NaN" in payload or b"Infinity" in payload:
-                message += " (NaN and Infinity are not JSON; send finite numbers only)"
-            return DecodeError("invalid_json", "$", message)
-        what, _, where = message.partition(" - at `")
-        where = where.rstrip("`")
-        if where.startswith("key` in `"):  # a bad dict key: msgspec names the dict only
-            where = where[len("key` in `") :] + "[...]"
-        document = _parse_quietly(payload)
-        if "[...]" in where:
-            refined = self._refine_mapping_error(document, where)
-            if refined is not None:
-                return refined
-        if not where and what.startswith("timestamp "):  # raised by the models' __post_init__
-            where = "$.timestamp"
-        path = where or "$"
-        value = _lookup(document, where) if where else document
-        return _classify(what, path, value, self.limits)
-
-    def _refine_mapping_error(self, document: Any, where: str) -> DecodeError | None:
-        """msgspec reports a bad dict entry as ``$.features[...]``: find which key it is."""
-        head = where.split("[...]", 1)[0]
-        mapping = _lookup(document, head)
-        if not isinstance(mapping, dict):
-            return None
-        contract = self._contract
-        value_type = contract.Probability if head.endswith("score") else contract.FeatureValue
-        for key, value in mapping.items():
-            for checked, expected in ((key, contract.Name), (value, value_type)):
-                try:
-                    msgspec.convert(checked, expected, strict=True)
-                except msgspec.ValidationError as exc:
-                    what = str(exc).partition(" - at `")[0]
-                    return _classify(what, _child_path(head, key), checked, self.limits)
-        return None
 
 
 def _max_depth(payload: bytes, limit: int) -> int:
@@ -377,106 +358,3 @@ def _repeats_a_key(payload: bytes) -> bool:
     except (ValueError, RecursionError):
         return False
     return repeated
-
-
-def _parse_quietly(payload: bytes) -> Any:
-    # The standard library, not orjson: it reads 1e999 as inf and keeps huge integers, so the
-    # offending value can be shown. Only on the error path, and after the size and depth checks.
-    try:
-        return json.loads(payload, parse_int=_parse_int)
-    except (ValueError, RecursionError):
-        return None
-
-
-def _parse_int(text: str) -> int | float:
-    # Python refuses to convert integers of more than 4300 digits; they are infinite to us.
-    if len(text) < 4000:
-        return int(text)
-    return float("-inf") if text.startswith("-") else float("inf")
-
-
-def _lookup(document: Any, where: str) -> Any:
-    """Follow a msgspec path like ``$.features[...]`` or ``$.score`` as far as it goes."""
-    node = document
-    for key, index in re.findall(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]", where):
-        try:
-            if key:
-                node = node[key]
-            elif index != "...":
-                node = node[int(index)]
-            else:
-                return node
-        except (KeyError, IndexError, TypeError):
-            return None
-    return node
-
-
-def _child_path(parent: str, key: str) -> str:
-    if _IDENTIFIER.fullmatch(key):
-        return f"{parent}.{key}"
-    return f"{parent}[{json.dumps(key)}]"
-
-
-def _show(value: Any) -> str:
-    try:
-        text = json.dumps(value, ensure_ascii=True, allow_nan=True)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _classify(what: str, path: str, value: Any, limits: Limits) -> DecodeError:
-    """Map one of msgspec's validation messages to a reason code and plain words."""
-    if what.startswith("timestamp "):  # already in plain words (the models' __post_init__)
-        return DecodeError("invalid_value", path, what)
-    if what.startswith("Object missing required field"):
-        name = what.split("`")[1]
-        full = f"{path}.{name}" if path != "$" else f"$.{name}"
-        return DecodeError("missing_field", full, f"required field {name!r} is missing")
-    if what.startswith("Expected `object`, got") and _EVENT_PATH.match(path):
-        got = what.rsplit("got ", 1)[1]
-        return DecodeError("not_an_object", path, f"expected an event object, got {got}")
-    if "of length <=" in what:
-        limit = what.rsplit("<=", 1)[1].strip()
-        if what.startswith(("Expected `object`", "Expected `array`")):
-            count = len(value) if isinstance(value, dict | list) else "too many"
-            return DecodeError("too_many", path, f"{count} entries; at most {limit} accepted")
-        size = len(value) if isinstance(value, str) else "too many"
-        return DecodeError("too_long", path, f"string of {size} characters; at most {limit}")
-    if "of length >=" in what:
-        return DecodeError("invalid_value", path, "must not be empty")
-    if what == "Number out of range":
-        if isinstance(value, float) and not math.isfinite(value):
-            return DecodeError("invalid_value", path, "must be a finite number")
-        return DecodeError(
-            "invalid_value", path, f"{_show(value)} is out of range (finite numbers only)"
-        )
-    if path.endswith(".timestamp"):
-        if isinstance(value, int) and not isinstance(value, bool):
-            hint = " (this looks like epoch seconds)" if 0 < value < 10**11 else ""
-            return DecodeError(
-                "invalid_value",
-                path,
-                f"{value} is outside the accepted range "
-                f"{ms_to_rfc3339(limits.min_timestamp_ms)} .. "
-                f"{ms_to_rfc3339(limits.max_timestamp_ms)}: epoch milliseconds expected{hint}",
-            )
-        if isinstance(value, str):
-            return DecodeError(
-                "invalid_value",
-                path,
-                f"{_show(value)} is not an RFC 3339 timestamp with an offset "
-                "(e.g. 2026-11-21T10:00:00Z) nor epoch milliseconds",
-            )
-    bound = _BOUND.match(what)
-    if bound and isinstance(value, float) and not math.isfinite(value):
-        return DecodeError("invalid_value", path, f"must be a finite number, got {_show(value)}")
-    if bound and len(bound.group(1)) > 40:  # the float range, spelt out as an integer
-        return DecodeError(
-            "invalid_value", path, f"{_show(value)} is too large: numbers must be finite floats"
-        )
-    if bound:
-        return DecodeError("invalid_value", path, f"{_show(value)} must be {bound.group(1)}")
-    if what.startswith("Expected `"):
-        return DecodeError("wrong_type", path, f"expected {what[9:]}")
-    return DecodeError("invalid_value", path, what)

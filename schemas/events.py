@@ -115,10 +115,6 @@ class ContractTypes:
             | None
         )
         self.OptionalLatency = Annotated[float, Meta(ge=0.0, le=_MAX_FLOAT)] | None
-        # Used only to pin down which feature or class is wrong when a decode fails.
-        self.Name = name
-        self.FeatureValue = scalar
-        self.Probability = probability
 
 
 _DEFAULT_LIMITS = Limits()

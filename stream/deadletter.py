@@ -3,13 +3,17 @@
 Every input record ends up either as events for the monitoring core or on the dead-letter topic,
 with the original bytes and headers that say what was wrong and where it came from::
 
-    driftline-error            "$.features.age: must be a finite number, got Infinity"
-    driftline-error-reason     invalid_value         (one of schemas.REASONS)
-    driftline-error-path       $.features.age
+    driftline-error            "$.model_id: expected a string, got an integer (7)"
+    driftline-error-reason     wrong_type            (one of schemas.REASONS)
+    driftline-error-path       $.model_id
+    driftline-error-cause      the parser's own message   (only when the parser refused it)
     driftline-source-topic     model.predictions
     driftline-source-partition 3
     driftline-source-offset    1234
     driftline-source-index     7                     (only for an element of an array message)
+
+``driftline-error``, ``-reason`` and ``-path`` are driftline's own words, stable across library
+versions; ``driftline-error-cause`` is informative only and may change with the parser's version.
 """
 
 from __future__ import annotations

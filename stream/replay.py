@@ -7,7 +7,9 @@ Each input line is one record as it was (or would be) on Kafka::
 
 Output, one JSON object per line in the order emitted: every alert and command CloudEvent, and
 for each rejected record a dead-letter line ``{"type": "io.driftline.deadletter", ...}`` with the
-reason. A summary goes to stderr. The same input (and batch size) gives the same output.
+reason, path and error in driftline's words, and ``cause``: the parser's own message (or null),
+informative only, as it may change between library versions. A summary goes to stderr. The
+same input (and batch size) gives the same output.
 
 Useful on its own: replay a log of production traffic with candidate thresholds (``--config``)
 to see, before deploying them, which alerts and commands they would have raised.
@@ -43,6 +45,7 @@ class _Record(msgspec.Struct):
 
 
 _record = msgspec.json.Decoder(_Record)
+_NOT_A_RECORD = 'not a replay record: expected a JSON object {"topic": ..., "value" or "raw": ...}'
 
 
 @dataclass
@@ -87,6 +90,7 @@ def _deadletter(
         "reason": error.reason,
         "path": error.path,
         "error": str(error),
+        "cause": error.cause,
         "raw": text if len(text) <= 2048 else text[:2048] + "...",
     }
 
@@ -143,7 +147,7 @@ def replay(
             try:
                 record = _record.decode(line)
             except msgspec.DecodeError as exc:
-                error = DecodeError("invalid_json", "$", f"not a replay record: {exc}")
+                error = DecodeError("invalid_json", "$", _NOT_A_RECORD, cause=str(exc))
                 pending_letters.append(_deadletter(number, None, error, line, None))
                 record = None
             if record is not None:

@@ -64,6 +64,14 @@ def test_same_decision_same_id_and_different_decisions_differ():
     assert len(ids) == 6
 
 
+def test_two_versions_firing_the_same_alert_at_once_get_two_ids():
+    """A rollout runs two versions side by side: the same alert on both, in the same
+    millisecond, is two decisions (de-duplicating on the id would lose one of them)."""
+    assert alert(model_version="3").id != alert(model_version="4").id
+    assert alert(model_version="3").id == alert(model_version="3").id
+    assert alert(model_version=None).id != alert(model_version="3").id  # a model-level alert
+
+
 def test_rollback_id_depends_only_on_the_version_pair():
     a = make_rollback(
         model_id="m",

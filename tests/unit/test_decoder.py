@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import msgspec
 import orjson
 import pytest
 
+import schemas.decoder as decoder_module
+from detectors.monitor import Monitor
 from schemas import REASONS, DecodeError, EventDecoder, Input, Label, Limits, Prediction
+from schemas.decoder import UNEXPLAINED
+from stream.replay import replay
 from tests.contract_cases import BAD, TS, VALID, Bad
 
 KIND_TYPES = {"prediction": Prediction, "input": Input, "label": Label}
@@ -65,18 +70,170 @@ def test_bad_input_gives_a_precise_error(decoder, case: Bad):
     assert batch.rejected, "a bad record must be rejected, not dropped"
     error = batch.rejected[0].error
     assert isinstance(error, DecodeError)
-    assert error.reason == case.reason, str(error)
-    assert error.path == case.path, str(error)
-    assert case.detail in error.detail, str(error)
+    assert (error.reason, error.path, error.detail) == (case.reason, case.path, case.detail)
     assert error.reason in REASONS
-    assert str(error).startswith(error.path + ": ")
+    assert str(error) == f"{error.path}: {error.detail}"
 
 
 @pytest.mark.parametrize("case", [c for c in BAD if c.raw is None], ids=lambda c: c.name)
 def test_decode_raises_the_same_error_as_decode_batch(decoder, case: Bad):
     with pytest.raises(DecodeError) as info:
         decoder.decode(case.kind, case.payload())
-    assert (info.value.reason, info.value.path) == (case.reason, case.path)
+    assert (info.value.reason, info.value.path, info.value.detail) == (
+        case.reason,
+        case.path,
+        case.detail,
+    )
+
+
+# -- driftline's words do not depend on the parser's ------------------------------------------
+
+NONSENSE = "Expected `walrus`, got `teapot` - at `$.nowhere[...]`"
+
+
+class Garbled:
+    """Stands in for one of msgspec's decoders: the same verdicts, in nonsense words (as a new
+    msgspec version might word them)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def decode(self, payload: bytes) -> Any:
+        return garble(self.real.decode, payload)
+
+
+def garble(parse: Any, *args: Any) -> Any:
+    """``parse(*args)``, raising what it raises with NONSENSE as the message."""
+    try:
+        return parse(*args)
+    except Exception as exc:  # noqa: BLE001 - every error the parser raises, reworded
+        raise type(exc)(NONSENSE) from None
+
+
+def garbled_convert(document: Any, target: Any) -> Any:
+    return garble(msgspec.convert, document, target)
+
+
+@pytest.fixture
+def garbled(monkeypatch: pytest.MonkeyPatch) -> EventDecoder:
+    """A decoder whose every msgspec message is nonsense."""
+    monkeypatch.setattr(decoder_module, "_LAST_VALUES", Garbled(decoder_module._LAST_VALUES))
+    monkeypatch.setattr(decoder_module, "_convert", garbled_convert)
+    decoder = EventDecoder()
+    decoder._single = {kind: Garbled(d) for kind, d in decoder._single.items()}
+    decoder._elements = Garbled(decoder._elements)
+    return decoder
+
+
+REPEATED_KEY = (
+    "label",
+    b'{"model_id": "m", "prediction_id": "p", "label": 1, "timestamp": 1795255200000, '
+    b'"timestamp": 12}',
+)
+
+
+def test_the_parser_messages_change_nothing_but_the_cause(decoder, garbled):
+    """Reason, path and detail of every bad case are driftline's: with msgspec's messages
+    replaced by nonsense they are the same; only the cause (msgspec's words) differs."""
+    cases = [(c.name, c.kind, c.payload()) for c in BAD]
+    cases += [("repeated key", *REPEATED_KEY), ("array", "label", b'[{"label": 1}, 7]')]
+    causes = 0
+    for name, kind, payload in cases:
+        expected = [r.error for r in decoder.decode_batch(kind, payload).rejected]
+        got = [r.error for r in garbled.decode_batch(kind, payload).rejected]
+        assert [(e.reason, e.path, e.detail) for e in got] == [
+            (e.reason, e.path, e.detail) for e in expected
+        ], name
+        assert [e.cause for e in got] == [
+            None if e.cause is None else NONSENSE for e in expected
+        ], name
+        causes += sum(e.cause is not None for e in got)
+    assert causes > 40, "most bad cases are refused by the parser, with its message as cause"
+    for kind, docs in VALID.items():
+        for doc in docs:
+            assert garbled.decode(kind, orjson.dumps(doc)) == decoder.decode(
+                kind, orjson.dumps(doc)
+            )
+
+
+class Refusing:
+    """A parser that refuses everything, even valid events."""
+
+    def decode(self, payload: bytes) -> Any:
+        raise msgspec.ValidationError("no, and no reason given")
+
+
+def test_a_refusal_driftline_cannot_explain_still_gets_driftline_words():
+    decoder = EventDecoder()
+    decoder._single = dict.fromkeys(decoder._single, Refusing())
+    payload = orjson.dumps(VALID["label"][0])
+    with pytest.raises(DecodeError) as info:
+        decoder.decode("label", payload)
+    error = info.value
+    assert (error.reason, error.path, error.detail) == UNEXPLAINED
+    assert error.detail == "rejected by the parser (its message is in driftline-error-cause)"
+    assert error.cause == "no, and no reason given"
+
+
+def test_a_validator_that_fails_cannot_turn_a_bad_record_into_a_crash(monkeypatch):
+    decoder = EventDecoder()
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("a bug in the validator")
+
+    monkeypatch.setattr(decoder._validator, "problem", broken)
+    batch = decoder.decode_batch("label", b'{"label": 1}')
+    [rejected] = batch.rejected
+    assert (rejected.error.reason, rejected.error.path, rejected.error.detail) == UNEXPLAINED
+    assert rejected.error.cause is not None
+
+
+def test_the_parser_message_is_a_header_of_its_own(decoder):
+    [rejected] = decoder.decode_batch("label", b'{"model_id": 7}').rejected
+    headers = dict(rejected.error.as_headers())
+    assert headers["driftline-error"] == b"$.model_id: expected a string, got an integer (7)"
+    assert headers["driftline-error-reason"] == b"wrong_type"
+    assert headers["driftline-error-path"] == b"$.model_id"
+    assert headers["driftline-error-cause"] == rejected.error.cause.encode()
+    assert rejected.error.cause, "msgspec's message, whatever it says"
+    # An error the parser had no part in carries no cause.
+    with pytest.raises(DecodeError) as info:
+        decoder.decode("label", orjson.dumps(VALID["label"][0] | {"model_id": "a b"}))
+    assert info.value.cause is None
+    assert "driftline-error-cause" not in dict(info.value.as_headers())
+
+
+def test_long_causes_are_cut_to_valid_utf8():
+    error = DecodeError("invalid_value", "$", "x", cause="é" * 2000)
+    cause = dict(error.as_headers())["driftline-error-cause"]
+    assert len(cause) <= 1024
+    assert cause.decode() == "é" * 512
+
+
+def test_replay_dead_letter_lines_carry_the_cause_apart():
+    lines = [
+        b'{"topic": "model.labels", "value": {"model_id": 7}}',
+        b'{"topic": "model.labels", "value": {"model_id": "a b", "prediction_id": "p", '
+        b'"timestamp": 1795255200000, "label": 1}}',
+        b"not a record",
+    ]
+    letters = [letter for letter, _ in replay(lines, monitor=Monitor()) if letter is not None]
+    assert [(x["reason"], x["path"], x["error"]) for x in letters] == [
+        ("wrong_type", "$.model_id", "$.model_id: expected a string, got an integer (7)"),
+        (
+            "invalid_value",
+            "$.model_id",
+            '$.model_id: "a b" is not a valid id: letters, digits and . _ : @ + - only, '
+            "starting with a letter or digit (^[A-Za-z0-9][A-Za-z0-9._:@+\\-]*$)",
+        ),
+        (
+            "invalid_json",
+            "$",
+            '$: not a replay record: expected a JSON object {"topic": ..., "value" or "raw": ...}',
+        ),
+    ]
+    # The parser's words ride along where the parser refused: not for the id charset.
+    assert [type(x["cause"]) for x in letters] == [str, type(None), str]
 
 
 def test_array_message_keeps_good_events_and_rejects_bad_ones_by_index(decoder):
@@ -174,6 +331,7 @@ def test_errors_are_safe_as_kafka_headers(decoder):
     headers = dict(batch.rejected[0].error.as_headers())
     assert headers["driftline-error-reason"] in {r.encode() for r in REASONS}
     assert len(headers["driftline-error"]) <= 2048
+    assert len(headers["driftline-error-cause"]) <= 1024
 
 
 def test_random_bytes_never_raise_anything_but_decode_error(decoder):
@@ -229,6 +387,12 @@ def test_alternating_arrays_and_objects_count_every_level_of_nesting(decoder, le
         assert [(r.error.reason, r.error.path) for r in batch.rejected] == [("too_deep", "$")]
 
 
+OUTSIDE_IN_SECONDS = (
+    "is outside the accepted range 2000-01-01T00:00:00.000Z .. 2200-01-01T00:00:00.000Z: "
+    "epoch milliseconds expected (this looks like epoch seconds)"
+)
+
+
 def _label_with(*fragments: bytes) -> bytes:
     return b'{"model_id": "m", "prediction_id": "p", "label": 1, ' + b", ".join(fragments) + b"}"
 
@@ -247,11 +411,14 @@ def test_a_repeated_key_is_judged_on_its_last_value_as_documented(decoder):
     # ... and the last value is the one validated: a valid first value smuggles nothing.
     with pytest.raises(DecodeError) as info:
         decoder.decode("label", _label_with(b'"timestamp": 1795255200000', b'"timestamp": 12'))
-    assert (info.value.reason, info.value.path) == ("invalid_value", "$.timestamp")
-    assert info.value.detail.startswith("12 is outside the accepted range")
+    assert (info.value.reason, info.value.path, info.value.detail) == (
+        "invalid_value",
+        "$.timestamp",
+        f"12 {OUTSIDE_IN_SECONDS}",
+    )
     with pytest.raises(DecodeError) as info:
         decoder.decode("label", _label_with(b'"timestamp": 12', b'"timestamp": 13'))
-    assert info.value.detail.startswith("13 is outside")
+    assert info.value.detail == f"13 {OUTSIDE_IN_SECONDS}"
     # Re-reading the message on the error path keeps JSON's rules: no NaN, no lone surrogate.
     for bad in (b'"x": NaN', b'"event_id": "\\ud800"'):
         with pytest.raises(DecodeError) as info:

@@ -27,9 +27,22 @@ from hypothesis import assume, example, given, note, settings
 from hypothesis import strategies as st
 
 import schemas.decoder as decoder_module
-from schemas import REASONS, DecodeError, Event, EventDecoder, Input, Label, Limits, Prediction
+import schemas.explain as explain_module
+from schemas import (
+    REASONS,
+    DecodeError,
+    Event,
+    EventDecoder,
+    EventValidator,
+    Input,
+    Label,
+    Limits,
+    Prediction,
+)
+from schemas.decoder import UNEXPLAINED
 from schemas.limits import ID_PATTERN
 from stream.deadletter import decode_record
+from tests import contract_cases
 
 KINDS = ("prediction", "input", "label")
 KIND_TYPES = {"prediction": Prediction, "input": Input, "label": Label}
@@ -64,6 +77,8 @@ def check_error(error: DecodeError, prefix: str = "$") -> None:
     assert isinstance(error.detail, str)
     assert error.detail.strip(), "an error must say what is wrong"
     assert str(error) == f"{error.path}: {error.detail}"
+    # driftline's own check names every fault the parser finds: the catch-all never shows.
+    assert (error.reason, error.path, error.detail) != UNEXPLAINED, error.cause
     for name, value in error.as_headers():  # dead letters carry it as Kafka headers
         assert isinstance(name, str)
         assert isinstance(value, bytes)
@@ -76,10 +91,30 @@ def decode_or_error(kind: str, payload: bytes, decoder: EventDecoder = DECODER) 
         event = decoder.decode(kind, payload)  # type: ignore[arg-type]
     except DecodeError as error:
         check_error(error)
+        check_own_words(decoder, kind, payload, error)
         return error
     assert isinstance(event, KIND_TYPES[kind])
     check_event(event)
+    check_own_words(decoder, kind, payload, None)
     return event
+
+
+def check_own_words(
+    decoder: EventDecoder, kind: str, payload: bytes, error: DecodeError | None
+) -> None:
+    """driftline's own validator finds a fault exactly when the decoder refuses; where the
+    parser (msgspec) refused, the dead letter's words are the validator's.
+
+    Every property in this module decodes through here, so all their inputs check that the
+    validator wording the dead letters agrees with the fast path on accept and reject.
+    """
+    if len(payload) > decoder.limits.max_message_bytes:
+        return  # refused before anything reads it
+    problem = decoder._validator.problem(kind, payload)  # type: ignore[arg-type]
+    verdicts = (problem, error, getattr(error, "cause", None))
+    assert (problem is None) == (error is None), verdicts
+    if error is not None and error.cause is not None:
+        assert (error.reason, error.path, error.detail) == problem, verdicts
 
 
 def check_event(event: Event) -> None:
@@ -160,6 +195,8 @@ def check_record(kind: str, payload: bytes | None) -> None:
         headers = dict(letter.headers)
         assert headers["driftline-source-offset"] == b"42"
         assert headers["driftline-error-reason"] == letter.reason.encode()
+        cause = rejected.error.cause
+        assert headers.get("driftline-error-cause") == (None if cause is None else cause.encode())
         assert ("driftline-source-index" in headers) == (rejected.index is not None)
 
 
@@ -586,7 +623,8 @@ def test_non_finite_numbers_are_rejected_at_their_field(
     if literal.lstrip(b"-").startswith((b"NaN", b"Inf")):
         # Not JSON: the whole message is refused.
         assert [(r.index, r.error.reason) for r in batch.rejected] == [(None, "invalid_json")]
-        assert "NaN and Infinity are not JSON" in batch.rejected[0].error.detail
+        said, _, why = batch.rejected[0].error.detail.partition(": ")
+        assert (said.split(" at byte ")[0], why) == (literal.decode(), NO_NAN)
         return
     assert len(batch.events) == (1 if in_array else 0)
     (rejected,) = batch.rejected
@@ -596,7 +634,11 @@ def test_non_finite_numbers_are_rejected_at_their_field(
     integer = literal.lstrip(b"-").isdigit()
     if not (integer and top in ("prediction", "label", "score")):
         # (A too large integer class or probability is out of range, not infinite.)
-        assert "finite" in rejected.error.detail, rejected.error
+        assert rejected.error.detail == NOT_FINITE, rejected.error
+
+
+NO_NAN = "NaN and Infinity are not JSON; send finite numbers only"
+NOT_FINITE = "must be a finite number, got a number beyond the float range (±1.8e308)"
 
 
 VALID_LABEL = {
@@ -745,20 +787,21 @@ class _Unreachable:
 
 @contextlib.contextmanager
 def looking_into_messages() -> Iterator[list[str]]:
-    """Records every call of the decoder's depth measure and error-path parser."""
+    """Records every call of the decoder's depth measure and of the validator's reader (the
+    error path's parser)."""
     calls: list[str] = []
-    originals = {name: getattr(decoder_module, name) for name in ("_max_depth", "_parse_quietly")}
+    spied = [(decoder_module, "_max_depth"), (EventValidator, "_read")]
 
-    def spy(name: str) -> Callable[..., Any]:
+    def spy(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             calls.append(name)
-            return originals[name](*args, **kwargs)
+            return original(*args, **kwargs)
 
         return wrapper
 
     with pytest.MonkeyPatch.context() as patch:
-        for name in originals:
-            patch.setattr(decoder_module, name, spy(name))
+        for owner, name in spied:
+            patch.setattr(owner, name, spy(name, getattr(owner, name)))
         yield calls
 
 
@@ -1069,3 +1112,171 @@ def test_a_repeated_key_is_decided_by_its_last_value(
             )
             assert isinstance(alone, DecodeError)
             assert (error.reason, error.path) == (alone.reason, prefix + alone.path[1:])
+
+
+# -- driftline's own words: the validator agrees with the parser ------------------------------
+
+# Tight limits, so that generated documents often break them.
+TIGHT = Limits(
+    max_features=2,
+    max_classes=2,
+    max_depth=4,
+    max_id_length=3,
+    max_opaque_id_length=3,
+    max_name_length=3,
+    max_string_length=4,
+    min_timestamp_ms=DEFAULT.min_timestamp_ms + 10**11,
+    max_timestamp_ms=DEFAULT.max_timestamp_ms - 10**11,
+)
+JUDGES = {DEFAULT: DECODER, TIGHT: EventDecoder(TIGHT)}
+
+
+@st.composite
+def repeated_keys(draw: st.DrawFn) -> tuple[str, bytes]:
+    """An event repeating one key with good and bad values (see GOOD_AND_BAD)."""
+    field = draw(st.sampled_from(sorted(GOOD_AND_BAD)))
+    kind = DUPLICATE_KINDS[field]
+    good, bad = GOOD_AND_BAD[field]
+    values = draw(st.lists(st.sampled_from(good + bad), min_size=2, max_size=3))
+    head = encode_doc({k: v for k, v in MINIMAL[kind].items() if k != field})[:-1]
+    return kind, head + b"".join(b', "' + field.encode() + b'": ' + v for v in values) + b"}"
+
+
+def documents_and_bytes(kind: str) -> Any:
+    return st.one_of(
+        valid_documents(kind).map(encode_doc),
+        broken_documents(kind).map(lambda d: json.dumps(d).encode()),
+        broken_documents(kind).map(lambda d: json.dumps(d, ensure_ascii=False).encode()),
+        mutated(valid_documents(kind).map(encode_doc)),
+        garbage(),
+    )
+
+
+PAYLOADS = st.one_of(
+    ANY_KIND.flatmap(lambda kind: st.tuples(st.just(kind), documents_and_bytes(kind))),
+    repeated_keys(),
+)
+
+
+def label_with(fragment: bytes) -> tuple[str, bytes]:
+    """A valid label with ``fragment`` (``"key": value``) added as raw JSON text."""
+    return "label", encode_doc(VALID_LABEL)[:-1] + b", " + fragment + b"}"
+
+
+@given(case=PAYLOADS, limits=st.sampled_from([DEFAULT, TIGHT]))
+@settings(max_examples=scaled(3.0))
+# Bytes that are not UTF-8, NaN-free oddities and lone surrogates: refused where the contract
+# reads the text, ignored in fields it does not know (as the parser skips them).
+@example(case=label_with(b'"x": "\xff", "\xfe": 1'), limits=DEFAULT)
+@example(case=label_with(b'"event_id": "a\xffb"'), limits=DEFAULT)
+@example(case=label_with(b'"event_id": "\xed\xa0\x80"'), limits=DEFAULT)
+@example(case=label_with(b'"x": "\xed\xa0\x80", "y": "\xc0\x80"'), limits=DEFAULT)
+@example(
+    case=("input", b'{"model_id": "m", "timestamp": 1795255200000, "features": {"\xff": 1}}'),
+    limits=DEFAULT,
+)
+@example(case=label_with(b'"x": 1e999, "y": ' + b"9" * 5000), limits=DEFAULT)
+@example(case=label_with(b'"x": "\\udc80"'), limits=DEFAULT)
+@example(case=label_with(b'"x": "\\\\udc80"'), limits=DEFAULT)
+@example(case=label_with(b'"x": "\\ud83d\\ude42\\ud83d"'), limits=DEFAULT)
+@example(case=label_with(b'"x": "\x7f"'), limits=DEFAULT)
+# Timestamps: rounding to the microsecond moves them across the range's edges.
+@example(case=label_with(b'"timestamp": "1999-12-31T23:59:59.9999995Z"'), limits=DEFAULT)
+@example(case=label_with(b'"timestamp": "1999-12-31T23:59:59.9999994Z"'), limits=DEFAULT)
+@example(case=label_with(b'"timestamp": "2200-01-01T00:00:00.0009995Z"'), limits=DEFAULT)
+@example(case=label_with(b'"timestamp": "2026-11-21T10:00:00.1234567+23:59"'), limits=DEFAULT)
+@example(case=label_with(b'"timestamp": "9999-12-31T23:59:59.9999995Z"'), limits=DEFAULT)
+@example(case=("label", b"[1, 2"), limits=DEFAULT)
+def test_driftline_finds_a_fault_exactly_when_the_parser_refuses(
+    case: tuple[str, bytes], limits: Limits
+) -> None:
+    """Documents of every shape, under the default and under tight limits (check_own_words)."""
+    kind, payload = case
+    decode_or_error(kind, payload, JUDGES[limits])
+
+
+@given(
+    pair=timestamp_strings(DEFAULT.min_timestamp_ms, DEFAULT.max_timestamp_ms),
+    cut=st.integers(0, 40),
+    junk=st.sampled_from(["", "0", "Z", ":", "+", " ", "\x00", "٣", "9"]),
+)
+def test_driftline_reads_rfc3339_as_the_parser_does(
+    pair: tuple[str, int], cut: int, junk: str
+) -> None:
+    """Timestamps, cut short or spliced with stray characters: the same verdict, the same
+    milliseconds."""
+    text, _ = pair
+    text = text[:cut] + junk + text[cut:] if cut < len(text) else text + junk
+    payload = encode_doc({**VALID_LABEL, "timestamp": text})
+    outcome = decode_or_error("label", payload)  # (check_own_words: the same verdict)
+    if not isinstance(outcome, DecodeError):
+        assert explain_module._rfc3339_ms(text) == outcome.timestamp
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-21T10:00:59Z",
+        "2026-11-21T10:00:60Z",
+        "2026-11-21T23:59:59Z",
+        "2026-11-21T24:00:00Z",
+        "2026-11-21T10:60:00Z",
+        "2026-11-21T10:00:00+23:59",
+        "2026-11-21T10:00:00+24:00",
+        "2026-11-21T10:00:00-23:60",
+        "2026-11-21T10:00:00+2359",
+        "2026-11-21T10:00:00+23",
+        "2026-11-21T10:00:00+23:5",
+        "2026-13-01T10:00:00Z",
+        "2026-11-00T10:00:00Z",
+        "0000-01-01T00:00:00Z",
+        "2026-02-29T10:00:00Z",
+        "2028-02-29T10:00:00Z",
+        "2100-02-29T10:00:00Z",
+        "2026-11-21T10:00:00.Z",
+        "2026-11-21T10:00:00,5Z",
+        "2026-11-21_10:00:00Z",
+        "2026-11-21T10:00Z",
+        "2026-11-21T10:00:00.123456789123Z",
+        "1999-12-31T23:59:59.9999995Z",
+        "1999-12-31T23:59:59.9999994Z",
+        "2000-01-01T00:59:59.9999995+01:00",
+        "2200-01-01T00:00:00.0009995Z",
+        "2200-01-01T00:00:00.001Z",
+    ],
+)
+def test_timestamp_edges_get_the_same_verdict_from_both(text: str) -> None:
+    outcome = decode_or_error("label", encode_doc({**VALID_LABEL, "timestamp": text}))
+    if not isinstance(outcome, DecodeError):
+        assert explain_module._rfc3339_ms(text) == outcome.timestamp
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("latency_ms", 0),
+        ("latency_ms", -0.0),
+        ("latency_ms", -0.5),
+        ("latency_ms", -(10**400)),
+        ("score", -0.0),
+        ("score", 1),
+        ("score", 2),
+        ("score", 1.0000000000000002),
+        ("score", {"a": 1, "b": True}),
+        ("prediction", 2**63 - 1),
+        ("prediction", 2**63),
+        ("prediction", -(2**63)),
+        ("prediction", -(2**63) - 1),
+        ("prediction", 1.7976931348623157e308),
+        ("features", {"a": 10**308}),
+        ("features", {"a": 2 * 10**308}),
+        ("features", {"a": -(10**308), "b": 5e-324}),
+    ],
+)
+def test_number_edges_get_the_same_verdict_from_both(field: str, value: Any) -> None:
+    decode_or_error("prediction", encode_doc({**MINIMAL["prediction"], field: value}))
+
+
+@pytest.mark.parametrize("case", contract_cases.BAD, ids=lambda case: case.name)
+def test_the_contract_cases_get_the_same_verdict_from_both(case: contract_cases.Bad) -> None:
+    assert isinstance(decode_or_error(case.kind, case.payload()), DecodeError)
