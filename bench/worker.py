@@ -21,6 +21,10 @@ memory      worker RSS after warm-up and after 10M events, and the growth. Warm-
 fleet       RSS at 1,000 models x 20 features, per model; /metrics scrape time and size.
 scaleout    two workers in one consumer group: partitions and models split, total events/s.
 
+``--baseline REF`` also runs the worker of git revision ``REF`` (checked out in a temporary
+worktree) in the throughput and latency sections, on the same topic contents and load, and
+prints its figures next to this checkout's: a before/after in one run, on one machine.
+
 ``--profile`` (with ``py-spy`` installed: ``pip install -e '.[bench]'``) samples the worker of
 the throughput section for 10 s at full speed and prints where its time goes: the share of the
 Kafka client, decoding and the monitoring core, and the functions with the most samples.
@@ -251,7 +255,9 @@ class Worker:
         workdir: Path,
         app_id: str,
         extra: dict[str, str] | None = None,
+        code: Path | None = None,
     ) -> None:
+        """``code``: a checkout whose ``stream`` package to run instead of this one."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/metrics"
         env = dict(os.environ)
@@ -267,6 +273,8 @@ class Worker:
                 **(extra or {}),
             }
         )
+        if code is not None:
+            env["PYTHONPATH"] = str(code)
         self.log = (workdir / f"{app_id}-{self.port}.log").open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "stream.cli", "worker", "-l", "warn"],
@@ -437,7 +445,12 @@ def profile_worker(worker: Worker, seconds: float = 10.0) -> None:
 
 
 def throughput(
-    bootstrap: str, workdir: Path, n: int, array: int = 1, profile: bool = False
+    bootstrap: str,
+    workdir: Path,
+    n: int,
+    array: int = 1,
+    profile: bool = False,
+    baseline: tuple[str, Path] | None = None,
 ) -> float:
     topics = new_topics(bootstrap)
     start = time.perf_counter()
@@ -449,30 +462,49 @@ def throughput(
         f"  produced {total:,} events ({n:,} predictions, 100 models) in {messages:,} "
         f"messages in {time.perf_counter() - start:.0f}s"
     )
-    if not profile:  # (the profile's worker is not timed: no ceiling to compare with)
-        raw = asyncio.run(raw_consumer(bootstrap, topics, total))
-        print(f"  raw AIOKafkaConsumer.getmany + orjson.loads   {raw:>10,.0f} events/s")
-    worker = Worker(bootstrap, topics, workdir, f"bench-{uuid.uuid4().hex[:6]}").wait_started()
-    try:
-        if profile:
-            # Sampled while it works through the backlog; its rate is then not measured.
+    if profile:  # sampled while it works through the backlog; its rate is not measured
+        worker = Worker(bootstrap, topics, workdir, new_app_id()).wait_started()
+        try:
             while worker.processed() < total * 0.1:
                 time.sleep(0.05)
             profile_worker(worker)
             wait_processed([worker], total)
-            return float("nan")
+        finally:
+            worker.stop()
+        return float("nan")
+    raw = asyncio.run(raw_consumer(bootstrap, topics, total))
+    print(f"  raw AIOKafkaConsumer.getmany + orjson.loads   {raw:>10,.0f} events/s")
+    before = float("nan")
+    if baseline is not None:
+        name, code = baseline
+        before = worker_rate(Worker(bootstrap, topics, workdir, new_app_id(), code=code), total)
+        print(f"  driftline worker at {name}".ljust(46) + f"{before:>10,.0f} events/s")
+        print(f"  ratio worker at {name} / raw".ljust(46) + f"{before / raw:>10.2f}")
+    rate = worker_rate(Worker(bootstrap, topics, workdir, new_app_id()), total)
+    print(f"  driftline worker (cold consumer group)        {rate:>10,.0f} events/s")
+    print(f"  ratio worker / raw                            {rate / raw:>10.2f}")
+    if baseline is not None:
+        print(f"  ratio worker / worker at {baseline[0]}".ljust(46) + f"{rate / before:>10.2f}")
+    return rate
+
+
+def new_app_id() -> str:
+    return f"bench-{uuid.uuid4().hex[:6]}"
+
+
+def worker_rate(worker: Worker, total: int) -> float:
+    """Events/s of a worker (a cold consumer group) through a backlog of ``total`` events."""
+    worker.wait_started()
+    try:
         first, last = wait_processed([worker], total)
-        if last - first < 1.0:
-            # Progress is first seen one poll (0.1 s) after it starts: too coarse for a rate.
-            print(f"  driftline worker: all {total:,} events in under 1 s, too few to measure")
-            return float("nan")
-        # The rate is slightly high by at most one poll interval (0.1 s) over the run.
-        rate = total / (last - first)
-        print(f"  driftline worker (cold consumer group)        {rate:>10,.0f} events/s")
-        print(f"  ratio worker / raw                            {rate / raw:>10.2f}")
     finally:
         worker.stop()
-    return rate
+    if last - first < 1.0:
+        # Progress is first seen one poll (0.1 s) after it starts: too coarse for a rate.
+        print(f"  driftline worker: all {total:,} events in under 1 s, too few to measure")
+        return float("nan")
+    # The rate is slightly high by at most one poll interval (0.1 s) over the run.
+    return total / (last - first)
 
 
 # Latency scenario: 100 models at a steady total of 10k events/s (predictions and labels).
@@ -591,9 +623,19 @@ async def _latency_run(bootstrap: str, topics: Topics, rate: float, seconds: flo
     return {"received": received, "sent": fleet.sent, "seconds": time.time() - start}
 
 
-def latency(bootstrap: str, workdir: Path, seconds: float) -> None:
+def latency(
+    bootstrap: str, workdir: Path, seconds: float, baseline: tuple[str, Path] | None = None
+) -> None:
+    if baseline is not None:
+        print(f"  the worker at {baseline[0]}:")
+        latency_of(bootstrap, workdir, seconds, code=baseline[1])
+        print("  this checkout's worker:")
+    latency_of(bootstrap, workdir, seconds)
+
+
+def latency_of(bootstrap: str, workdir: Path, seconds: float, code: Path | None = None) -> None:
     topics = new_topics(bootstrap, append_time=True)
-    worker = Worker(bootstrap, topics, workdir, f"bench-{uuid.uuid4().hex[:6]}").wait_started()
+    worker = Worker(bootstrap, topics, workdir, new_app_id(), code=code).wait_started()
     try:
         # Let the worker join its group and own every partition before the clock starts.
         time.sleep(5)
@@ -630,7 +672,7 @@ def percentile(ordered: list[float], q: float) -> float:
 
 def memory(bootstrap: str, workdir: Path, total: int, warm_up: int) -> None:
     topics = new_topics(bootstrap)
-    worker = Worker(bootstrap, topics, workdir, f"bench-{uuid.uuid4().hex[:6]}").wait_started()
+    worker = Worker(bootstrap, topics, workdir, new_app_id()).wait_started()
     samples: list[tuple[float, float]] = []
     try:
         # Event time runs 100 ms per prediction: 10M events span ~12 days, so predictions
@@ -785,12 +827,32 @@ def scaleout(bootstrap: str, workdir: Path, n: int, single: float | None) -> Non
             worker.stop()
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def checkout(ref: str, where: Path) -> Path:
+    """A detached worktree of ``ref`` (removed at the end of the run)."""
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", "--quiet", str(where), ref], cwd=REPO, check=True
+    )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=where, capture_output=True, text=True
+    ).stdout.strip()
+    print(f"baseline: {ref} ({commit}) in a worktree")
+    return where
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--only", choices=SECTIONS, action="append")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size")
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also run the worker of this git revision (throughput, latency), same run",
+    )
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -817,10 +879,13 @@ def main() -> None:
             seconds = broker.start()
             bootstrap = broker.bootstrap_servers
             print(f"broker: Apache Kafka (the project's own launcher), started in {seconds:.1f}s")
+        baseline = None
+        if args.baseline:
+            baseline = (args.baseline, checkout(args.baseline, workdir / "baseline"))
         single = None
         if "throughput" in wanted:
             print("\nthroughput")
-            single = throughput(bootstrap, workdir, int(1_000_000 * scale))
+            single = throughput(bootstrap, workdir, int(1_000_000 * scale), baseline=baseline)
             if args.profile:
                 print("\nprofile, the throughput workload again")
                 throughput(bootstrap, workdir, int(1_000_000 * scale), profile=True)
@@ -829,7 +894,7 @@ def main() -> None:
             throughput(bootstrap, workdir, int(1_000_000 * scale), array=100)
         if "latency" in wanted:
             print("\nlatency, produce -> alert or command, 10k events/s offered")
-            latency(bootstrap, workdir, max(45.0, 90 * min(1.0, scale * 10)))
+            latency(bootstrap, workdir, max(45.0, 90 * min(1.0, scale * 10)), baseline)
         if "memory" in wanted:
             print("\nmemory, 100 models x 10 features")
             memory(bootstrap, workdir, int(10_000_000 * scale), int(3_000_000 * scale))
@@ -843,6 +908,13 @@ def main() -> None:
     finally:
         if broker is not None:
             broker.stop()
+        if args.baseline:
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(workdir / "baseline")],
+                cwd=REPO,
+                capture_output=True,
+                check=False,
+            )
         shutil.rmtree(workdir, ignore_errors=True)
 
 

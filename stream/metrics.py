@@ -17,6 +17,10 @@ Metric names are part of driftline's interface (dashboards and alert rules rely 
 =====================================================  =================================
 ``driftline_events_total{topic, outcome}``             ok | deadletter | rerouted | skipped
 ``driftline_deadletter_total{topic, reason}``          reasons of schemas.REASONS
+``driftline_rerouted_total{topic, cause}``             unkeyed | other_key | librdkafka_partitioner
+                                                       | other_partitioner
+``driftline_order_held``                               records waiting for timestamp order
+``driftline_order_forced_total``                       records applied before their turn
 ``driftline_alerts_total{type}``                       CloudEvents type
 ``driftline_commands_total{type}``                     CloudEvents type
 ``driftline_alerts_firing{model_id, type}``            alerts firing now
@@ -174,6 +178,29 @@ class DriftlineMetrics:
                 "Rejected records by topic and reason.",
                 ("topic", "reason"),
                 sorted(stats.deadletters.items()),
+            ),
+            _family(
+                "driftline_rerouted_total",
+                "counter",
+                "Events read away from their model's partition and re-routed there, by topic "
+                "and cause (unkeyed, other_key, librdkafka_partitioner, other_partitioner).",
+                ("topic", "cause"),
+                sorted(stats.rerouted.items()),
+            ),
+            _family(
+                "driftline_order_held",
+                "gauge",
+                "Records fetched and waiting for their turn in record-timestamp order.",
+                (),
+                [((), stats.order_held)],
+            ),
+            _family(
+                "driftline_order_forced_total",
+                "counter",
+                "Records applied before their turn in timestamp order, after DRIFTLINE_ORDER_WAIT "
+                "seconds without progress on another input topic's partition.",
+                (),
+                [((), stats.order_forced)],
             ),
             counter(
                 "driftline_alerts",

@@ -9,13 +9,21 @@ call. Everything else (producer, web server, timers, lifecycle) is Faust's.
 
 Partitioning: producers key records by ``model_id``; the three input topics have the same number
 of partitions and the consumer uses a range assignor, so partition *p* of every input topic goes
-to the same worker: one worker owns all of a model's events and state. A record whose key is not
-its ``model_id`` (a producer that does not key, or keys otherwise) is re-routed to the partition
-its ``model_id`` hashes to, and counted ``rerouted``.
+to the same worker: one worker owns all of a model's events and state. An event read on another
+partition than its ``model_id``'s (an unkeyed record, another key, librdkafka's default CRC32
+partitioner) is re-routed to its model's partition, counted ``rerouted`` by cause, and the fix
+is logged once per topic and cause.
+
+Ordering: a fetch's records are held in a :class:`~stream.ordering.TimestampMerge` and handed
+to the core in record-timestamp order across the three topics, per partition number, so a
+label never overtakes an older prediction that is already in Kafka (see stream/ordering.py).
+Offsets committed and saved with state are those of the records handed over, never of held
+ones.
 
 Delivery and state:
 
-1. a fetch is decoded, rejected records go to the dead-letter topic, the core runs;
+1. the records whose turn has come are decoded, rejected ones go to the dead-letter topic, the
+   core runs;
 2. alerts and commands are produced (CloudEvents, key ``model_id``);
 3. every ``checkpoint_interval`` seconds: outputs are flushed (acknowledged by the broker), then
    the state of every model changed since the last checkpoint is written to the compacted state
@@ -35,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,6 +53,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import IllegalStateError
 from aiokafka.partitioner import murmur2
 from mode import Service
 
@@ -52,6 +62,7 @@ from detectors.monitor import Monitor, Rejection
 from schemas import DecodeError, EventDecoder, encode
 from schemas.cloudevents import Alert, Command
 from stream.deadletter import DeadLetter, decode_record
+from stream.ordering import TimestampMerge
 from stream.settings import Settings
 from stream.state import MAX_STATE_BYTES, StateCodec, StateRejected
 
@@ -62,6 +73,48 @@ logger = logging.getLogger("driftline.pipeline")
 CLOUDEVENTS_HEADERS = [("content-type", b"application/cloudevents+json; charset=utf-8")]
 # Outputs waiting for the broker's acknowledgement before they are awaited.
 _MAX_IN_FLIGHT = 5_000
+# Model partitions remembered (a cache: cleared when full, recomputed on demand).
+_MAX_HOMES = 100_000
+
+#: Why a record was read away from its model's partition (``driftline_rerouted_total{cause}``),
+#: and what its producer should change.
+_REROUTE_FIX = {
+    "unkeyed": "Key every record by its model_id.",
+    "librdkafka_partitioner": (
+        "The record is keyed by model_id and sits where librdkafka's default partitioner "
+        "(CRC32, 'consistent_random': confluent-kafka and other librdkafka clients) puts it: "
+        "set partitioner=murmur2_random in that producer's configuration (Java-compatible)."
+    ),
+    "other_partitioner": (
+        "The record is keyed by model_id but was placed by another partitioner or an explicit "
+        "partition: use Kafka's default murmur2 partitioner (librdkafka: murmur2_random)."
+    ),
+    "other_key": "The record's key is not its model_id: key every record by its model_id.",
+}
+
+
+def _rejection_error(rejection: Rejection) -> DecodeError:
+    """The dead letter's error for events the core gave back: driftline's words; for a core
+    that raised, what it raised rides along as the cause."""
+    if rejection.reason == "internal_error":
+        return DecodeError(
+            "internal_error",
+            "$",
+            "updating this model raised: the model was reset and starts afresh "
+            "(what was raised is in driftline-error-cause)",
+            cause=rejection.error,
+        )
+    return DecodeError(rejection.reason, "$", rejection.error)
+
+
+def _reroute_cause(key: bytes | None, model_id: str, partition: int, partitions: int) -> str:
+    if key is None:
+        return "unkeyed"
+    if key != model_id.encode():
+        return "other_key"
+    if zlib.crc32(key) % partitions == partition:
+        return "librdkafka_partitioner"
+    return "other_partitioner"
 
 
 @dataclass
@@ -70,6 +123,12 @@ class PipelineStats:
 
     events: Counter[tuple[str, str]] = field(default_factory=Counter)
     deadletters: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: (topic, cause) of records read away from their model's partition, re-routed there.
+    rerouted: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: Records fetched and waiting for their turn in timestamp order (now).
+    order_held: int = 0
+    #: Records applied before their turn, after ``order_wait`` without progress.
+    order_forced: int = 0
     state: Counter[str] = field(default_factory=Counter)
     batches: int = 0
     last_batch_at: float = 0.0
@@ -131,6 +190,18 @@ class InputPipeline(Service):
         self._round: list[str] | None = None  # models left to save in the current round
         self._round_offsets: dict[TopicPartition, int] = {}
         self._round_failed = False
+        # Fetched records wait here until their turn in record-timestamp order (per partition
+        # number, across the input topics): see stream/ordering.py.
+        self.order = TimestampMerge(
+            list(self.kinds),
+            max_held=max(1, settings.max_batch // 4),
+            max_wait=settings.order_wait,
+            key=TopicPartition,
+        )
+        self._fetched: dict[TopicPartition, int] = {}  # next offset the consumer returns
+        self._blocking: list[TopicPartition] = []  # lagging partitions that hold others back
+        self._homes: dict[str, int] = {}  # model_id -> its partition (a cache)
+        self._warned: set[tuple[str, str]] = set()  # (topic, cause) of re-routes logged
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -178,12 +249,11 @@ class InputPipeline(Service):
         self.healthy = True
         try:
             while not self.should_stop:
-                records = await self.consumer.getmany(
-                    timeout_ms=100, max_records=self.settings.max_batch
-                )
-                if records:
-                    async with self._lock:
-                        await self._handle(records)
+                records = await self._fetch()
+                async with self._lock:
+                    released = await self._in_order(records)
+                    if released:
+                        await self._handle(released)
                 if self._commanded:
                     await self._save_commanded()
                 if self._round is None:
@@ -200,6 +270,82 @@ class InputPipeline(Service):
             logger.exception("input pipeline stopped")
             raise
 
+    # -- ordering --------------------------------------------------------------------------------
+
+    async def _fetch(self) -> dict[TopicPartition, list[Any]]:
+        """The next records: first those of partitions that hold others back (the consumer
+        returns what it prefetched in arrival order, and a lagging partition's records would
+        otherwise wait behind whole fetches of the others), then any partition with room."""
+        assert self.consumer is not None
+        max_records = self.settings.max_batch
+        if self._blocking:
+            blocking = [tp for tp in self._blocking if tp in self.consumer.assignment()]
+            self._blocking = []
+            if blocking:
+                records = await self.consumer.getmany(
+                    *blocking, timeout_ms=0, max_records=max_records
+                )
+                if records:
+                    return records
+        return await self.consumer.getmany(
+            *self._fetchable(), timeout_ms=100, max_records=max_records
+        )
+
+    def _fetchable(self) -> tuple[TopicPartition, ...]:
+        """The partitions to fetch from: all (an empty tuple), or those with room to hold."""
+        order = self.order
+        if not order.any_full or self.consumer is None:
+            return ()
+        return tuple(tp for tp in self.consumer.assignment() if not order.is_full(tp))
+
+    async def _in_order(
+        self, fetched: dict[TopicPartition, list[Any]]
+    ) -> dict[TopicPartition, list[Any]]:
+        """Hold a fetch's records; return those whose turn in timestamp order has come."""
+        order = self.order
+        for tp, records in fetched.items():
+            if records:
+                order.add(tp, records)
+                self._fetched[tp] = records[-1].offset + 1
+        waiting = order.waiting_on()
+        if not waiting and not order.held:
+            return {}
+        caught_up = []
+        blocking = []
+        for tp in waiting:
+            (caught_up if await self._caught_up(tp) else blocking).append(tp)
+        released = order.release(caught_up, time.monotonic())
+        self._blocking = blocking
+        for number in order.forced_partitions:
+            logger.warning(
+                "partition %d: no records from %s for %gs (DRIFTLINE_ORDER_WAIT): what the other "
+                "input topics held was applied out of timestamp order (early labels wait for "
+                "their prediction in the early-label store)",
+                number,
+                ", ".join(sorted(tp.topic for tp in blocking if tp.partition == number)) or "?",
+                self.settings.order_wait,
+            )
+        self.stats.order_held = order.held
+        self.stats.order_forced = order.forced
+        return released
+
+    async def _caught_up(self, tp: TopicPartition) -> bool:
+        """Whether the consumer has returned everything in ``tp`` up to its last known end
+        (the high watermark of its latest fetch response): nothing more of it is in Kafka."""
+        assert self.consumer is not None
+        high = self.consumer.highwater(tp)
+        if high is None:  # not fetched yet: unknown
+            return False
+        end = self._fetched.get(tp)
+        if end is None or end < high:
+            # The consumer's position also steps over transaction markers and compacted gaps.
+            try:
+                end = await asyncio.wait_for(self.consumer.position(tp), timeout=1.0)
+            except (IllegalStateError, TimeoutError):
+                return False
+            self._fetched[tp] = end
+        return end >= high
+
     # -- processing ----------------------------------------------------------------------------
 
     async def _handle(self, fetched: dict[TopicPartition, list[Any]]) -> None:
@@ -215,6 +361,7 @@ class InputPipeline(Service):
             topic, partition = tp.topic, tp.partition
             into = labels if kind == "label" else events
             resume = self._resume
+            homes = self._homes
             ok = 0
             models: set[str] = set()
             for record in records:
@@ -247,14 +394,14 @@ class InputPipeline(Service):
                     )
                     for letter in dead:
                         self._dead_letter(letter)
-                key = record.key
                 for event in decoded:
                     model_id = event.model_id
-                    if key is None or key != model_id.encode():
-                        home = self._home(topic, model_id)
-                        if home != partition:
-                            self._reroute(topic, model_id, event, home)
-                            continue
+                    home = homes.get(model_id)
+                    if home is None:
+                        home = self._home(model_id)
+                    if home != partition:
+                        self._reroute(record, topic, model_id, event, home)
+                        continue
                     if resume:
                         done = resume.get(model_id)
                         if done is not None and record.offset < done.get(topic, -1):
@@ -302,7 +449,7 @@ class InputPipeline(Service):
                     self.stats.events[(topic, "ok")] -= 1
                     self._dead_letter(
                         DeadLetter.of(
-                            DecodeError(r.reason, "$", r.error),
+                            _rejection_error(r),
                             key=record.key,
                             value=record.value if index is None else msgspec.json.encode(event),
                             topic=topic,
@@ -328,8 +475,7 @@ class InputPipeline(Service):
 
     def _kept(self, topic: str, partition: int, record: Any, model_id: str) -> bool:
         """Whether ``_handle`` gave this event to the core (not re-routed, not skipped)."""
-        key = record.key
-        if (key is None or key != model_id.encode()) and self._home(topic, model_id) != partition:
+        if self._home(model_id) != partition:
             return False
         done = self._resume.get(model_id)
         return done is None or record.offset >= done.get(topic, -1)
@@ -340,13 +486,42 @@ class InputPipeline(Service):
         if partition is not None:
             self._send(self.state_topic, model_id.encode(), None, partition=partition)
 
-    def _home(self, topic: str, model_id: str) -> int:
-        # Kafka's default partitioner: murmur2 of the key, positive, modulo the partition count.
-        return (murmur2(model_id.encode()) & 0x7FFFFFFF) % self._partitions[topic]
+    def _home(self, model_id: str) -> int:
+        """The model's partition: Kafka's default partitioner (Java client, aiokafka), murmur2
+        of the key, positive, modulo the partition count (the same for every input topic)."""
+        home = self._homes.get(model_id)
+        if home is None:
+            if len(self._homes) >= _MAX_HOMES:
+                self._homes.clear()
+            count = next(iter(self._partitions.values()))
+            home = self._homes[model_id] = (murmur2(model_id.encode()) & 0x7FFFFFFF) % count
+        return home
 
-    def _reroute(self, topic: str, model_id: str, event: Any, partition: int) -> None:
+    def _reroute(self, record: Any, topic: str, model_id: str, event: Any, home: int) -> None:
+        """Send an event read away from its model's partition to that partition (the worker
+        owning it applies it there), keeping the record's timestamp for the ordering."""
+        cause = _reroute_cause(record.key, model_id, record.partition, self._partitions[topic])
         self.stats.events[(topic, "rerouted")] += 1
-        self._send(topic, model_id.encode(), msgspec.json.encode(event), partition=partition)
+        self.stats.rerouted[(topic, cause)] += 1
+        if (topic, cause) not in self._warned:
+            self._warned.add((topic, cause))
+            logger.warning(
+                "%s: records for model %s arrive on partition %d, not on its partition %d: "
+                "re-routed there (counted in driftline_rerouted_total). %s",
+                topic,
+                model_id,
+                record.partition,
+                home,
+                _REROUTE_FIX[cause],
+            )
+        self._send(
+            topic,
+            model_id.encode(),
+            msgspec.json.encode(event),
+            partition=home,
+            # (Seconds, rounded so that Faust's conversion back gives the same millisecond.)
+            timestamp=(record.timestamp + 0.5) / 1000 if record.timestamp >= 0 else None,
+        )
 
     def _dead_letter(self, letter: DeadLetter) -> None:
         self.stats.events[(letter.source_topic, "deadletter")] += 1
@@ -368,9 +543,13 @@ class InputPipeline(Service):
         *,
         partition: int | None = None,
         headers: list[tuple[str, bytes]] | None = None,
+        timestamp: float | None = None,
     ) -> None:
+        # Faust's producer takes the timestamp in seconds.
         self._in_flight.append(
-            asyncio.ensure_future(self.producer.send(topic, key, value, partition, None, headers))
+            asyncio.ensure_future(
+                self.producer.send(topic, key, value, partition, timestamp, headers)
+            )
         )
 
     async def _await_in_flight(self) -> None:
@@ -531,6 +710,10 @@ class InputPipeline(Service):
                 self._dirty.discard(model_id)
             for tp in [tp for tp in self._positions if tp.partition in numbers]:
                 del self._positions[tp]
+            for tp in [tp for tp in self._fetched if tp.partition in numbers]:
+                del self._fetched[tp]
+            # Held records were never applied: the next owner reads them from the commit.
+            self.order.drop(numbers)
             self._owned -= numbers
         if offsets:
             await self._commit(offsets)

@@ -175,10 +175,11 @@ class Settings:
     tick_interval: float = 1.0
     #: Most records handed to the core per fetch.
     max_batch: int = 20_000
-    #: Seconds the records of one input partition may wait for the same-numbered partition of
-    #: another input topic whose next records are in Kafka but not fetched yet (the three
-    #: topics are applied in record-timestamp order; a caught-up partition holds nothing back).
-    order_wait: float = 5.0
+    #: The three input topics are applied in record-timestamp order, per partition number
+    #: (stream/ordering.py): records wait for older ones of another topic that are in Kafka but
+    #: not fetched yet, never for a caught-up partition. A safety valve: after this many seconds
+    #: without progress (a partition's leader away for long), they are applied anyway.
+    order_wait: float = 30.0
     #: Where a fresh consumer group starts reading: ``earliest`` (the backlog) or ``latest``.
     auto_offset_reset: str = "earliest"
     #: Faust's working directory (it writes nothing else there with driftline's setup).

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from schemas import Topics
+from stream.kafka_broker import BrokerConfig, LocalKafka
+from tests.conftest import free_port
 from tests.integration.live import WorkerProcess
 
 
@@ -16,12 +18,13 @@ from tests.integration.live import WorkerProcess
 def workers(
     kafka_bootstrap: str, topics: Topics, tmp_path: Path
 ) -> Iterator[Callable[..., WorkerProcess]]:
-    """Make ``driftline worker`` processes for this test's topics (on the session's broker
-    unless ``bootstrap`` is given); any still running at the end are killed."""
+    """Make ``driftline worker`` processes for this test's topics (or those given as ``on``),
+    on the session's broker unless ``bootstrap`` is given; any still running at the end are
+    killed."""
     started: list[WorkerProcess] = []
 
-    def make(bootstrap: str = kafka_bootstrap, **kwargs) -> WorkerProcess:
-        worker = WorkerProcess(bootstrap, topics, tmp_path, **kwargs)
+    def make(bootstrap: str = kafka_bootstrap, on: Topics | None = None, **kwargs) -> WorkerProcess:
+        worker = WorkerProcess(bootstrap, on or topics, tmp_path, **kwargs)
         started.append(worker)
         return worker
 
@@ -29,3 +32,16 @@ def workers(
     for worker in started:
         if worker.process is not None and worker.process.poll() is None:
             worker.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
+    """A broker of this test's own, for tests that stop and start it."""
+    broker = LocalKafka(
+        BrokerConfig(port=free_port(), controller_port=free_port(), data_dir=tmp_path / "kafka")
+    )
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

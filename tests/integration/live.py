@@ -135,19 +135,21 @@ class WorkerProcess:
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:
             return response.read().decode()
 
-    def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
-        """Every sample of one metric on /metrics, as (labels, value)."""
+    def samples(self, name: str, text: str | None = None) -> list[tuple[dict[str, str], float]]:
+        """Every sample of one metric on /metrics (or in ``text``, one scrape of it), as
+        (labels, value)."""
         out = []
-        for line in self.metrics().splitlines():
+        for line in (self.metrics() if text is None else text).splitlines():
             match = _SAMPLE.match(line)
             if match and match.group("name") == name:
                 labels = dict(_LABEL.findall(match.group("labels") or ""))
                 out.append((labels, float(match.group("value"))))
         return out
 
-    def sample(self, name: str, **labels: str) -> float:
-        """The value of the sample of ``name`` with these labels (0 when absent)."""
-        for have, value in self.samples(name):
+    def sample(self, name: str, text: str | None = None, **labels: str) -> float:
+        """The value of the sample of ``name`` with these labels (0 when absent), on /metrics
+        or in ``text``."""
+        for have, value in self.samples(name, text):
             if all(have.get(k) == v for k, v in labels.items()):
                 return value
         return 0.0
@@ -222,10 +224,11 @@ def cloudevents(records: list[Any]) -> list[dict[str, Any]]:
 
 
 async def produce_fast(
-    bootstrap: str, records: Iterable[tuple[str, bytes, bytes]], partitions: int = 4
+    bootstrap: str, records: Iterable[tuple[Any, ...]], partitions: int = 4
 ) -> int:
-    """Produce ``(topic, key, value)`` records in whole batches per partition (Kafka's default
-    partitioner on the key): ~10x faster than one ``send`` per record, for big backlogs."""
+    """Produce ``(topic, key, value)`` or ``(topic, key, value, timestamp_ms)`` records in whole
+    batches per partition (Kafka's default partitioner on the key): ~10x faster than one
+    ``send`` per record, for big backlogs."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, max_batch_size=1 << 20, max_request_size=4 << 20
     )
@@ -234,15 +237,16 @@ async def produce_fast(
     in_flight: list[Any] = []
     count = 0
     try:
-        for topic, key, value in records:
+        for topic, key, value, *stamp in records:
+            timestamp = stamp[0] if stamp else None
             partition = (murmur2(key) & 0x7FFFFFFF) % partitions
             batch = batches.get((topic, partition))
             if batch is None:
                 batch = batches[(topic, partition)] = producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None) is None:  # full
+            if batch.append(key=key, value=value, timestamp=timestamp) is None:  # full
                 in_flight.append(await producer.send_batch(batch, topic, partition=partition))
                 batch = batches[(topic, partition)] = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)
+                batch.append(key=key, value=value, timestamp=timestamp)
                 if len(in_flight) > 32:
                     await asyncio.gather(*in_flight)
                     in_flight.clear()
@@ -282,3 +286,16 @@ async def group_offsets(bootstrap: str, group: str, names: list[str]) -> tuple[i
         return committed, sum(ends.values())
     finally:
         await consumer.stop()
+
+
+async def wait_committed(bootstrap: str, group: str, names: list[str], within: float = 60.0) -> int:
+    """Until the group committed up to the end of every partition (at most ``within``
+    seconds); return the offsets' sum."""
+    deadline = time.monotonic() + within
+    while True:
+        committed, end = await group_offsets(bootstrap, group, names)
+        if committed == end:
+            return committed
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"group {group} committed {committed} of {end}")
+        await asyncio.sleep(0.5)

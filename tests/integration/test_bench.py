@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_benchmark_runs_and_prints_every_figure(kafka_bootstrap):
     sections = ["throughput", "arrays", "memory", "fleet", "scaleout"]
     result = subprocess.run(
-        [sys.executable, "bench/worker.py", "--scale", "0.01"]
+        [sys.executable, "bench/worker.py", "--scale", "0.01", "--baseline", "HEAD"]
         + [arg for s in sections for arg in ("--only", s)],
         cwd=ROOT,
         env={**os.environ, "DRIFTLINE_BOOTSTRAP_SERVERS": kafka_bootstrap},
@@ -34,6 +34,9 @@ def test_the_benchmark_runs_and_prints_every_figure(kafka_bootstrap):
     assert re.search(rf"raw AIOKafkaConsumer\.getmany \+ orjson\.loads\s+{number} events/s", out)
     worker_lines = re.findall(r"ratio worker / raw\s+[\d.]+|too few to measure", out)
     assert len(worker_lines) >= 2, out  # plain and array messages
+    # The worker of another revision (--baseline), on the same topic contents.
+    assert re.search(r"baseline: HEAD \([0-9a-f]+\) in a worktree", out), out
+    assert re.search(rf"driftline worker at HEAD\s+({number} events/s|nan)", out), out
     assert re.search(rf"growth after warm-up, medians of windows\s+-?{number} %", out), out
     assert re.search(r"RSS medians along the run \(MiB\)(\s+[\d,]+){8}", out), out
     assert re.search(rf"per model\s+{number}", out), out

@@ -11,15 +11,13 @@ import asyncio
 import signal
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import orjson
 import pytest
 
 from schemas import Topics
-from stream.kafka_broker import BrokerConfig, LocalKafka
 from tests import scenarios
-from tests.conftest import create_topics, free_port
+from tests.conftest import create_topics
 from tests.integration.live import (
     accounted,
     cloudevents,
@@ -29,6 +27,7 @@ from tests.integration.live import (
     produce_fast,
     read_all,
     recent_t0,
+    wait_committed,
 )
 
 pytestmark = pytest.mark.broker
@@ -63,17 +62,6 @@ def fleet(t0: int) -> tuple[list, list]:
     first = [r for records, cut in cuts for r in records[:cut]]
     second = [r for records, cut in cuts for r in records[cut:]]
     return first, second
-
-
-async def wait_committed(bootstrap: str, group: str, names: list[str]) -> int:
-    """Until the group committed up to the end of every partition; return the offsets' sum."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        committed, end = await group_offsets(bootstrap, group, names)
-        if committed == end:
-            return committed
-        await asyncio.sleep(0.5)
-    raise TimeoutError(f"group {group} committed {committed} of {end}")
 
 
 async def test_a_worker_killed_under_load_restarts_where_its_state_left_off(
@@ -153,18 +141,6 @@ async def test_a_stopped_worker_commits_everything_it_processed(kafka_bootstrap,
     assert worker.stop(signal.SIGTERM) == 0
     committed, end = await group_offsets(kafka_bootstrap, worker.app_id, inputs(topics))
     assert committed == end == 2000
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path):
-    broker = LocalKafka(
-        BrokerConfig(port=free_port(), controller_port=free_port(), data_dir=tmp_path / "kafka")
-    )
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 async def test_a_restarted_broker_is_rejoined_and_nothing_is_lost(own_broker, topics, workers):
@@ -329,7 +305,11 @@ async def test_a_model_whose_update_raises_is_reset_and_its_events_dead_lettered
     for letter in letters:
         headers = dict(letter.headers)
         assert headers["driftline-error-reason"] == b"internal_error"
-        assert headers["driftline-error"] == b"$: RuntimeError: injected fault"
+        assert headers["driftline-error"] == (
+            b"$: updating this model raised: the model was reset and starts afresh "
+            b"(what was raised is in driftline-error-cause)"
+        )
+        assert headers["driftline-error-cause"] == b"RuntimeError: injected fault"
         assert orjson.loads(letter.value)["model_id"] == "boom"  # the original record
     assert {int(dict(r.headers)["driftline-source-offset"]) for r in letters} == set(range(30))
     assert "model boom was reset after an internal error" in worker.log_path.read_text()
