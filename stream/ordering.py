@@ -50,7 +50,7 @@ Examples
 
 from __future__ import annotations
 
-from collections import deque
+from bisect import bisect_right
 from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -72,11 +72,52 @@ class Record(Protocol):
 
 @dataclass(slots=True)
 class _Partition:
-    """One input partition's records that are fetched but not yet released."""
+    """One input partition's records that are fetched but not yet released: ``records[start:]``
+    with their timestamps alongside, so that a release is a binary search and a slice while
+    the timestamps increase (as they do from one producer's clock)."""
 
-    held: deque[Any] = field(default_factory=deque)
+    records: list[Any] = field(default_factory=list)
+    stamps: list[int] = field(default_factory=list)
+    start: int = 0
+    #: Whether ``stamps[start:]`` never decreases.
+    ordered: bool = True
     #: Newest record timestamp fetched from this partition (-inf before the first one).
     newest: float = _NONE
+
+    def __len__(self) -> int:
+        return len(self.records) - self.start
+
+    def add(self, records: Sequence[Any]) -> None:
+        if self.start and self.start * 2 >= len(self.records):  # drop what was released
+            del self.records[: self.start], self.stamps[: self.start]
+            self.start = 0
+        stamps = list(map(_TIMESTAMP, records))
+        if self.ordered:
+            self.ordered = (len(self) == 0 or self.stamps[-1] <= stamps[0]) and stamps == sorted(
+                stamps
+            )
+        self.records.extend(records)
+        self.stamps.extend(stamps)
+        newest = stamps[-1] if self.ordered else max(stamps)
+        if newest > self.newest:
+            self.newest = newest
+
+    def take(self, bound: float) -> list[Any]:
+        """The records up to ``bound``: a prefix in offset order."""
+        start, stamps = self.start, self.stamps
+        if self.newest <= bound:
+            end = len(stamps)
+        elif self.ordered:
+            end = bisect_right(stamps, bound, start)
+        else:
+            end = start
+            while end < len(stamps) and stamps[end] <= bound:
+                end += 1
+        taken = self.records[start:end]
+        self.start = end
+        if end == len(stamps):
+            self.records, self.stamps, self.start, self.ordered = [], [], 0, True
+        return taken
 
 
 class TimestampMerge:
@@ -126,12 +167,9 @@ class TimestampMerge:
         part = self._parts.get(tp)
         if part is None:
             part = self._parts[tp] = _Partition()
-        part.held.extend(records)
-        newest = max(map(_TIMESTAMP, records))
-        if newest > part.newest:
-            part.newest = newest
+        part.add(records)
         self._holding.add(tp[1])
-        if len(part.held) >= self.max_held:
+        if len(part) >= self.max_held:
             self._full.add(tp)
 
     def drop(self, partitions: Iterable[int]) -> None:
@@ -150,7 +188,7 @@ class TimestampMerge:
     @property
     def held(self) -> int:
         """Records fetched and not yet released."""
-        return sum(len(part.held) for part in self._parts.values())
+        return sum(len(part) for part in self._parts.values())
 
     def is_full(self, tp: Any) -> bool:
         return tp in self._full
@@ -167,7 +205,7 @@ class TimestampMerge:
             for topic in self.topics:
                 tp = self.key(topic, number)
                 part = self._parts.get(tp)
-                if part is None or not part.held:
+                if part is None or not len(part):
                     out.append(tp)
         return out
 
@@ -191,7 +229,7 @@ class TimestampMerge:
             for topic in self.topics:
                 tp = self.key(topic, number)
                 part = self._parts.get(tp)
-                if part is not None and part.held:
+                if part is not None and len(part):
                     frontier = part.newest
                 elif tp in caught_up:
                     frontier = _INF
@@ -200,7 +238,7 @@ class TimestampMerge:
                 bound = min(bound, frontier)
                 parts.append((tp, part))
             released = self._take(parts, bound, out)
-            if not any(part is not None and part.held for _, part in parts):
+            if not any(part is not None and len(part) for _, part in parts):
                 self._stuck_since.pop(number, None)
             elif self.max_wait <= 0:  # ordering switched off
                 self.forced += self._take(parts, _INF, out)
@@ -210,7 +248,7 @@ class TimestampMerge:
                 self.forced += self._take(parts, _INF, out)
                 self.forced_partitions.append(number)
                 self._stuck_since.pop(number, None)
-        self._holding = {tp[1] for tp, part in self._parts.items() if part.held}
+        self._holding = {tp[1] for tp, part in self._parts.items() if len(part)}
         return out
 
     def _take(self, parts: list[tuple[Any, _Partition | None]], bound: float, out: dict) -> int:
@@ -218,19 +256,12 @@ class TimestampMerge:
         ``out``; return how many."""
         count = 0
         for tp, part in parts:
-            if part is None or not part.held:
+            if part is None or not len(part):
                 continue
-            held = part.held
-            if part.newest <= bound:  # all of them: no need to look at each
-                taken = list(held)
-                held.clear()
-            else:
-                taken = []
-                while held and held[0].timestamp <= bound:
-                    taken.append(held.popleft())
-                if not taken:
-                    continue
-            if len(held) < self.max_held:
+            taken = part.take(bound)
+            if not taken:
+                continue
+            if len(part) < self.max_held:
                 self._full.discard(tp)
             already = out.get(tp)
             if already is None:
