@@ -125,7 +125,11 @@ class ConceptConfig:
     :mod:`detectors.error_rate` (classification) and :mod:`detectors.numeric` (regression's
     absolute errors)."""
 
-    reference_size: int = 500
+    #: classification: the reference is at least this many outcomes, grown until it holds
+    #: ``reference_errors`` errors (at most ``max_reference`` outcomes)
+    reference_size: int = 1000
+    reference_errors: int = 200
+    max_reference: int = 5000
     adwin_delta: float = 0.002
     ph_delta: float = 0.25
     ph_threshold: float = 35.0
@@ -187,11 +191,22 @@ class MetricsConfig:
     #: The positive class of a binary model; ``None``: ``True`` / ``1`` when the classes are
     #: booleans or 0/1, otherwise metrics are macro-averaged over classes.
     positive_label: bool | int | str | None = None
-    #: Absolute F1 floor; ``None`` to use ``relative_drop`` from the version's own first window.
+    #: Absolute F1 floor; ``None`` to use ``relative_drop`` below the version's own reference.
     f1_floor: float | None = None
+    #: The smallest drop of F1, recall or precision below the version's reference that matters:
+    #: degradation is a drop significantly beyond it (detectors/performance.py).
     relative_drop: float = 0.25
-    #: Regression: RMSE this fraction above the version's first window degrades.
+    #: Regression: the smallest rise of RMSE above the version's reference that matters.
     rmse_relative_rise: float = 0.5
+    #: One-sided significance of the degradation (and recovery) test.
+    alpha: float = 1e-3
+    #: Errors the reference must hold, 4x as many positives and predicted positives (the same
+    #: number of each is the least the test window must hold): a reference of a handful of
+    #: positives is a coin toss.
+    min_evidence: int = 50
+    #: Most outcomes the test window grows to for rare positives, and the reference waits for.
+    max_window: int = 50_000
+    max_reference: int = 100_000
 
 
 @dataclass(frozen=True)
@@ -417,6 +432,10 @@ _POSITIVE_INTS = {
     "max_versions",
     "block",
     "min_errors",
+    "reference_errors",
+    "max_reference",
+    "min_evidence",
+    "max_window",
 }
 # Smallest values the detectors accept (a setting they refuse would reset every model at its
 # first event, so it is refused here, at start).
@@ -429,6 +448,8 @@ _MINIMUMS = {
 # at a model's first label (~16 bytes per remembered id and model: 2**31 asked for 32 GB).
 _MAXIMUMS = {(JoinConfig, "remember"): 1_000_000}
 _UNIT_INTERVAL = {"adwin_delta", "alpha", "rate_threshold", "relative_drop"}
+# The significance of a one-sided z test: below one half.
+_HALF_INTERVAL = {(MetricsConfig, "alpha")}
 
 
 def _check_ranges(obj: Any, where: str) -> None:
@@ -445,6 +466,8 @@ def _check_ranges(obj: Any, where: str) -> None:
             raise ConfigError(f"{path}: must be at most {maximum}, got {value!r}")
         if f.name in _UNIT_INTERVAL and not 0 < value < 1:
             raise ConfigError(f"{path}: must be between 0 and 1, got {value!r}")
+        if (type(obj), f.name) in _HALF_INTERVAL and not value < 0.5:
+            raise ConfigError(f"{path}: must be below 0.5, got {value!r}")
         if (
             f.name in ("ph_threshold", "psi_threshold", "enter", "min_shift", "multiplier")
             and value <= 0
@@ -475,5 +498,11 @@ def _check_ranges(obj: Any, where: str) -> None:
         raise ConfigError(f"{where}.min_timeout: must be positive, got {obj.min_timeout}")
     if isinstance(obj, StallConfig) and obj.timeout is not None and obj.timeout <= 0:
         raise ConfigError(f"{where}.timeout: must be positive (or null), got {obj.timeout}")
+    if isinstance(obj, ConceptConfig) and obj.max_reference < obj.reference_size:
+        raise ConfigError(f"{where}: max_reference must be at least reference_size")
+    if isinstance(obj, MetricsConfig) and not obj.window <= min(obj.max_window, obj.max_reference):
+        raise ConfigError(f"{where}: need window <= max_window and window <= max_reference")
+    if isinstance(obj, MetricsConfig) and obj.f1_floor is not None and not 0 < obj.f1_floor < 1:
+        raise ConfigError(f"{where}.f1_floor: must be between 0 and 1 (exclusive)")
     if isinstance(obj, RollbackConfig) and obj.max_samples < obj.min_samples:
         raise ConfigError(f"{where}: max_samples must be at least min_samples")

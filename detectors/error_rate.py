@@ -4,16 +4,29 @@ Rare errors break normal-theory thresholds: at a 1 % error rate an EWMA or a z-s
 a few errors at a time, and a burst of three reads as a drift. So the change detectors here
 (river's ADWIN on the raw errors, Page-Hinkley on the standardised ones, increases only) only
 *propose* a drift, with Page-Hinkley's estimate of where it began. It is *confirmed* by counting:
-the errors since that point must be significantly more than the reference rate predicts (a
-Poisson tail below ``alpha``) and exceed it by at least ``min_effect`` (relative). The longer the
-rise lasts, the more power the count has, so subtle rises are confirmed too, later; a proposal
-whose segment falls back to the reference rate is dropped.
+the errors since that point must be significantly more than the reference's (a conditional
+binomial test of the segment's errors against the reference's: given both counts, is the
+segment's share of them too large for equal rates? ``alpha``) and exceed the reference rate by
+at least ``min_effect`` (relative). The test carries the reference's own uncertainty: a
+reference of five errors cannot make an ordinary cluster look significant. The longer the rise
+lasts, the more power the count has, so subtle rises are confirmed too, later; a proposal whose
+segment falls back to the reference rate is dropped.
+
+The reference is the first ``reference_size`` outcomes, grown until it holds
+``reference_errors`` errors (at most ``max_reference`` outcomes): a rate estimated from a handful
+of errors is not a reference, and the test's power is bounded by the reference's own precision.
 
 The statistic is the error rate over the last ``window`` outcomes (sized so the reference rate
 expects ``min_errors`` errors in it, so rare and common errors are judged alike); the threshold
-is the rate at which that window alone would confirm. A drift resolves when the rate over three
-windows is back within a quarter of ``min_effect`` of the reference rate, judged only on
-outcomes that came after the drift was confirmed: resolving late beats flapping.
+is the rate at which that window alone would confirm. An alert reports the pair that decided
+it instead (:attr:`ErrorRateDriftDetector.decision`): the rate of the confirming segment and the
+rate at which a segment that long confirms. A drift resolves when the rate over three windows is
+back within a quarter of ``min_effect`` of the reference rate, judged only on outcomes that came
+after the drift was confirmed: resolving late beats flapping.
+
+A confirmed drift does not blind the detector: from the confirmation on, the change detectors
+watch the errors again, against the episode's own level, and a further rise that the same test
+confirms is an *escalation* (:attr:`ErrorRateDriftDetector.escalations`): a new, worse episode.
 
 Examples
 --------
@@ -24,7 +37,10 @@ Examples
 >>> errors += [float(rng.random() < 0.15) for _ in range(3000)]
 >>> flips = detector.update_many(errors)
 >>> flips[0] > 6000, round(detector.statistic, 3), round(detector.threshold, 3)
-(True, 0.156, 0.082)
+(True, 0.154, 0.083)
+>>> rate, line = detector.decision  # the confirming segment's rate, and where it confirms
+>>> rate > line > detector.reference_rate
+True
 """
 
 from __future__ import annotations
@@ -40,7 +56,94 @@ from detectors._river import dump_adwin, dump_page_hinkley, load_adwin, load_pag
 from detectors.base import Detector, StateError
 from detectors.categorical import chi2_sf
 
-__all__ = ["ErrorRateDriftDetector", "poisson_tail"]
+__all__ = ["ErrorRateDriftDetector", "binomial_tail", "poisson_tail"]
+
+
+def binomial_tail(n: int, p: float, k: int) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), exact (a continued fraction for the incomplete beta
+    function), in O(1) whatever ``n``.
+
+    >>> round(binomial_tail(10, 0.5, 8), 4), binomial_tail(10, 0.5, 0), binomial_tail(10, 0.5, 11)
+    (0.0547, 1.0, 0.0)
+    """
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    if p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    return _beta_inc(k, n - k + 1, p)
+
+
+def _beta_inc(a: float, b: float, x: float) -> float:
+    """The regularised incomplete beta function I_x(a, b)."""
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    if x < (a + 1) / (a + b + 2):
+        return math.exp(log_front) * _beta_fraction(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _beta_fraction(b, a, 1 - x) / b
+
+
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    # Lentz's method for the continued fraction of the incomplete beta function.
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 500):
+        m2 = 2 * m
+        for numerator in (
+            m * (b - m) * x / ((a + m2 - 1) * (a + m2)),
+            -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1)),
+        ):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-12:
+            break
+    return h
+
+
+# Fewest outcomes, and errors, a rise is confirmed on (the test judges whether they are
+# enough; a near-perfect model's three errors in a row are significant, and not a drift).
+_MIN_SEGMENT = 30
+_MIN_SEGMENT_ERRORS = 10
+
+
+def _split(errors: bytearray, least: int = 5) -> int:
+    """How many of the last errors form the segment whose rate differs most convincingly from
+    the rate before it (the best two-rate split, by likelihood); 0 if none."""
+    total_n, total_k = len(errors), sum(errors)
+    if total_n < 2 * least or total_k in (0, total_n):
+        return 0
+    best, best_at = -math.inf, total_n
+    k = 0
+    for n, error in enumerate(errors, start=1):
+        k += error
+        if n < least or total_n - n < least:
+            continue
+        ll = _loglik(k, n) + _loglik(total_k - k, total_n - n)
+        if ll > best and (total_k - k) * n > k * (total_n - n):  # a rise, not a fall
+            best, best_at = ll, n
+    return total_n - best_at
+
+
+def _loglik(k: int, n: int) -> float:
+    if k == 0 or k == n:
+        return 0.0
+    p = k / n
+    return k * math.log(p) + (n - k) * math.log(1 - p)
+
+
+def _spread(rate: float) -> float:
+    """Standard deviation of a 0/1 error at ``rate`` (kept away from 0 for rare errors)."""
+    clamped = min(max(rate, 0.005), 0.995)
+    return math.sqrt(clamped * (1 - clamped))
 
 
 def poisson_tail(mean: float, k: int) -> float:
@@ -60,7 +163,10 @@ class ErrorRateDriftDetector(Detector):
     Parameters
     ----------
     reference_size
-        Outcomes that set the reference error rate (smoothed: (errors + 1) / (n + 2)).
+        Fewest outcomes that set the reference error rate (smoothed: (errors + 1) / (n + 2)).
+    reference_errors, max_reference
+        The reference grows until it holds ``reference_errors`` errors (its rate is then known
+        within ~7 %), or ``max_reference`` outcomes.
     adwin_delta, ph_delta, ph_threshold
         River's ADWIN and Page-Hinkley (on errors standardised by the reference rate).
     alpha
@@ -87,6 +193,8 @@ class ErrorRateDriftDetector(Detector):
         min_window: int = 500,
         max_window: int = 5000,
         confirm: int = 5000,
+        reference_errors: int = 200,
+        max_reference: int = 5_000,
     ) -> None:
         if reference_size < 10:
             raise ValueError(f"reference_size must be at least 10, got {reference_size}")
@@ -98,6 +206,8 @@ class ErrorRateDriftDetector(Detector):
             raise ValueError("need 1 <= min_window <= max_window")
         if ph_delta < 0 or ph_threshold <= 0 or confirm < 1:
             raise ValueError("need ph_delta >= 0, ph_threshold > 0 and confirm >= 1")
+        if max_reference < reference_size or reference_errors < 1:
+            raise ValueError("need max_reference >= reference_size and reference_errors >= 1")
         self.reference_size = reference_size
         self.adwin_delta = adwin_delta
         self.ph_delta = ph_delta
@@ -108,6 +218,8 @@ class ErrorRateDriftDetector(Detector):
         self.min_window = min_window
         self.max_window = max_window
         self.confirm = confirm
+        self.reference_errors = reference_errors
+        self.max_reference = max_reference
         super().__init__()
 
     def _reset(self) -> None:
@@ -115,6 +227,10 @@ class ErrorRateDriftDetector(Detector):
         self._ref_errors = 0
         self._rate = 0.0  # reference error rate, once ready
         self._scale = 1.0
+        # What the change detectors watch the errors against: the reference, or the open
+        # episode's level (then a proposal is a candidate escalation).
+        self._watch_rate = 0.0
+        self._watch_scale = 1.0
         self._window_size = 0
         self._enter = 0  # errors in the window that confirm a drift
         self._resolve_size = 0  # outcomes the resolve decision is taken over (3 windows)
@@ -140,6 +256,13 @@ class ErrorRateDriftDetector(Detector):
         self._n = 0
         self._ph_low_index = 0
         self._change_index = 0
+        # The pair that decided the last transition: (statistic, threshold).
+        self._decision = (0.0, 0.0)
+        # The open episode's level (errors, outcomes of its confirming segment), against which
+        # a further rise (an escalation) is judged.
+        self._level = (0, 0)
+        #: Indices (of the last update_many) where a drift escalated into a worse episode.
+        self.escalations: list[int] = []
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -171,6 +294,25 @@ class ErrorRateDriftDetector(Detector):
         return self._rate
 
     @property
+    def reference_evidence(self) -> tuple[int, int]:
+        """(errors, outcomes) of the reference, so far."""
+        return self._ref_errors, self._ref_n
+
+    @property
+    def decision(self) -> tuple[float, float]:
+        """(statistic, threshold) that decided the last transition: on confirming, the error
+        rate of the segment since the estimated change and the rate at which a segment that
+        long confirms (the statistic is above it); on resolving, the rate over the last three
+        windows and the rate below which the drift resolves (the statistic is below it)."""
+        return self._decision
+
+    @property
+    def level(self) -> float:
+        """Error rate of the open episode's confirming segment (0 outside an episode)."""
+        errors, n = self._level
+        return errors / n if n else 0.0
+
+    @property
     def trigger(self) -> str:
         return self._trigger
 
@@ -193,17 +335,20 @@ class ErrorRateDriftDetector(Detector):
         """Update with 0/1 errors; return the indices at which :attr:`drift_detected` flipped."""
         flips: list[int] = []
         start = 0
+        self.escalations = []
         if not self.ready:
             for start, value in enumerate(values, start=1):  # noqa: B007 - used after the loop
                 self._ref_n += 1
                 self._ref_errors += value >= 0.5
-                if self._ref_n >= self.reference_size:
+                if self._ref_n >= self.reference_size and (
+                    self._ref_errors >= self.reference_errors or self._ref_n >= self.max_reference
+                ):
                     self._freeze_reference()
                     break
             else:
                 return flips
         adwin, ph = self._adwin, self._ph
-        rate, scale = self._rate, self._scale
+        rate, scale = self._watch_rate, self._watch_scale
         window, size, history = self._window, self._window_size, self._history
         leave, long_size = self._leave, self._resolve_size
         keep = max(self.max_window, long_size + 1)
@@ -230,59 +375,145 @@ class ErrorRateDriftDetector(Detector):
                 self._since_confirmed += 1
                 if self._long_count < leave and self._since_confirmed >= long_size:
                     self._in_drift = False
+                    self._pending = 0
+                    self._level = (0, 0)
+                    self._decision = (self._long_count / long_size, self.resolve_threshold)
                     flips.append(i)
-                continue
+                    self._restart_change_detectors(self._rate, self._scale)
+                    adwin, ph = self._adwin, self._ph
+                    rate, scale = self._watch_rate, self._watch_scale
+                    continue
             if (adwin._drift_detected or ph._drift_detected) and not self._pending:
                 self._propose(index, "page_hinkley" if ph._drift_detected else "adwin")
+            elif (
+                not self._pending
+                and not self._in_drift
+                and self._count >= self._enter
+                and len(window) == size
+            ):
+                # The window alone is past the line (a rise too slow for the change detectors).
+                self._propose(index, "window")
             elif self._pending:
                 self._segment_n += 1
                 self._segment_errors += error
+                if self._segment_n % size == 0:
+                    self._resplit(index)
             if self._pending:
                 self._pending -= 1
                 if self._confirmed():
-                    self._in_drift = True
                     self._pending = 0
                     self._since_confirmed = 0
-                    flips.append(i)
+                    self._level = (self._segment_errors, self._segment_n)
+                    if self._in_drift:
+                        self.escalations.append(i)
+                    else:
+                        self._in_drift = True
+                        flips.append(i)
+                    # Watch on, against the episode's level: a further rise escalates.
+                    level = max(self.level, self._rate)
+                    self._restart_change_detectors(level, _spread(level))
+                    adwin, ph = self._adwin, self._ph
+                    rate, scale = self._watch_rate, self._watch_scale
         return flips
 
+    def _restart_change_detectors(self, rate: float, scale: float) -> None:
+        """Fresh change detectors around ``rate`` (after a confirmation or a resolve)."""
+        self._adwin = drift.ADWIN(delta=self.adwin_delta)
+        self._ph = drift.PageHinkley(
+            min_instances=30,
+            delta=self.ph_delta,
+            threshold=self.ph_threshold,
+            alpha=1.0,
+            mode="up",
+        )
+        self._watch_rate, self._watch_scale = rate, scale
+        self._ph_low_index = self._n
+
     def _propose(self, index: int, trigger: str) -> None:
-        """A change detector fired at ``index``: open a segment from the estimated start."""
+        """A change detector fired at ``index``: open a segment from the estimated start (the
+        split of the recent errors into two rates that fits them best), and judge it as it
+        grows."""
         self._trigger = trigger
-        begin = max(self._ph_low_index + 1, index + 1 - len(self._history))
-        self._change_index = begin
-        counted = self._history[len(self._history) - (index + 1 - begin) :]
-        self._segment_n = len(counted)
-        self._segment_errors = sum(counted)
+        history = self._history
+        # Within an episode, only what came after its confirmation can hold a further rise.
+        span = min(len(history), self._since_confirmed if self._in_drift else len(history))
+        recent = history[len(history) - span :]
+        ago = _split(recent)
+        self._change_index = index + 1 - ago
+        self._segment_n = ago
+        self._segment_errors = sum(recent[len(recent) - ago :]) if ago else 0
         self._pending = self.confirm
+
+    def _resplit(self, index: int) -> None:
+        """Estimate the change point again with what came since the proposal: a proposal
+        made early (or late) would otherwise judge a segment diluted by unchanged outcomes."""
+        history = self._history
+        span = min(len(history), self._since_confirmed if self._in_drift else len(history))
+        recent = history[len(history) - span :]
+        ago = _split(recent)
+        if ago:
+            self._change_index = index + 1 - ago
+            self._segment_n = ago
+            self._segment_errors = sum(recent[len(recent) - ago :])
+
+    def _baseline(self) -> tuple[int, int, float]:
+        """(errors, outcomes, rate) a segment is judged against: the reference, or, within an
+        episode, the episode's confirming segment (an escalation must rise above it)."""
+        if self._in_drift and self._level[1]:
+            errors, n = self._level
+            return errors, n, max(errors / n, self._rate)
+        return self._ref_errors, self._ref_n, self._rate
 
     def _confirmed(self) -> bool:
         n, k = self._segment_n, self._segment_errors
-        if n < self.min_window // 4:
+        if n < _MIN_SEGMENT or k < _MIN_SEGMENT_ERRORS:
             return False
-        expected = self._rate * n
+        base_errors, base_n, base_rate = self._baseline()
+        expected = base_rate * n
         if k <= expected:
-            # Back at (or under) the reference rate: not a rise. Drop the proposal.
+            # Back at (or under) the baseline rate: not a rise. Drop the proposal.
             if n >= self._window_size:
                 self._pending = 0
             return False
-        if k < expected * (1 + self.min_effect):
+        # The size of the rise is judged on where the rate is now (the last window of the
+        # segment): a gradual change dilutes its segment's rate with the way up.
+        window = self._window
+        recent = self._count / len(window) if n >= len(window) else k / n
+        if recent < base_rate * (1 + self.min_effect):
             return False
-        return poisson_tail(expected, k) < self.alpha
+        if binomial_tail(k + base_errors, n / (n + base_n), k) >= self.alpha:
+            return False
+        self._decision = (k / n, self._confirming_errors(n, base_errors, base_n, base_rate) / n)
+        return True
+
+    def _confirming_errors(self, n: int, base_errors: int, base_n: int, base_rate: float) -> int:
+        """The fewest errors in ``n`` outcomes that confirm a rise over the baseline."""
+        low = max(1, math.ceil(base_rate * n * (1 + self.min_effect) + 1e-9))
+        share = n / (n + base_n)
+        if binomial_tail(low + base_errors, share, low) < self.alpha:
+            return low
+        high = n
+        if binomial_tail(high + base_errors, share, high) >= self.alpha:
+            return n + 1  # this many outcomes can never confirm
+        while high - low > 1:  # the tail falls as errors rise: bisect
+            middle = (low + high) // 2
+            if binomial_tail(middle + base_errors, share, middle) < self.alpha:
+                high = middle
+            else:
+                low = middle
+        return high
 
     def _freeze_reference(self) -> None:
         rate = (self._ref_errors + 1) / (self._ref_n + 2)
         self._rate = rate
-        clamped = min(max(rate, 0.005), 0.995)
-        self._scale = math.sqrt(clamped * (1 - clamped))
+        self._scale = _spread(rate)
+        self._watch_rate, self._watch_scale = rate, self._scale
         size = math.ceil(self.min_errors / rate)
         self._window_size = min(self.max_window, max(self.min_window, size))
-        expected = rate * self._window_size
-        k = max(1, math.ceil(expected))
-        while poisson_tail(expected, k) >= self.alpha:
-            k += 1
-        effect = math.ceil(expected * (1 + self.min_effect) + 1e-9)
-        self._enter = min(self._window_size, max(k, effect))
+        self._enter = min(
+            self._window_size,
+            self._confirming_errors(self._window_size, self._ref_errors, self._ref_n, rate),
+        )
         # Resolved once the rate over three windows is back near the reference: within a
         # quarter of the minimum effect (a marginal drift must not flap).
         self._resolve_size = 3 * self._window_size
@@ -293,6 +524,7 @@ class ErrorRateDriftDetector(Detector):
 
     def _dump(self) -> dict[str, Any]:
         return {
+            "ready": self.ready,
             "ref_n": self._ref_n,
             "ref_errors": self._ref_errors,
             "window": "".join(map(str, self._window)),
@@ -308,14 +540,20 @@ class ErrorRateDriftDetector(Detector):
             "n": self._n,
             "ph_low_index": self._ph_low_index,
             "change_index": self._change_index,
+            "decision": list(self._decision),
+            "level": list(self._level),
+            "watch": [self._watch_rate, self._watch_scale],
         }
 
     def _load(self, state: dict[str, Any]) -> None:
         self._ref_n = int(state["ref_n"])
         self._ref_errors = int(state["ref_errors"])
-        if not 0 <= self._ref_errors <= self._ref_n <= self.reference_size:
+        if not 0 <= self._ref_errors <= self._ref_n <= self.max_reference:
             raise StateError("reference counts out of bounds")
-        if self._ref_n >= self.reference_size:
+        # (Older states have no "ready": their reference was complete at reference_size.)
+        if state.get("ready", self._ref_n >= self.reference_size):
+            if self._ref_n < self.reference_size:
+                raise StateError("reference counts out of bounds")
             self._freeze_reference()
         window = state["window"]
         if len(window) > max(self._window_size, 0) or set(window) - {"0", "1"}:
@@ -343,3 +581,16 @@ class ErrorRateDriftDetector(Detector):
         self._n = int(state["n"])
         self._ph_low_index = int(state["ph_low_index"])
         self._change_index = int(state["change_index"])
+        # (States saved before escalations existed have none of these: an episode's level is
+        # then unknown and escalations are judged against the reference.)
+        decision = state.get("decision", [0.0, 0.0])
+        self._decision = (float(decision[0]), float(decision[1]))
+        errors, n = (int(x) for x in state.get("level", [0, 0]))
+        if not 0 <= errors <= n:
+            raise StateError("episode level out of bounds")
+        self._level = (errors, n)
+        watch = state.get("watch")
+        if watch is not None:
+            self._watch_rate, self._watch_scale = float(watch[0]), float(watch[1])
+            if not (0 <= self._watch_rate <= 1 and 0 < self._watch_scale <= 1):
+                raise StateError("watched rate out of bounds")

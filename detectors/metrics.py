@@ -146,6 +146,11 @@ class RollingClassification:
         }
 
     @property
+    def positive_class(self) -> Any:
+        """The positive class of a binary model (``None``: multiclass, macro-averaged)."""
+        return self._binary_positive()
+
+    @property
     def averaging(self) -> str:
         """``binary`` or ``macro``: how the current values are computed."""
         return "binary" if self._binary_positive() is not None else "macro"

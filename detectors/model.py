@@ -30,6 +30,7 @@ from detectors.features import FeatureMonitor, categorical_detector, numeric_det
 from detectors.join import LabelJoiner, Outcome
 from detectors.metrics import RollingClassification, RollingRegression, bounded_error
 from detectors.numeric import NumericDriftDetector
+from detectors.performance import PerformanceTest, Verdict
 from detectors.policies import AlertBook, RetrainPolicy, RollbackPolicy, Transition
 from detectors.stall import StallDetector
 from schemas import Evidence, Input, Label, Prediction, make_alert, make_retrain, make_rollback
@@ -52,8 +53,11 @@ SEVERITY = {
     "label_stall": "warning",
     "data_quality": "warning",
 }
-# Outcome times kept per version to date a change point (the retrain window's start).
-_OUTCOME_TIMES = 4096
+# Outcome times kept per version to date a change point (the retrain window's start): one in
+# every _TIME_STRIDE outcomes, the last _OUTCOME_TIMES of those (a performance window holds up
+# to 50,000 outcomes when positives are rare).
+_OUTCOME_TIMES = 8192
+_TIME_STRIDE = 8
 # The performance check runs once per this many outcomes (it reads the confusion matrix).
 _PERFORMANCE_EVERY = 10
 _MAX_ROWS = 4096  # waiting feature rows a saved state may hold (a block's worth, normally)
@@ -118,6 +122,8 @@ class VersionState:
                 alpha=concept.alpha,
                 min_effect=concept.min_effect,
                 min_errors=concept.min_errors,
+                reference_errors=concept.reference_errors,
+                max_reference=concept.max_reference,
             )
         metrics = config.metrics
         self.metrics: RollingClassification | RollingRegression = (
@@ -125,47 +131,52 @@ class VersionState:
             if regression
             else RollingClassification(metrics.window, metrics.positive_label)
         )
+        self.performance = performance_test(config, regression)
         self.outcomes = 0
-        # Event times of the concept detector's values since its reference: a ring buffer of
-        # _OUTCOME_TIMES, grown as outcomes come (a fleet's versions mostly see far fewer).
+        # Event times of every _TIME_STRIDE-th outcome: a ring buffer of _OUTCOME_TIMES, grown
+        # as outcomes come (a fleet's versions mostly see far fewer).
         self.outcome_times = array("q")
-        self.baseline: float | None = None  # F1 (RMSE) of the first full window
-        self.degraded = False
 
-    def metric_value(self) -> float:
-        values = self.metrics.values()
-        return values["rmse"] if self.regression else values["f1"]
-
-    def degradation_line(self, config: ModelConfig) -> tuple[float, float] | None:
-        """(fire, resolve) lines of the performance check, once there is a baseline."""
-        metrics = config.metrics
-        if self.regression:
-            if self.baseline is None:
-                return None
-            rise = metrics.rmse_relative_rise
-            return self.baseline * (1 + rise), self.baseline * (1 + rise / 2)
-        if metrics.f1_floor is not None:
-            floor = metrics.f1_floor
-            return floor, min(1.0, floor + 0.05)
-        if self.baseline is None:
-            return None
-        floor = self.baseline * (1 - metrics.relative_drop)
-        return floor, floor + (self.baseline - floor) / 2
-
-    def time_of(self, concept_index: int) -> int | None:
-        """Event time of the concept detector's value at ``concept_index``, if still kept."""
-        n = self.concept.n
-        if concept_index >= n or n - concept_index > _OUTCOME_TIMES:
-            return None
-        slot = concept_index % _OUTCOME_TIMES
-        return self.outcome_times[slot] if slot < len(self.outcome_times) else None
-
-    def note_outcome_time(self, concept_index: int, at: int) -> None:
+    def note_outcome_time(self, at: int) -> None:
+        """The event time of the outcome just counted (``outcomes``)."""
+        index = self.outcomes - 1
+        if index % _TIME_STRIDE:
+            return
         times = self.outcome_times
-        slot = concept_index % _OUTCOME_TIMES
+        slot = (index // _TIME_STRIDE) % _OUTCOME_TIMES
         if slot >= len(times):
             times.extend(repeat(0, slot - len(times) + 1))
         times[slot] = at
+
+    def time_ago(self, count: int) -> int | None:
+        """Event time of the first of the last ``count`` outcomes (at most ``_TIME_STRIDE - 1``
+        outcomes earlier), if still kept."""
+        index = self.outcomes - max(1, count)
+        if index < 0:
+            return None
+        stride = index // _TIME_STRIDE
+        newest = (self.outcomes - 1) // _TIME_STRIDE
+        if newest - stride >= _OUTCOME_TIMES:
+            return None
+        slot = stride % _OUTCOME_TIMES
+        return self.outcome_times[slot] if slot < len(self.outcome_times) else None
+
+    def references(self) -> list[tuple[str, bool, bool, dict[str, int]]]:
+        """(test, ready, starved, counts) of the references the version's alarms judge against.
+
+        ``performance``: the performance test's reference (outcomes, positives, predicted
+        positives, errors); ``concept``: the error-rate detector's (errors, outcomes). Until a
+        reference is ready its version is *warming up*; a starved one stopped growing at its
+        bound without the evidence it needs, and will not judge.
+        """
+        performance = self.performance
+        out = [("performance", performance.ready, performance.starved, performance.evidence())]
+        concept = self.concept
+        if isinstance(concept, ErrorRateDriftDetector):
+            errors, outcomes = concept.reference_evidence
+            counts = {"outcomes": outcomes, "errors": errors}
+            out.append(("concept", concept.ready, False, counts))
+        return out
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -179,8 +190,8 @@ class VersionState:
             "metrics": self.metrics.to_state(),
             "outcomes": self.outcomes,
             "outcome_times": self.outcome_times.tolist(),
-            "baseline": self.baseline,
-            "degraded": self.degraded,
+            "time_stride": _TIME_STRIDE,
+            "performance": self.performance.to_state(),
         }
 
     @classmethod
@@ -197,10 +208,30 @@ class VersionState:
         times = state["outcome_times"]
         if len(times) > _OUTCOME_TIMES:
             raise StateError("more outcome times than kept")
-        version.outcome_times = array("q", (int(t) for t in times))
-        version.baseline = None if state["baseline"] is None else float(state["baseline"])
-        version.degraded = bool(state["degraded"])
+        # (States saved before the stride kept every outcome's time, indexed otherwise: they
+        # are dropped, and only change points older than the restart go undated.)
+        if state.get("time_stride") == _TIME_STRIDE:
+            version.outcome_times = array("q", (int(t) for t in times))
+        performance = state.get("performance")
+        if performance is not None:  # (older states: the version's reference starts afresh)
+            version.performance.load_state(performance)
         return version
+
+
+def performance_test(config: ModelConfig, regression: bool) -> PerformanceTest:
+    """A version's performance test, as its model's configuration says."""
+    metrics = config.metrics
+    return PerformanceTest(
+        task="regression" if regression else "classification",
+        relative_drop=metrics.relative_drop,
+        floor=metrics.f1_floor,
+        rmse_relative_rise=metrics.rmse_relative_rise,
+        alpha=metrics.alpha,
+        min_evidence=metrics.min_evidence,
+        window=metrics.window,
+        max_window=metrics.max_window,
+        max_reference=metrics.max_reference,
+    )
 
 
 class ModelState:
@@ -245,7 +276,7 @@ class ModelState:
         self.stall_inputs = _stall(config.stall_inputs)
         self.stall_labels = _stall(config.stall_labels)
         self.alerts = AlertBook(config.alerts)
-        self.retrain = RetrainPolicy(config.retrain)
+        self.retrain = RetrainPolicy(config.retrain, config.concept.min_effect)
         self.rollback = RollbackPolicy(config.rollback)
         self.watermark: int | None = None
         self.last_event_at: dict[str, int] = {}  # topic kind -> processing time of the last one
@@ -535,23 +566,33 @@ class ModelState:
             return  # a version no longer tracked
         at = max(outcome.predicted_at, outcome.labelled_at)
         prediction, label = outcome.prediction, outcome.label
+        performance = version.performance
         if version.regression:
             if type(prediction) not in (int, float) or type(label) not in (int, float):
                 Counters.add(self.counters.quality, "label_type_mismatch")
                 return
-            error = abs(bounded_error(label, prediction))
+            signed = bounded_error(label, prediction)
+            error = abs(signed)
             version.metrics.update(float(label), float(prediction))
+            performance.update_error(signed)
         else:
             error = 0.0 if prediction == label else 1.0
-            version.metrics.update(label, prediction)
+            metrics = version.metrics
+            metrics.update(label, prediction)  # type: ignore[arg-type]
+            positive = metrics.positive_class  # type: ignore[union-attr]
+            if positive is None:
+                performance.update_correct(prediction == label)
+            else:
+                performance.update(label == positive, prediction == positive)
         version.outcomes += 1
+        version.note_outcome_time(at)
         concept = version.concept
-        index = concept.n if concept.ready else None
         flips = concept.update_many((error,))
-        if index is not None:
-            version.note_outcome_time(index, at)
         for _ in flips:
             self._concept_flip(version, at)
+        if isinstance(concept, ErrorRateDriftDetector):
+            for _ in concept.escalations:
+                self._concept_escalated(version, concept, at)
         if not flips:
             self._settle("concept_drift", "error", None, version, concept, at)
         if concept.drift_detected and self.retrain.outcome(version.version, at):
@@ -577,11 +618,18 @@ class ModelState:
             )
             self._emit(command)
 
+    def _change_time(self, version: VersionState, concept: Any, at: int) -> int:
+        """Event time of the concept detector's estimated change point (``at`` if not kept)."""
+        change = version.time_ago(concept.n - concept.change_index)
+        return change if change is not None else at
+
     def _concept_flip(self, version: VersionState, at: int) -> None:
         concept = version.concept
         if concept.drift_detected:
-            change = version.time_of(concept.change_index)
-            self.retrain.drift_started(version.version, at, change if change is not None else at)
+            level = concept.level if isinstance(concept, ErrorRateDriftDetector) else 0.0
+            self.retrain.drift_started(
+                version.version, at, self._change_time(version, concept, at), level
+            )
         else:
             self.retrain.drift_ended(version.version)
         self._signal(
@@ -591,8 +639,33 @@ class ModelState:
             version,
             concept.drift_detected,
             at,
-            concept,
+            _decided(concept),
             concept.trigger,
+            summary=_concept_summary(self.model_id, version.version, concept),
+        )
+
+    def _concept_escalated(
+        self, version: VersionState, concept: ErrorRateDriftDetector, at: int
+    ) -> None:
+        """A drift rose further while its alert was firing: a new, worse episode. The open one
+        resolves at once, the new one fires (whatever the cooldown) and may ask for a retrain
+        of its own (the first one's may have been for a smaller change, or for none)."""
+        key = _key("concept_drift", "error", None, version)
+        self._resolve_now(key, at, "superseded by a larger rise of the error rate")
+        self.retrain.drift_started(
+            version.version, at, self._change_time(version, concept, at), concept.level
+        )
+        self._signal(
+            "concept_drift",
+            "error",
+            None,
+            version,
+            True,
+            at,
+            _decided(concept),
+            concept.trigger,
+            reopen=True,
+            summary=_concept_summary(self.model_id, version.version, concept),
         )
 
     def _retrain_for_drift(self, version: VersionState, at: int) -> None:
@@ -601,8 +674,11 @@ class ModelState:
         started, change_point = episode
         concept = version.concept
         details: dict[str, Any] = {"outcomes_since_drift": self.config.retrain.confirm_samples}
+        statistic, threshold = concept.statistic, concept.threshold
         if isinstance(concept, ErrorRateDriftDetector):
+            statistic, threshold = concept.decision
             details["error_rate_reference"] = concept.reference_rate
+            details["error_rate_episode"] = concept.level
             details["error_rate_recent"] = concept.statistic
         else:
             details["abs_error_level_std"] = concept.level
@@ -614,59 +690,77 @@ class ModelState:
             change_point,
             Evidence(
                 detector=concept.trigger,
-                statistic=concept.statistic,
-                threshold=concept.threshold,
+                statistic=statistic,
+                threshold=threshold,
                 signal="error",
                 details=details,
             ),
         )
 
     def _check_performance(self, version: VersionState, at: int) -> None:
-        metrics = self.config.metrics
-        if version.metrics.n < metrics.min_samples:
+        performance = version.performance
+        verdict = performance.check()
+        if verdict is None:
+            return  # warming up, or too little evidence in the window yet
+        # One alert per version and metric; a metric that recovered keeps reporting "clear"
+        # until its alert resolves (after resolve_after), whichever metric is worst now.
+        for key in self.alerts.firing_keys():
+            if (
+                key[0] == "performance_degradation"
+                and key[-1] == version.version
+                and (key[1] != verdict.metric or not verdict.degraded)
+            ):
+                # The verdict that found it back (the pair that decides the resolve).
+                recovery = performance.recovery
+                shown = recovery if recovery and recovery.metric == key[1] else verdict
+                self._signal(
+                    "performance_degradation",
+                    key[1],
+                    None,
+                    version,
+                    False,
+                    at,
+                    _MetricView(shown.value, shown.line, False),
+                    f"{key[1]}_test",
+                    summary=_performance_summary(self.model_id, version.version, shown),
+                )
+        if not verdict.degraded:
             return
-        value = version.metric_value()
-        if version.baseline is None and version.metrics.n >= metrics.window:
-            version.baseline = value
-        lines = version.degradation_line(self.config)
-        if lines is None:
-            return
-        fire, clear = lines
-        if version.regression:
-            degraded = value > fire if not version.degraded else value > clear
-        else:
-            degraded = value < fire if not version.degraded else value < clear
-        version.degraded = degraded
-        signal = "rmse" if version.regression else "f1"
-        view = _MetricView(value, fire, degraded)
         transition = self._signal(
             "performance_degradation",
-            signal,
+            verdict.metric,
             None,
             version,
-            degraded,
+            True,
             at,
-            view,
-            f"rolling_{signal}",
+            _MetricView(verdict.value, verdict.line, True),
+            f"{verdict.metric}_test",
+            summary=_performance_summary(self.model_id, version.version, verdict),
         )
         if (
             transition is not None
             and transition.status == "firing"
             and self.retrain.degraded(version.version, at)
         ):
-            window_start = version.time_of(max(0, version.concept.n - metrics.window))
+            change = version.time_ago(performance.change_point())
             self._command_retrain(
                 version,
                 at,
                 "performance_degradation",
                 at,
-                window_start if window_start is not None else version.first_seen,
+                change if change is not None else version.first_seen,
                 Evidence(
-                    detector=f"rolling_{signal}",
-                    statistic=value,
-                    threshold=fire,
-                    signal=signal,
-                    details={"window": metrics.window, "baseline": version.baseline or 0.0},
+                    detector=f"{verdict.metric}_test",
+                    statistic=verdict.value,
+                    threshold=verdict.line,
+                    signal=verdict.metric,
+                    details={
+                        "reference": verdict.reference,
+                        "z": round(verdict.z, 3),
+                        "critical_z": round(verdict.critical, 3),
+                        "window_outcomes": verdict.outcomes,
+                        "reference_outcomes": verdict.reference_outcomes,
+                    },
                 ),
             )
 
@@ -740,7 +834,14 @@ class ModelState:
         key = _key(alert, signal, feature, version)
         if self.alerts.firing(key):
             name = getattr(detector, "trigger", "") or _DETECTOR_NAMES.get(alert, "psi+chi2")
-            self._signal(alert, signal, feature, version, False, at, detector, name)
+            summary = None
+            if isinstance(detector, ErrorRateDriftDetector):
+                assert version is not None
+                summary = _concept_summary(self.model_id, version.version, detector)
+                detector = _decided(detector)
+            self._signal(
+                alert, signal, feature, version, False, at, detector, name, summary=summary
+            )
 
     def _signal(
         self,
@@ -754,21 +855,34 @@ class ModelState:
         name: str,
         *,
         resolve_now: bool = False,
+        reopen: bool = False,
+        summary: str | None = None,
     ) -> Transition | None:
+        """Observe an alert's condition; emit the alert when it fires or resolves.
+
+        ``detector`` gives the alert's ``statistic`` and ``threshold``: the pair that decided
+        the transition. ``summary`` replaces the generic one (which says the statistic crossed,
+        or is back within, its threshold). ``reopen``: a new episode starts now even while the
+        key is quiet after a resolve (an escalation).
+        """
         key = _key(alert, signal, feature, version)
-        transition = self.alerts.observe(key, condition, at, resolve_now=resolve_now)
+        if reopen:
+            transition: Transition | None = self.alerts.reopen(key, at)
+        else:
+            transition = self.alerts.observe(key, condition, at, resolve_now=resolve_now)
         if transition is None:
             return None
         statistic = float(detector.statistic)
         threshold = float(detector.threshold)
         if alert.endswith("_stall"):
             statistic, threshold = statistic / 1000.0, threshold / 1000.0  # seconds
-        what = f"{signal} {feature}" if feature else signal
-        verb = "crossed" if transition.status == "firing" else "back within"
-        summary = (
-            f"{alert.replace('_', ' ')} on {self.model_id}"
-            f"{' ' + version.version if version else ''}: {what} {verb} its threshold"
-        )
+        if summary is None:
+            what = f"{signal} {feature}" if feature else signal
+            verb = "crossed" if transition.status == "firing" else "back within"
+            summary = (
+                f"{alert.replace('_', ' ')} on {self.model_id}"
+                f"{' ' + version.version if version else ''}: {what} {verb} its threshold"
+            )
         self._emit(
             make_alert(
                 alert,
@@ -949,9 +1063,55 @@ class _QualityView:
 
 @dataclass
 class _MetricView:
+    """The pair a decision was taken on, seen as a detector."""
+
     statistic: float
     threshold: float
     drift_detected: bool
+
+
+def _decided(concept: Any) -> Any:
+    """What a concept drift alert reports: the pair that decided the transition (the error
+    detector's :attr:`~ErrorRateDriftDetector.decision`), or the detector itself."""
+    if isinstance(concept, ErrorRateDriftDetector):
+        statistic, threshold = concept.decision
+        return _MetricView(statistic, threshold, concept.drift_detected)
+    return concept
+
+
+def _concept_summary(model_id: str, version: str, concept: Any) -> str | None:
+    if not isinstance(concept, ErrorRateDriftDetector):
+        return None
+    statistic, threshold = concept.decision
+    reference = concept.reference_rate
+    if concept.drift_detected:
+        return (
+            f"concept drift on {model_id} {version}: the error rate since the estimated change, "
+            f"{statistic:.4f}, is above {threshold:.4f}, the rate at which a rise that long is "
+            f"significant (reference {reference:.4f})"
+        )
+    return (
+        f"concept drift on {model_id} {version} is over: the error rate of the latest outcomes, "
+        f"{statistic:.4f}, is back below {threshold:.4f} (reference {reference:.4f})"
+    )
+
+
+def _performance_summary(model_id: str, version: str, verdict: Verdict) -> str:
+    rising = verdict.metric == "rmse"  # worse is higher
+    if verdict.degraded:
+        worse = "above" if rising else "below"
+        return (
+            f"performance degradation on {model_id} {version}: {verdict.metric} "
+            f"{verdict.value:.4g} over the last {verdict.outcomes:,} outcomes is significantly "
+            f"{worse} {verdict.line:.4g} (the smallest change that matters from its reference "
+            f"{verdict.reference:.4g}; z {verdict.z:.2f} > {verdict.critical:.2f})"
+        )
+    back = "below" if rising else "above"
+    return (
+        f"performance of {model_id} {version} is back: {verdict.metric} {verdict.value:.4g} is "
+        f"significantly {back} {verdict.line:.4g}, halfway back to its reference "
+        f"{verdict.reference:.4g} (z {verdict.z:.2f} > {verdict.critical:.2f})"
+    )
 
 
 def _columns(dicts: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]] | None:

@@ -6,8 +6,10 @@ after the condition stayed clear for ``resolve_after`` (no flapping), and keeps 
 quiet for ``cooldown``.
 
 :class:`RetrainPolicy` asks for a retrain once per drift episode: when concept drift has held for
-``confirm_samples`` more labelled outcomes, or when rolling F1 (RMSE) degrades, and at most once
-per model version per ``cooldown``.
+``confirm_samples`` more labelled outcomes, or when a performance test finds the version
+degraded, and at most once per model version per ``cooldown``, unless the new episode's error
+rate is above the one the last retrain was for by the drift's minimum effect (a larger change
+than the one retrained for, or than a false alarm's, is never lost to the cooldown).
 
 :class:`RollbackPolicy` compares a newly rolled-out version with the last good one on labelled
 outcomes, with a one-sided test of "worse by more than a margin" repeated at 1x, 2x, 4x ...
@@ -99,6 +101,14 @@ class AlertBook:
             return Transition("resolved", started, now)
         return None
 
+    def reopen(self, key: AlertKey, now: int) -> Transition:
+        """Start a new episode of ``key`` now, whether it is firing, clear or quiet: a drift
+        that escalated (the caller resolved the old episode first)."""
+        self._started[key] = now
+        self._clear_since.pop(key, None)
+        self._quiet_until.pop(key, None)
+        return Transition("firing", now, now)
+
     def forget(self, predicate: Any) -> None:
         """Drop every key for which ``predicate(key)`` is true (a forgotten model version)."""
         for table in (self._started, self._clear_since, self._quiet_until):
@@ -131,14 +141,17 @@ class RetrainPolicy:
     returns the reason to retrain now, or ``None``.
     """
 
-    def __init__(self, config: RetrainConfig) -> None:
+    def __init__(self, config: RetrainConfig, min_effect: float = 0.2) -> None:
         self.config = config
-        # version -> [episode start, change point estimate, outcomes since start, done]
+        self.min_effect = min_effect
+        # version -> [episode start, change point estimate, outcomes since start, done, level]
         self._episodes: dict[str, list[Any]] = {}
         self._last_command: dict[str, int] = {}
+        self._last_level: dict[str, float] = {}  # error rate of the episode last retrained for
 
-    def drift_started(self, version: str, at: int, change_point: int) -> None:
-        self._episodes[version] = [at, change_point, 0, False]
+    def drift_started(self, version: str, at: int, change_point: int, level: float = 0.0) -> None:
+        """A concept drift episode of ``version`` (its error rate ``level``) was confirmed."""
+        self._episodes[version] = [at, change_point, 0, False, level]
 
     def drift_ended(self, version: str) -> None:
         self._episodes.pop(version, None)
@@ -154,10 +167,18 @@ class RetrainPolicy:
         if episode is None or episode[3] or not self.config.enabled:
             return False
         episode[2] += 1
-        if episode[2] >= self.config.confirm_samples and self._allowed(version, now):
+        if episode[2] >= self.config.confirm_samples and (
+            self._allowed(version, now) or self._larger(version, episode[4])
+        ):
             episode[3] = True
             return True
         return False
+
+    def _larger(self, version: str, level: float) -> bool:
+        """Whether an episode at error rate ``level`` is a larger change than the one the last
+        retrain of ``version`` was for (by the drift's minimum effect)."""
+        last = self._last_level.get(version)
+        return last is not None and level > 0 and level >= last * (1 + self.min_effect)
 
     def degraded(self, version: str, now: int) -> bool:
         """Performance of ``version`` just degraded; True when that should trigger a retrain."""
@@ -177,20 +198,30 @@ class RetrainPolicy:
         episode = self._episodes.get(version)
         if episode is not None:
             episode[3] = True
+            self._last_level[version] = episode[4]
+        else:
+            self._last_level[version] = 0.0
 
     def forget(self, version: str) -> None:
         self._episodes.pop(version, None)
         self._last_command.pop(version, None)
+        self._last_level.pop(version, None)
 
     def to_state(self) -> dict[str, Any]:
-        return {"episodes": self._episodes, "last_command": self._last_command}
+        return {
+            "episodes": self._episodes,
+            "last_command": self._last_command,
+            "last_level": self._last_level,
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
+        # (Older states have no levels: 0, which never counts as a larger change.)
         self._episodes = {
-            str(v): [int(e[0]), int(e[1]), int(e[2]), bool(e[3])]
+            str(v): [int(e[0]), int(e[1]), int(e[2]), bool(e[3]), float(e[4] if len(e) > 4 else 0)]
             for v, e in state["episodes"].items()
         }
         self._last_command = {str(v): int(t) for v, t in state["last_command"].items()}
+        self._last_level = {str(v): float(x) for v, x in state.get("last_level", {}).items()}
 
 
 @dataclass(frozen=True, slots=True)

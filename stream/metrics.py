@@ -27,6 +27,13 @@ Metric names are part of driftline's interface (dashboards and alert rules rely 
 ``driftline_drift_statistic{model_id, signal, feature}``  and ``_threshold``, ``_detected``
 ``driftline_model_precision{model_id, model_version}``  ``_recall``, ``_f1``, ``_accuracy``,
                                                        ``_mae``, ``_rmse``, ``_outcomes``
+``driftline_model_reference_ready{model_id,``          1 once the reference of ``test``
+``model_version, test}``                               (performance | concept) holds enough
+                                                       evidence; 0 while warming up
+``driftline_model_reference_starved{...}``            1: the reference stopped growing at its
+                                                       bound short of evidence (never judges)
+``driftline_model_reference_count{model_id,``          the reference's ``count``: outcomes,
+``model_version, test, count}``                        positives, predicted_positives, errors
 ``driftline_seconds_since_last_event{model_id, topic}``
 ``driftline_label_join_total{outcome}``                joined, expired, evicted, late, ...
 ``driftline_refused_total{what}``                      model | feature
@@ -272,6 +279,30 @@ class DriftlineMetrics:
                 ("outcomes", "Labelled outcomes in the rolling window."),
             )
         }
+        reference_ready = [
+            _header(
+                "driftline_model_reference_ready",
+                "gauge",
+                "1 once a version's reference (performance test or concept detector) holds "
+                "enough evidence to judge against; 0 while warming up.",
+            )
+        ]
+        reference_starved = [
+            _header(
+                "driftline_model_reference_starved",
+                "gauge",
+                "1 when a version's reference stopped growing at its bound without enough "
+                "evidence: that test will not judge the version.",
+            )
+        ]
+        reference_count = [
+            _header(
+                "driftline_model_reference_count",
+                "gauge",
+                "Counts in a version's reference: outcomes, positives, predicted positives, "
+                "errors.",
+            )
+        ]
         since = [
             _header(
                 "driftline_seconds_since_last_event",
@@ -329,6 +360,18 @@ class DriftlineMetrics:
                 n = version.metrics.n
                 labels = f'{{model_id="{model}",model_version="{escape(version.version)}"}} '
                 per_version["outcomes"].append(f"driftline_model_outcomes{labels}{n}.0\n")
+                for test, ready, starved, counts in version.references():
+                    tested = f'{labels[:-2]},test="{test}"'
+                    reference_ready.append(
+                        f"driftline_model_reference_ready{tested}}} {1.0 if ready else 0.0}\n"
+                    )
+                    reference_starved.append(
+                        f"driftline_model_reference_starved{tested}}} {1.0 if starved else 0.0}\n"
+                    )
+                    for count, value in counts.items():
+                        reference_count.append(
+                            f'driftline_model_reference_count{tested},count="{count}"}} {value}.0\n'
+                        )
                 if n < minimum:
                     continue
                 for name, value in version.metrics.values().items():
@@ -340,7 +383,17 @@ class DriftlineMetrics:
                     f'driftline_seconds_since_last_event{{model_id="{model}",topic="{topic}"}} '
                     f"{number(seconds)}\n"
                 )
-        families = [statistic, threshold, detected, firing, *per_version.values(), since]
+        families = [
+            statistic,
+            threshold,
+            detected,
+            firing,
+            *per_version.values(),
+            reference_ready,
+            reference_starved,
+            reference_count,
+            since,
+        ]
         return ["".join(lines) for lines in families]
 
 

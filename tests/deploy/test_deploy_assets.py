@@ -287,6 +287,9 @@ def test_the_collector_fixture_exposes_every_family_with_samples():
         "driftline_model_mae",
         "driftline_model_rmse",
         "driftline_model_outcomes",
+        "driftline_model_reference_ready",
+        "driftline_model_reference_starved",
+        "driftline_model_reference_count",
         "driftline_seconds_since_last_event",
     ):
         assert name in sampled, name

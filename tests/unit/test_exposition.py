@@ -119,6 +119,40 @@ def test_every_detector_and_metric_value_is_the_cores(exposed):
     assert checked >= len(NASTY) * (len(NASTY) + 4 * len(NASTY))
 
 
+def test_references_warming_up_are_exposed_with_their_counts(exposed):
+    monitor, series = exposed
+    seen = 0
+    for model_id, state in monitor.models.items():
+        for version in state.versions.values():
+            performance = version.performance.evidence()
+            errors, outcomes = version.concept.reference_evidence
+            wanted = {
+                "performance": performance,
+                "concept": {"outcomes": outcomes, "errors": errors},
+            }
+            ready = {"performance": version.performance.ready, "concept": version.concept.ready}
+            for test, counts in wanted.items():
+                labels = (
+                    ("model_id", model_id),
+                    ("model_version", version.version),
+                    ("test", test),
+                )
+                assert series[("driftline_model_reference_ready", labels)] == float(ready[test])
+                assert series[("driftline_model_reference_starved", labels)] == 0.0
+                for count, value in counts.items():
+                    key = (
+                        "driftline_model_reference_count",
+                        tuple(sorted((*labels, ("count", count)))),
+                    )
+                    assert series[key] == value
+                    seen += 1
+    # 300 outcomes a version, every label positive: a reference far from complete.
+    assert seen == len(NASTY) * len(NASTY) * (4 + 2)
+    assert not any(
+        value for (name, _), value in series.items() if name == "driftline_model_reference_ready"
+    )
+
+
 def test_numbers_and_escapes_follow_the_text_format():
     assert [number(v) for v in (0.1, 2, True, math.inf, -math.inf)] == [
         "0.1",
