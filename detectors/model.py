@@ -585,7 +585,9 @@ class ModelState:
             else:
                 performance.update(label == positive, prediction == positive)
         version.outcomes += 1
-        version.note_outcome_time(at)
+        # The change point is dated by prediction time: a retraining job selects the
+        # predictions made since the change, whose labels came later.
+        version.note_outcome_time(outcome.predicted_at)
         concept = version.concept
         flips = concept.update_many((error,))
         for _ in flips:
@@ -783,7 +785,10 @@ class ModelState:
             episode_ms=episode,
             source=self.source,
         )
-        self.retrain.commanded(version.version, at)
+        concept = version.concept
+        # The error rate the retrain was for: a later drift must rise above it to ask again.
+        level = concept.statistic if isinstance(concept, ErrorRateDriftDetector) else 0.0
+        self.retrain.commanded(version.version, at, level)
         self._emit(command)
 
     # -- alerts ----------------------------------------------------------------------------

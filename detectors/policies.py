@@ -167,18 +167,20 @@ class RetrainPolicy:
         if episode is None or episode[3] or not self.config.enabled:
             return False
         episode[2] += 1
-        if episode[2] >= self.config.confirm_samples and (
-            self._allowed(version, now) or self._larger(version, episode[4])
-        ):
-            episode[3] = True
-            return True
-        return False
+        if episode[2] < self.config.confirm_samples:
+            return False
+        # Sustained. Within the cooldown of an earlier retrain, only a larger change asks again;
+        # otherwise that retrain covered this episode too (one incident, one retrain: not a
+        # second one when the cooldown runs out while the same drift is still open).
+        episode[3] = True
+        return self._allowed(version, now) or self._larger(version, episode[4])
 
     def _larger(self, version: str, level: float) -> bool:
         """Whether an episode at error rate ``level`` is a larger change than the one the last
         retrain of ``version`` was for (by the drift's minimum effect)."""
         last = self._last_level.get(version)
-        return last is not None and level > 0 and level >= last * (1 + self.min_effect)
+        # (An unknown level, 0, is never exceeded: the cooldown holds.)
+        return last is not None and last > 0 and level >= last * (1 + self.min_effect)
 
     def degraded(self, version: str, now: int) -> bool:
         """Performance of ``version`` just degraded; True when that should trigger a retrain."""
@@ -193,14 +195,16 @@ class RetrainPolicy:
         last = self._last_command.get(version)
         return last is None or now - last >= self.config.cooldown
 
-    def commanded(self, version: str, now: int) -> None:
+    def commanded(self, version: str, now: int, level: float = 0.0) -> None:
+        """A retrain of ``version`` was commanded, for its open drift episode or, outside one,
+        for a degradation at error rate ``level`` (0: unknown)."""
         self._last_command[version] = now
         episode = self._episodes.get(version)
         if episode is not None:
             episode[3] = True
             self._last_level[version] = episode[4]
         else:
-            self._last_level[version] = 0.0
+            self._last_level[version] = level
 
     def forget(self, version: str) -> None:
         self._episodes.pop(version, None)

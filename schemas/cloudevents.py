@@ -131,8 +131,9 @@ class RetrainData(msgspec.Struct, kw_only=True):
     #: ``concept_drift`` or ``performance_degradation``.
     reason: str
     evidence: Evidence
-    #: Event time the new data starts at (the estimated change point) up to the decision: the
-    #: window a retraining job should draw fresh labelled data from.
+    #: From the estimated change point (the prediction time of the first outcome of the changed
+    #: segment) up to the decision: the window of predictions a retraining job should draw
+    #: fresh labelled data from.
     window: TimeWindow
 
 

@@ -166,23 +166,46 @@ def test_one_retrain_command_per_drift_episode():
     assert answers.count(True) == 1
 
 
-def test_version_cooldown_blocks_the_next_episodes_command_until_it_passed():
+def test_an_episode_within_the_cooldown_is_covered_unless_it_is_a_larger_change():
     policy = retrain()
-    policy.drift_started("v1", at=0, change_point=0)
+    policy.drift_started("v1", at=0, change_point=0, level=0.10)
     answers = [policy.outcome("v1", t) for t in range(1, CONFIRM + 1)]
     assert answers[-1] is True
     policy.commanded("v1", CONFIRM)
     policy.drift_ended("v1")
     assert policy.episode("v1") is None
-    policy.drift_started("v1", at=1_000, change_point=900)
-    # Confirmed long before the cooldown is over: held back, not dropped.
+    # A second episode at about the same error rate, within the cooldown: the retrain just
+    # asked for covers it, also once the cooldown has run out (one incident, one retrain).
+    policy.drift_started("v1", at=1_000, change_point=900, level=0.11)
     within = [policy.outcome("v1", t) for t in range(1_001, CONFIRM + RETRAIN_COOLDOWN, 100)]
     assert within == [False] * len(within)
-    assert policy.outcome("v1", CONFIRM + RETRAIN_COOLDOWN) is True
-    assert policy.outcome("v1", CONFIRM + RETRAIN_COOLDOWN + 1) is False
+    assert policy.outcome("v1", CONFIRM + RETRAIN_COOLDOWN) is False
+    # A larger change (20 % above the level retrained for) asks at once, cooldown or not.
+    policy.drift_started("v1", at=2_000, change_point=1_900, level=0.12)
+    assert [policy.outcome("v1", 2_000 + i) for i in range(1, CONFIRM + 1)][-1] is True
+    policy.commanded("v1", 2_000 + CONFIRM)
+    # After the cooldown, a new episode asks whatever its level.
+    later = 2_000 + CONFIRM + RETRAIN_COOLDOWN
+    policy.drift_started("v1", at=later, change_point=later, level=0.05)
+    assert [policy.outcome("v1", later + i) for i in range(1, CONFIRM + 1)][-1] is True
     # Another version has its own cooldown.
     policy.drift_started("v2", at=1_000, change_point=900)
     assert [policy.outcome("v2", 1_000 + i) for i in range(CONFIRM)][-1] is True
+
+
+def test_a_performance_retrain_covers_a_drift_at_the_error_rate_it_was_asked_at():
+    policy = retrain()
+    assert policy.degraded("v1", 0) is True
+    policy.commanded("v1", 0, level=0.30)  # no episode open: the error rate then
+    policy.drift_started("v1", at=10, change_point=5, level=0.33)
+    assert [policy.outcome("v1", 10 + i) for i in range(1, CONFIRM + 1)] == [False] * CONFIRM
+    policy.drift_ended("v1")
+    policy.drift_started("v1", at=20, change_point=15, level=0.37)  # 0.30 x 1.2 = 0.36
+    assert [policy.outcome("v1", 20 + i) for i in range(1, CONFIRM + 1)][-1] is True
+    # An unknown level (0) is never exceeded: the cooldown holds.
+    policy.commanded("v2", 0)
+    policy.drift_started("v2", at=10, change_point=5, level=0.9)
+    assert not any(policy.outcome("v2", 10 + i) for i in range(1, CONFIRM + 1))
 
 
 def test_degraded_asks_for_a_retrain_unless_the_episode_already_did_or_in_cooldown():
@@ -213,7 +236,7 @@ def test_a_disabled_retrain_policy_never_commands():
 
 def test_retrain_state_round_trip_through_json_continues_identically():
     original = retrain()
-    original.drift_started("v1", at=0, change_point=0)
+    original.drift_started("v1", at=0, change_point=0, level=0.1)
     original.drift_started("v2", at=0, change_point=0)
     for t in range(CONFIRM):
         original.outcome("v1", t)
@@ -223,7 +246,7 @@ def test_retrain_state_round_trip_through_json_continues_identically():
     restored.load_state(orjson.loads(orjson.dumps(original.to_state())))
     for policy in (original, restored):
         policy.drift_ended("v1")
-        policy.drift_started("v1", at=100, change_point=50)
+        policy.drift_started("v1", at=100, change_point=50, level=0.2)  # larger: asks again
     times = range(CONFIRM, 3 * RETRAIN_COOLDOWN, 500)
     for version in ("v1", "v2"):
         got = [(restored.outcome(version, t), restored.degraded(version, t)) for t in times]
