@@ -128,8 +128,8 @@ class ConceptConfig:
     #: classification: the reference is at least this many outcomes, grown until it holds
     #: ``reference_errors`` errors (at most ``max_reference`` outcomes)
     reference_size: int = 1000
-    reference_errors: int = 200
-    max_reference: int = 5000
+    reference_errors: int = 100
+    max_reference: int = 50_000
     adwin_delta: float = 0.002
     ph_delta: float = 0.25
     ph_threshold: float = 35.0

@@ -58,6 +58,7 @@ SEVERITY = {
 # to 50,000 outcomes when positives are rare).
 _OUTCOME_TIMES = 8192
 _TIME_STRIDE = 8
+_TIME_SPAN = 8  # samples each side of a change point whose median dates it
 # The performance check runs once per this many outcomes (it reads the confusion matrix).
 _PERFORMANCE_EVERY = 10
 _MAX_ROWS = 4096  # waiting feature rows a saved state may hold (a block's worth, normally)
@@ -149,8 +150,13 @@ class VersionState:
         times[slot] = at
 
     def time_ago(self, count: int) -> int | None:
-        """Event time of the first of the last ``count`` outcomes (at most ``_TIME_STRIDE - 1``
-        outcomes earlier), if still kept."""
+        """Prediction time where the last ``count`` outcomes begin, if still kept.
+
+        Outcomes come in label order: when labels arrive out of order (delays that vary by a
+        day), the one outcome at that index may have been predicted a day off. The median of
+        the prediction times kept around it (``_TIME_SPAN`` samples each side, one every
+        ``_TIME_STRIDE`` outcomes) is where the predictions of that stretch were made.
+        """
         index = self.outcomes - max(1, count)
         if index < 0:
             return None
@@ -158,8 +164,14 @@ class VersionState:
         newest = (self.outcomes - 1) // _TIME_STRIDE
         if newest - stride >= _OUTCOME_TIMES:
             return None
-        slot = stride % _OUTCOME_TIMES
-        return self.outcome_times[slot] if slot < len(self.outcome_times) else None
+        oldest = max(0, newest - _OUTCOME_TIMES + 1, stride - _TIME_SPAN)
+        times = self.outcome_times
+        near = sorted(
+            times[k % _OUTCOME_TIMES]
+            for k in range(oldest, min(newest, stride + _TIME_SPAN) + 1)
+            if k % _OUTCOME_TIMES < len(times)
+        )
+        return near[len(near) // 2] if near else None
 
     def references(self) -> list[tuple[str, bool, bool, dict[str, int]]]:
         """(test, ready, starved, counts) of the references the version's alarms judge against.
@@ -653,7 +665,7 @@ class ModelState:
         resolves at once, the new one fires (whatever the cooldown) and may ask for a retrain
         of its own (the first one's may have been for a smaller change, or for none)."""
         key = _key("concept_drift", "error", None, version)
-        self._resolve_now(key, at, "superseded by a larger rise of the error rate")
+        self._resolve_now(key, at, "superseded by a larger rise of the error rate", "superseded")
         self.retrain.drift_started(
             version.version, at, self._change_time(version, concept, at), concept.level
         )
@@ -704,6 +716,8 @@ class ModelState:
         verdict = performance.check()
         if verdict is None:
             return  # warming up, or too little evidence in the window yet
+        if not performance.degraded:
+            self.retrain.degradation_over(version.version)
         # One alert per version and metric; a metric that recovered keeps reporting "clear"
         # until its alert resolves (after resolve_after), whichever metric is worst now.
         for key in self.alerts.firing_keys():
@@ -908,7 +922,11 @@ class ModelState:
         )
         return transition
 
-    def _resolve_now(self, key: tuple[str, ...], at: int, reason: str) -> None:
+    def _resolve_now(
+        self, key: tuple[str, ...], at: int, reason: str, detector: str = "reset"
+    ) -> None:
+        """Resolve ``key`` at once, for ``reason``: no test decided it, so its statistic and
+        threshold are 0 and its detector says why (``reset``, ``superseded``)."""
         transition = self.alerts.observe(key, False, at, resolve_now=True)
         if transition is None:
             return
@@ -923,7 +941,7 @@ class ModelState:
                 model_version=version,
                 status="resolved",
                 signal=signal,
-                detector="reset",
+                detector=detector,
                 statistic=0.0,
                 threshold=0.0,
                 feature=feature,
@@ -1092,8 +1110,8 @@ def _concept_summary(model_id: str, version: str, concept: Any) -> str | None:
     if concept.drift_detected:
         return (
             f"concept drift on {model_id} {version}: the error rate since the estimated change, "
-            f"{statistic:.4f}, is above {threshold:.4f}, the rate at which a rise that long is "
-            f"significant (reference {reference:.4f})"
+            f"{statistic:.4f}, is at or above {threshold:.4f}, the rate at which a rise that "
+            f"long is significant (reference {reference:.4f})"
         )
     return (
         f"concept drift on {model_id} {version} is over: the error rate of the latest outcomes, "

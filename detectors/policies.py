@@ -148,6 +148,8 @@ class RetrainPolicy:
         self._episodes: dict[str, list[Any]] = {}
         self._last_command: dict[str, int] = {}
         self._last_level: dict[str, float] = {}  # error rate of the episode last retrained for
+        # Versions retrained for a performance degradation that is still open (its error rate).
+        self._open_degradation: dict[str, float] = {}
 
     def drift_started(self, version: str, at: int, change_point: int, level: float = 0.0) -> None:
         """A concept drift episode of ``version`` (its error rate ``level``) was confirmed."""
@@ -169,11 +171,17 @@ class RetrainPolicy:
         episode[2] += 1
         if episode[2] < self.config.confirm_samples:
             return False
-        # Sustained. Within the cooldown of an earlier retrain, only a larger change asks again;
-        # otherwise that retrain covered this episode too (one incident, one retrain: not a
-        # second one when the cooldown runs out while the same drift is still open).
+        # Sustained. Within the cooldown of an earlier retrain, or while the degradation a
+        # retrain was asked for is still open, only a larger change asks again; otherwise that
+        # retrain covered this episode too (one incident, one retrain: not a second one when
+        # the cooldown runs out while the same incident is still open).
         episode[3] = True
-        return self._allowed(version, now) or self._larger(version, episode[4])
+        free = self._allowed(version, now) and version not in self._open_degradation
+        return free or self._larger(version, episode[4])
+
+    def degradation_over(self, version: str) -> None:
+        """The performance degradation of ``version`` is over (or there is none)."""
+        self._open_degradation.pop(version, None)
 
     def _larger(self, version: str, level: float) -> bool:
         """Whether an episode at error rate ``level`` is a larger change than the one the last
@@ -203,19 +211,22 @@ class RetrainPolicy:
         if episode is not None:
             episode[3] = True
             self._last_level[version] = episode[4]
-        else:
+        else:  # for a performance degradation
             self._last_level[version] = level
+            self._open_degradation[version] = level
 
     def forget(self, version: str) -> None:
         self._episodes.pop(version, None)
         self._last_command.pop(version, None)
         self._last_level.pop(version, None)
+        self._open_degradation.pop(version, None)
 
     def to_state(self) -> dict[str, Any]:
         return {
             "episodes": self._episodes,
             "last_command": self._last_command,
             "last_level": self._last_level,
+            "open_degradation": self._open_degradation,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -226,6 +237,9 @@ class RetrainPolicy:
         }
         self._last_command = {str(v): int(t) for v, t in state["last_command"].items()}
         self._last_level = {str(v): float(x) for v, x in state.get("last_level", {}).items()}
+        self._open_degradation = {
+            str(v): float(x) for v, x in state.get("open_degradation", {}).items()
+        }
 
 
 @dataclass(frozen=True, slots=True)

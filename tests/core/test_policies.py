@@ -202,6 +202,16 @@ def test_a_performance_retrain_covers_a_drift_at_the_error_rate_it_was_asked_at(
     policy.drift_ended("v1")
     policy.drift_started("v1", at=20, change_point=15, level=0.37)  # 0.30 x 1.2 = 0.36
     assert [policy.outcome("v1", 20 + i) for i in range(1, CONFIRM + 1)][-1] is True
+    # While the degradation retrained for is open, a drift at its level is covered even after
+    # the cooldown; once it is over, the next drift asks.
+    policy.commanded("v3", 0, level=0.30)
+    late = 2 * RETRAIN_COOLDOWN
+    policy.drift_started("v3", at=late, change_point=late, level=0.31)
+    assert not any(policy.outcome("v3", late + i) for i in range(1, CONFIRM + 1))
+    policy.drift_ended("v3")
+    policy.degradation_over("v3")
+    policy.drift_started("v3", at=late + 10, change_point=late, level=0.31)
+    assert [policy.outcome("v3", late + 10 + i) for i in range(1, CONFIRM + 1)][-1] is True
     # An unknown level (0) is never exceeded: the cooldown holds.
     policy.commanded("v2", 0)
     policy.drift_started("v2", at=10, change_point=5, level=0.9)
@@ -214,6 +224,7 @@ def test_degraded_asks_for_a_retrain_unless_the_episode_already_did_or_in_cooldo
     policy.commanded("v1", 0)
     assert policy.degraded("v1", RETRAIN_COOLDOWN - 1) is False
     assert policy.degraded("v1", RETRAIN_COOLDOWN) is True
+    policy.degradation_over("v1")
     policy.drift_started("v1", at=RETRAIN_COOLDOWN, change_point=0)
     assert policy.degraded("v1", RETRAIN_COOLDOWN) is True  # open episode, not commanded yet
     assert [policy.outcome("v1", RETRAIN_COOLDOWN) for _ in range(CONFIRM)][-1] is True
