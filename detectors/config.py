@@ -186,7 +186,8 @@ class JoinConfig:
 class MetricsConfig:
     #: Rolling window of joined outcomes, per model version.
     window: int = 1000
-    #: Outcomes before metrics are reported and performance checked.
+    #: Outcomes before the rolling metrics are reported (performance waits for evidence:
+    #: min_evidence).
     min_samples: int = 200
     #: The positive class of a binary model; ``None``: ``True`` / ``1`` when the classes are
     #: booleans or 0/1, otherwise metrics are macro-averaged over classes.
