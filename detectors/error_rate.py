@@ -241,14 +241,6 @@ class ErrorRateDriftDetector(Detector):
         self._long_count = 0
         self._window: deque[int] = deque()
         self._count = 0
-        self._adwin = drift.ADWIN(delta=self.adwin_delta)
-        self._ph = drift.PageHinkley(
-            min_instances=30,
-            delta=self.ph_delta,
-            threshold=self.ph_threshold,
-            alpha=1.0,
-            mode="up",
-        )
         self._history = bytearray()  # the last max_window errors, to count a segment's errors
         self._pending = 0
         self._segment_n = 0
@@ -257,7 +249,7 @@ class ErrorRateDriftDetector(Detector):
         self._trigger = ""
         self._in_drift = False
         self._n = 0
-        self._ph_low_index = 0
+        self._restart_change_detectors(0.0, 1.0)  # (watching starts at the reference's rate)
         self._change_index = 0
         # The pair that decided the last transition: (statistic, threshold).
         self._decision = (0.0, 0.0)

@@ -711,6 +711,22 @@ class ModelState:
             ),
         )
 
+    def _performance_signal(
+        self, version: VersionState, metric: str, verdict: Verdict, degraded: bool, at: int
+    ) -> Transition | None:
+        """Observe ``metric``'s performance alert of ``version``, reporting ``verdict``."""
+        return self._signal(
+            "performance_degradation",
+            metric,
+            None,
+            version,
+            degraded,
+            at,
+            _MetricView(verdict.value, verdict.line, degraded),
+            f"{metric}_test",
+            summary=_performance_summary(self.model_id, version.version, verdict),
+        )
+
     def _check_performance(self, version: VersionState, at: int) -> None:
         performance = version.performance
         verdict = performance.check()
@@ -729,30 +745,10 @@ class ModelState:
                 # The verdict that found it back (the pair that decides the resolve).
                 recovery = performance.recovery
                 shown = recovery if recovery and recovery.metric == key[1] else verdict
-                self._signal(
-                    "performance_degradation",
-                    key[1],
-                    None,
-                    version,
-                    False,
-                    at,
-                    _MetricView(shown.value, shown.line, False),
-                    f"{key[1]}_test",
-                    summary=_performance_summary(self.model_id, version.version, shown),
-                )
+                self._performance_signal(version, key[1], shown, False, at)
         if not verdict.degraded:
             return
-        transition = self._signal(
-            "performance_degradation",
-            verdict.metric,
-            None,
-            version,
-            True,
-            at,
-            _MetricView(verdict.value, verdict.line, True),
-            f"{verdict.metric}_test",
-            summary=_performance_summary(self.model_id, version.version, verdict),
-        )
+        transition = self._performance_signal(version, verdict.metric, verdict, True, at)
         if (
             transition is not None
             and transition.status == "firing"
