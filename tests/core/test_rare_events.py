@@ -150,6 +150,52 @@ def test_a_degradation_resolves_once_and_only_when_clearly_back():
         assert flips[1] > 90_000, flips
 
 
+def regression_episodes(seed: int, n: int, change: int | None, scale_after: float) -> list[int]:
+    rng = np.random.default_rng([8, seed])
+    errors = rng.standard_t(5, n)  # heavy-ish tails
+    if change is not None:
+        errors[change:] *= scale_after
+    test = PerformanceTest("regression")
+    starts, was = [], False
+    for i, error in enumerate(errors.tolist()):
+        test.update_error(error)
+        if i % 10 == 9:
+            test.check()
+            if test.degraded and not was:
+                starts.append(i)
+            was = test.degraded
+    return starts
+
+
+def test_regression_rmse_test_is_quiet_when_stationary_and_catches_a_doubling():
+    false = sum(len(regression_episodes(seed, 50_000, None, 1.0)) for seed in range(6))
+    assert false <= 1, false
+    delays = []
+    for seed in range(10, 30):
+        starts = regression_episodes(seed, 12_000, 6_000, 2.0)
+        assert all(s >= 6_000 for s in starts), starts
+        delays.append(starts[0] - 6_000 if starts else math.inf)
+    assert sum(d < math.inf for d in delays) >= 19, delays
+    assert np.median(delays) <= 1_000, delays
+
+
+def test_multiclass_accuracy_test_catches_a_drop():
+    detected = 0
+    for seed in range(10):
+        rng = np.random.default_rng([9, seed])
+        correct = np.concatenate([rng.random(10_000) < 0.9, rng.random(10_000) < 0.6])
+        test, first = PerformanceTest("classification"), None
+        for i, ok in enumerate(correct.tolist()):
+            test.update_correct(ok)
+            if i % 10 == 9:
+                test.check()
+                if test.degraded and first is None:
+                    first = i
+        assert test.watched == ("accuracy",)
+        detected += first is not None and first >= 10_000
+    assert detected == 10
+
+
 # -- the concept detector on rare errors ---------------------------------------------------------
 
 
