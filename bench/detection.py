@@ -14,11 +14,12 @@ Sections:
 ``rare``
     Whole models through :class:`~detectors.monitor.Monitor`, as the service runs them: a binary
     classifier with 0.5 %, 1 %, 5 % or 30 % positives (recall 0.8, precision ~0.76), one
-    prediction every 2 s, labels 5 min, 1 h, 6 h or 2 days later (by seed; each label +-50 %,
-    so they arrive out of order). Stationary streams: performance and concept episodes and
-    retrain commands per 100k outcomes. The same streams where half the positives start to look
-    like negatives (recall 0.8 -> 0.4): streams detected, median delay in labelled outcomes
-    after the change, retrains, and where the retrain's window starts.
+    prediction every 2 s or less often (the change comes four days in), labels 5 min, 1 h, 6 h or
+    2 days later (by seed; each label +-50 %, so they arrive out of order). Stationary streams:
+    performance and concept episodes and retrain commands per 100k outcomes. The same streams
+    where half the positives start to look like negatives (recall 0.8 -> 0.4): streams
+    detected, median delay in labelled outcomes after the change, retrains, and where the
+    retrain's window starts.
 ``models``
     A weak but stable model (30 % positives, recall 0.12, F1 ~0.21) and a strong one (5 %
     positives, F1 ~0.95): false degradations and retrains per 100k outcomes.
@@ -213,7 +214,7 @@ def ms(text: str) -> int:
 
 
 def through_monitor(
-    labels: np.ndarray, predicted: np.ndarray, delays_ms: np.ndarray
+    labels: np.ndarray, predicted: np.ndarray, delays_ms: np.ndarray, spacing_ms: int = SPACING_MS
 ) -> tuple[list[tuple[str, str, int]], list[tuple[int, int]], np.ndarray]:
     """Run a stream through a fresh Monitor (default configuration), in event-time order.
 
@@ -224,7 +225,7 @@ def through_monitor(
     from schemas import Label, Prediction
 
     n = len(labels)
-    predicted_at = T0 + np.arange(n, dtype=np.int64) * SPACING_MS
+    predicted_at = T0 + np.arange(n, dtype=np.int64) * spacing_ms
     labelled_at = predicted_at + delays_ms.astype(np.int64)
     # Predictions and labels merged by event time (a label after its prediction).
     times = np.concatenate([predicted_at, labelled_at])
@@ -271,6 +272,7 @@ def score_stream(
     labelled_at: np.ndarray,
     change: int | None,
     watched: tuple[str, ...] = ("performance_degradation", "concept_drift"),
+    spacing_ms: int = SPACING_MS,
 ) -> dict[str, Any]:
     """Episodes before the change, and the first detection, delay and retrains after it."""
     n = len(labelled_at)
@@ -290,9 +292,9 @@ def score_stream(
     out["delay"] = int(np.searchsorted(changed, after[0], side="right")) if after else None
     later = [(at, start) for at, start in retrains if at >= boundary]
     out["retrains_after"] = len(later)
-    change_ms = T0 + change * SPACING_MS
+    change_ms = T0 + change * spacing_ms
     # Where the first retrain's window starts, in predictions from the change (negative: before).
-    out["window_offset"] = (later[0][1] - change_ms) / SPACING_MS if later else None
+    out["window_offset"] = (later[0][1] - change_ms) / spacing_ms if later else None
     return out
 
 
@@ -306,7 +308,11 @@ def rare_task(case: str, seed: int, changed: bool) -> dict[str, Any]:
     )
     delay = DELAYS_MS[seed % len(DELAYS_MS)]
     delays = delay * rng.uniform(0.5, 1.5, n)
-    return score_stream(*through_monitor(labels, predicted, delays), at)
+    # The change comes four days in (labels of unchanged traffic have arrived by then, however
+    # late): at least one prediction every 2 s, fewer for the shorter streams.
+    spacing = max(SPACING_MS, math.ceil(4 * 86_400_000 / change))
+    alerts, retrains, labelled_at = through_monitor(labels, predicted, delays, spacing)
+    return score_stream(alerts, retrains, labelled_at, at, spacing_ms=spacing)
 
 
 def models_task(case: str, seed: int) -> dict[str, Any]:
@@ -420,11 +426,12 @@ def _task(spec: tuple) -> tuple[tuple, dict[str, Any]]:
     return spec, synthetic_task(*args)
 
 
-def tasks(only: set[str], seeds: int, adwin: bool) -> list[tuple]:
+def tasks(only: set[str], seeds: int, adwin: bool, rare: str = "both") -> list[tuple]:
     out: list[tuple] = []
     for seed in range(seeds):
         if "rare" in only:
-            out += [("rare", case, seed, changed) for case in RARE for changed in (False, True)]
+            kinds = {"both": (False, True), "stationary": (False,), "change": (True,)}[rare]
+            out += [("rare", case, seed, changed) for case in RARE for changed in kinds]
         if "models" in only:
             out += [("models", case, seed) for case in MODELS]
         if "synthetic" in only:
@@ -561,7 +568,9 @@ def report(columns: dict[str, dict[str, Any]]) -> None:
     )
 
 
-def baseline_figures(ref: str, only: set[str], seeds: int, workers: int) -> dict[str, Any]:
+def baseline_figures(
+    ref: str, only: set[str], seeds: int, workers: int, rare: str
+) -> dict[str, Any]:
     """Run the model sections with the detectors of git revision ``ref``."""
     workdir = Path(tempfile.mkdtemp(prefix="driftline-detection-"))
     where = workdir / "baseline"
@@ -575,6 +584,7 @@ def baseline_figures(ref: str, only: set[str], seeds: int, workers: int) -> dict
         sections = [name for name in ("rare", "models", "synthetic") if name in only]
         command = [sys.executable, str(Path(__file__).resolve()), "--json"]
         command += ["--seeds", str(seeds), "--workers", str(workers), "--no-adwin"]
+        command += ["--rare", rare]
         for name in sections:
             command += ["--only", name]
         done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
@@ -597,13 +607,16 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="REF", help="also run git revision REF's policy")
     parser.add_argument("--baseline-seeds", type=int, default=50)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--rare", choices=("both", "stationary", "change"), default="both", help="rare's streams"
+    )
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-adwin", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     only = set(args.only or SECTIONS)
     if not args.json:
         detector_sections(range(args.detector_seeds), only)
-    specs = tasks(only, args.seeds, adwin=not args.no_adwin)
+    specs = tasks(only, args.seeds, adwin=not args.no_adwin, rare=args.rare)
     if not specs:
         return
     figures = summarise(run_all(specs, args.workers))
@@ -613,7 +626,7 @@ def main() -> None:
     columns = {"driftline": figures}
     if args.baseline:
         columns[args.baseline[:12]] = baseline_figures(
-            args.baseline, only, args.baseline_seeds, args.workers
+            args.baseline, only, args.baseline_seeds, args.workers, args.rare
         )
     report(columns)
 
