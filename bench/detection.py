@@ -512,16 +512,17 @@ def report(columns: dict[str, dict[str, Any]]) -> None:
                 print(f"{case:20}{policy:>12}" + "".join(cells))
         print()
 
+    per_100k_fields = [
+        ("streams", "streams", "8"),
+        ("performance", "performance_per_100k", "13"),
+        ("concept", "concept_per_100k", "9"),
+        ("retrains", "retrains_per_100k", "10"),
+    ]
     show(
         "Imbalanced classifiers, stationary: episodes and retrains per 100k outcomes",
         "rare",
         "stationary",
-        [
-            ("streams", "streams", "8"),
-            ("performance", "performance_per_100k", "13"),
-            ("concept", "concept_per_100k", "9"),
-            ("retrains", "retrains_per_100k", "10"),
-        ],
+        per_100k_fields,
     )
     show(
         "Recall on positives halves: streams detected, median delay (labelled outcomes after the "
@@ -542,12 +543,7 @@ def report(columns: dict[str, dict[str, Any]]) -> None:
         "Weak and strong stable models: episodes and retrains per 100k outcomes",
         "models",
         "stationary",
-        [
-            ("streams", "streams", "8"),
-            ("performance", "performance_per_100k", "13"),
-            ("concept", "concept_per_100k", "9"),
-            ("retrains", "retrains_per_100k", "10"),
-        ],
+        per_100k_fields,
     )
     show(
         "river's synthetic drifts (frozen Hoeffding tree): concept drifts detected, median delay "
