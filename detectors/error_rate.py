@@ -54,9 +54,8 @@ from river import drift
 
 from detectors._river import dump_adwin, dump_page_hinkley, load_adwin, load_page_hinkley
 from detectors.base import Detector, StateError
-from detectors.categorical import chi2_sf
 
-__all__ = ["ErrorRateDriftDetector", "binomial_tail", "poisson_tail"]
+__all__ = ["ErrorRateDriftDetector", "binomial_tail"]
 
 
 def binomial_tail(n: int, p: float, k: int) -> float:
@@ -147,17 +146,6 @@ def _spread(rate: float) -> float:
     """Standard deviation of a 0/1 error at ``rate`` (kept away from 0 for rare errors)."""
     clamped = min(max(rate, 0.005), 0.995)
     return math.sqrt(clamped * (1 - clamped))
-
-
-def poisson_tail(mean: float, k: int) -> float:
-    """P(X >= k) for X ~ Poisson(mean), via the chi-squared relation.
-
-    >>> round(poisson_tail(10.0, 20), 4)
-    0.0035
-    """
-    if k <= 0:
-        return 1.0
-    return 1.0 - chi2_sf(2.0 * mean, 2 * k)
 
 
 class ErrorRateDriftDetector(Detector):
@@ -353,8 +341,6 @@ class ErrorRateDriftDetector(Detector):
             ph.update((error - rate) / scale)
             index = self._n
             self._n += 1
-            if ph._sum_increase <= ph._min_increase:
-                self._ph_low_index = index
             window.append(error)
             self._count += error
             if len(window) > size:
@@ -422,34 +408,35 @@ class ErrorRateDriftDetector(Detector):
             mode="up",
         )
         self._watch_rate, self._watch_scale = rate, scale
-        self._ph_low_index = self._n
 
     def _propose(self, index: int, trigger: str) -> None:
         """A change detector fired at ``index``: open a segment from the estimated start (the
         split of the recent errors into two rates that fits them best), and judge it as it
         grows."""
         self._trigger = trigger
-        history = self._history
-        # Within an episode, only what came after its confirmation can hold a further rise.
-        span = min(len(history), self._since_confirmed if self._in_drift else len(history))
-        recent = history[len(history) - span :]
-        ago = _split(recent)
+        ago, errors = self._recent_rise()
         self._change_index = index + 1 - ago
         self._segment_n = ago
-        self._segment_errors = sum(recent[len(recent) - ago :]) if ago else 0
+        self._segment_errors = errors
         self._pending = self.confirm
 
     def _resplit(self, index: int) -> None:
         """Estimate the change point again with what came since the proposal: a proposal
         made early (or late) would otherwise judge a segment diluted by unchanged outcomes."""
-        history = self._history
-        span = min(len(history), self._since_confirmed if self._in_drift else len(history))
-        recent = history[len(history) - span :]
-        ago = _split(recent)
+        ago, errors = self._recent_rise()
         if ago:
             self._change_index = index + 1 - ago
             self._segment_n = ago
-            self._segment_errors = sum(recent[len(recent) - ago :])
+            self._segment_errors = errors
+
+    def _recent_rise(self) -> tuple[int, int]:
+        """(outcomes, errors) of the recent segment whose rise fits best (0, 0 if none)."""
+        history = self._history
+        # Within an episode, only what came after its confirmation can hold a further rise.
+        span = min(len(history), self._since_confirmed if self._in_drift else len(history))
+        recent = history[len(history) - span :]
+        ago = _split(recent)
+        return ago, (sum(recent[len(recent) - ago :]) if ago else 0)
 
     def _baseline(self) -> tuple[int, int, float]:
         """(errors, outcomes, rate) a segment is judged against: the reference, or, within an
@@ -533,7 +520,6 @@ class ErrorRateDriftDetector(Detector):
             "trigger": self._trigger,
             "in_drift": self._in_drift,
             "n": self._n,
-            "ph_low_index": self._ph_low_index,
             "change_index": self._change_index,
             "decision": list(self._decision),
             "level": list(self._level),
@@ -574,7 +560,6 @@ class ErrorRateDriftDetector(Detector):
         self._trigger = str(state["trigger"])
         self._in_drift = bool(state["in_drift"])
         self._n = int(state["n"])
-        self._ph_low_index = int(state["ph_low_index"])
         self._change_index = int(state["change_index"])
         # (States saved before escalations existed have none of these: an episode's level is
         # then unknown and escalations are judged against the reference.)

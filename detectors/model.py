@@ -134,12 +134,12 @@ class VersionState:
         )
         self.performance = performance_test(config, regression)
         self.outcomes = 0
-        # Event times of every _TIME_STRIDE-th outcome: a ring buffer of _OUTCOME_TIMES, grown
+        # Prediction times of every _TIME_STRIDE-th outcome: a ring buffer of _OUTCOME_TIMES, grown
         # as outcomes come (a fleet's versions mostly see far fewer).
         self.outcome_times = array("q")
 
     def note_outcome_time(self, at: int) -> None:
-        """The event time of the outcome just counted (``outcomes``)."""
+        """The prediction time of the outcome just counted (``outcomes``)."""
         index = self.outcomes - 1
         if index % _TIME_STRIDE:
             return
