@@ -125,17 +125,24 @@ class ConceptConfig:
     :mod:`detectors.error_rate` (classification) and :mod:`detectors.numeric` (regression's
     absolute errors)."""
 
-    #: classification: the reference is at least this many outcomes, grown until it holds
-    #: ``reference_errors`` errors (at most ``max_reference`` outcomes)
+    #: classification: the fewest outcomes of the reference (it is cut short at a rise that
+    #: comes while it grows, never below this); regression: the reference sample of absolute
+    #: errors
     reference_size: int = 1000
+    #: classification: the reference grows until it holds this many outcomes (a rate known
+    #: within a few per cent, or a 10 % rise is lost in its noise) and ``reference_errors``
+    #: errors, or ``max_reference`` outcomes
+    reference_outcomes: int = 5000
     reference_errors: int = 100
     max_reference: int = 50_000
     adwin_delta: float = 0.002
-    ph_delta: float = 0.25
+    #: classification: Page-Hinkley on errors standardised by the reference rate; a small
+    #: delta so slow rises are proposed too (only the count confirms)
+    ph_delta: float = 0.05
     ph_threshold: float = 35.0
     #: classification: significance and minimum relative rise of the confirming error count
     alpha: float = 1e-4
-    min_effect: float = 0.2
+    min_effect: float = 0.1
     min_errors: int = 50
     #: regression: the numeric detector on rank-standardised absolute errors (see DriftConfig)
     block: int = 32
@@ -434,6 +441,7 @@ _POSITIVE_INTS = {
     "block",
     "min_errors",
     "reference_errors",
+    "reference_outcomes",
     "max_reference",
     "min_evidence",
     "max_window",
@@ -444,6 +452,7 @@ _MINIMUMS = {
     (DriftConfig, "reference_size"): 2,
     (DriftConfig, "max_categories"): 2,
     (ConceptConfig, "reference_size"): 10,
+    (ConceptConfig, "reference_outcomes"): 10,
 }
 # Largest values of settings that size memory up front: join.remember's id tables are allocated
 # at a model's first label (~16 bytes per remembered id and model: 2**31 asked for 32 GB).

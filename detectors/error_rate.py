@@ -3,18 +3,25 @@
 Rare errors break normal-theory thresholds: at a 1 % error rate an EWMA or a z-scored CUSUM sees
 a few errors at a time, and a burst of three reads as a drift. So the change detectors here
 (river's ADWIN on the raw errors, Page-Hinkley on the standardised ones, increases only) only
-*propose* a drift, with Page-Hinkley's estimate of where it began. It is *confirmed* by counting:
-the errors since that point must be significantly more than the reference's (a conditional
-binomial test of the segment's errors against the reference's: given both counts, is the
-segment's share of them too large for equal rates? ``alpha``) and exceed the reference rate by
-at least ``min_effect`` (relative). The test carries the reference's own uncertainty: a
-reference of five errors cannot make an ordinary cluster look significant. The longer the rise
+*propose* a drift, with an estimate of where it began (the split of the recent errors into two
+rates that fits them best). It is *confirmed* by counting: the errors since that point must be
+significantly more than the reference's (a conditional binomial test of the segment's errors
+against the reference's: given both counts, is the segment's share of them too large for equal
+rates? ``alpha``) and exceed the reference rate by at least ``min_effect`` (relative). The test
+carries the reference's own uncertainty: a reference of five errors cannot make an ordinary
+cluster look significant. The segment is the most extreme of many the recent history holds, so
+a short one must clear a stricter level (``alpha`` times its share of the history: a scan
+statistic), unless ADWIN's own two-window test has backed the proposal. The longer the rise
 lasts, the more power the count has, so subtle rises are confirmed too, later; a proposal whose
 segment falls back to the reference rate is dropped.
 
 The reference is the first ``reference_size`` outcomes, grown until it holds
-``reference_errors`` errors (at most ``max_reference`` outcomes): a rate estimated from a handful
-of errors is not a reference, and the test's power is bounded by the reference's own precision.
+``reference_outcomes`` outcomes and ``reference_errors`` errors (at most ``max_reference``
+outcomes): a rate estimated from a handful of errors, or from a thousand outcomes of a model
+that errs a third of the time, is not precise enough to tell a 10 % rise from its own noise.
+A drift that comes while the reference grows must not become part of it: each new error checks
+the last ``reference_size // 2`` outcomes against the rest, and a significant, material rise
+ends the reference before them; they are then watched as the first outcomes after it.
 
 The statistic is the error rate over the last ``window`` outcomes (sized so the reference rate
 expects ``min_errors`` errors in it, so rare and common errors are judged alike); the threshold
@@ -37,17 +44,18 @@ Examples
 >>> errors += [float(rng.random() < 0.15) for _ in range(3000)]
 >>> flips = detector.update_many(errors)
 >>> flips[0] > 6000, round(detector.statistic, 3), round(detector.threshold, 3)
-(True, 0.155, 0.078)
+(True, 0.154, 0.085)
 >>> rate, line = detector.decision  # the confirming segment's rate, and where it confirms
->>> rate > line > detector.reference_rate
+>>> rate >= line > detector.reference_rate
 True
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from river import drift
@@ -108,13 +116,19 @@ def _beta_fraction(a: float, b: float, x: float) -> float:
     return h
 
 
-# Fewest outcomes, and errors, a rise is confirmed on. The segment is the best-fitting split of
-# the recent errors, so the test sees the most extreme cluster of many: at a 0.75 % error rate,
-# clusters of 10 errors in ~250 outcomes passed it about once per 300k stationary outcomes,
-# clusters of 30 never did (bench/detection.py); a near-perfect model's three errors in a row
-# are significant, and not a drift.
+# Fewest outcomes, and errors, a rise is confirmed on: a near-perfect model's three errors in a
+# row are significant, and not a drift.
 _MIN_SEGMENT = 30
-_MIN_SEGMENT_ERRORS = 30
+_MIN_SEGMENT_ERRORS = 10
+
+
+def _scan_alpha(alpha: float, n: int, span: int) -> float:
+    """Significance for a segment of ``n`` outcomes picked as the most extreme of a history of
+    ``span``: about ``span / n`` segments that long were candidates (a scan statistic), so a
+    short cluster must be that much less likely. Long segments keep ``alpha``; a jump to a high
+    error rate is still confirmed in a few dozen outcomes, while a cluster of rare errors is not
+    (at a 0.75 % error rate, 10 errors in 250 outcomes happen about once per 300k outcomes)."""
+    return alpha * min(1.0, n / span) if span else alpha
 
 
 def _split(errors: bytearray, least: int = 5) -> int:
@@ -155,15 +169,17 @@ class ErrorRateDriftDetector(Detector):
     ----------
     reference_size
         Fewest outcomes that set the reference error rate (smoothed: (errors + 1) / (n + 2)).
-    reference_errors, max_reference
-        The reference grows until it holds ``reference_errors`` errors (its rate is then known
-        within ~10 %), or ``max_reference`` outcomes.
+    reference_outcomes, reference_errors, max_reference
+        The reference grows until it holds ``reference_outcomes`` outcomes and
+        ``reference_errors`` errors, or ``max_reference`` outcomes; a rise while it grows cuts
+        it short (never below ``reference_size``).
     adwin_delta, ph_delta, ph_threshold
         River's ADWIN and Page-Hinkley (on errors standardised by the reference rate).
     alpha
         Significance of the confirming count.
     min_effect
-        The window's rate must exceed the reference by at least this fraction of it.
+        The segment's rate (or the window's, where a gradual rise has got to) must exceed the
+        reference by at least this fraction of it.
     min_errors
         Errors the reference rate expects in the window, which sets the window's size.
     min_window, max_window
@@ -176,16 +192,17 @@ class ErrorRateDriftDetector(Detector):
         self,
         reference_size: int = 500,
         adwin_delta: float = 0.002,
-        ph_delta: float = 0.25,
+        ph_delta: float = 0.05,
         ph_threshold: float = 35.0,
         alpha: float = 1e-4,
-        min_effect: float = 0.2,
+        min_effect: float = 0.1,
         min_errors: int = 50,
         min_window: int = 500,
         max_window: int = 5000,
         confirm: int = 5000,
         reference_errors: int = 100,
         max_reference: int = 50_000,
+        reference_outcomes: int = 5000,
     ) -> None:
         if reference_size < 10:
             raise ValueError(f"reference_size must be at least 10, got {reference_size}")
@@ -199,6 +216,8 @@ class ErrorRateDriftDetector(Detector):
             raise ValueError("need ph_delta >= 0, ph_threshold > 0 and confirm >= 1")
         if max_reference < reference_size or reference_errors < 1:
             raise ValueError("need max_reference >= reference_size and reference_errors >= 1")
+        if reference_outcomes < 1:
+            raise ValueError("need reference_outcomes >= 1")
         self.reference_size = reference_size
         self.adwin_delta = adwin_delta
         self.ph_delta = ph_delta
@@ -211,6 +230,7 @@ class ErrorRateDriftDetector(Detector):
         self.confirm = confirm
         self.reference_errors = reference_errors
         self.max_reference = max_reference
+        self.reference_outcomes = reference_outcomes
         super().__init__()
 
     def _reset(self) -> None:
@@ -285,7 +305,7 @@ class ErrorRateDriftDetector(Detector):
     def decision(self) -> tuple[float, float]:
         """(statistic, threshold) that decided the last transition: on confirming, the error
         rate of the segment since the estimated change and the rate at which a segment that
-        long confirms (the statistic is above it); on resolving, the rate over the last three
+        long confirms (the statistic is at or above it); on resolving, the rate over the last three
         windows and the rate below which the drift resolves (the statistic is below it)."""
         return self._decision
 
@@ -317,26 +337,28 @@ class ErrorRateDriftDetector(Detector):
     def update_many(self, values: Sequence[float]) -> list[int]:
         """Update with 0/1 errors; return the indices at which :attr:`drift_detected` flipped."""
         flips: list[int] = []
-        start = 0
         self.escalations = []
+        start, replay = 0, b""
         if not self.ready:
-            for start, value in enumerate(values, start=1):  # noqa: B007 - used after the loop
-                self._ref_n += 1
-                self._ref_errors += value >= 0.5
-                if self._ref_n >= self.reference_size and (
-                    self._ref_errors >= self.reference_errors or self._ref_n >= self.max_reference
-                ):
-                    self._freeze_reference()
-                    break
-            else:
+            start, replay = self._grow_reference(values)
+            if not self.ready:
                 return flips
+        if replay:
+            # Outcomes held back from a reference cut short by a rise: watched now, as if
+            # they came at the outcome that cut it.
+            at = start - 1
+            items: Iterable[tuple[int, float]] = itertools.chain(
+                ((at, value) for value in replay), enumerate(values[start:], start=start)
+            )
+        else:
+            items = enumerate(values[start:], start=start)
         adwin, ph = self._adwin, self._ph
         rate, scale = self._watch_rate, self._watch_scale
         window, size, history = self._window, self._window_size, self._history
         leave, long_size = self._leave, self._resolve_size
         keep = max(self.max_window, long_size + 1)
-        for i in range(start, len(values)):
-            error = 1 if values[i] >= 0.5 else 0
+        for i, value in items:
+            error = 1 if value >= 0.5 else 0
             adwin.update(error)
             ph.update((error - rate) / scale)
             index = self._n
@@ -364,7 +386,16 @@ class ErrorRateDriftDetector(Detector):
                     adwin, ph = self._adwin, self._ph
                     rate, scale = self._watch_rate, self._watch_scale
                     continue
-            if (adwin._drift_detected or ph._drift_detected) and not self._pending:
+            if (adwin._drift_detected or ph._drift_detected) and self._pending:
+                # A change detector fires again while a proposal waits: a new rise may have
+                # begun since, so the segment is split afresh (else a stale proposal of
+                # ordinary noise would dilute a sudden jump until the next periodic split).
+                if adwin._drift_detected:
+                    self._trigger = "adwin"  # ADWIN's two-window test backs the proposal
+                self._segment_n += 1
+                self._segment_errors += error
+                self._resplit(index)
+            elif (adwin._drift_detected or ph._drift_detected) and not self._pending:
                 self._propose(index, "page_hinkley" if ph._drift_detected else "adwin")
             elif (
                 not self._pending
@@ -397,6 +428,53 @@ class ErrorRateDriftDetector(Detector):
                     rate, scale = self._watch_rate, self._watch_scale
         return flips
 
+    def _grow_reference(self, values: Sequence[float]) -> tuple[int, bytes]:
+        """Add outcomes to the reference until it is complete; return how many of ``values``
+        it took and the outcomes to watch first (a cut-off rise, else none).
+
+        A reference that waits for ``reference_errors`` errors can take tens of thousands of
+        outcomes from a model that rarely errs, and a drift may come meanwhile: it must not
+        become the reference. So once the reference holds ``reference_size`` outcomes beyond
+        a block of the last ``reference_size // 2``, every error checks that block against
+        the rest; a block significantly and materially above it ends the reference before the
+        block, and the block's outcomes are watched as the first after the reference.
+        """
+        history = self._history
+        block = self.reference_size // 2
+        for taken, value in enumerate(values, start=1):
+            error = value >= 0.5
+            self._ref_n += 1
+            self._ref_errors += error
+            history.append(error)
+            if len(history) > self.max_window:
+                del history[: len(history) - self.max_window]
+            if self._ref_n >= self.max_reference or (
+                self._ref_n >= max(self.reference_size, self.reference_outcomes)
+                and self._ref_errors >= self.reference_errors
+            ):
+                self._freeze_reference()
+                self._history = bytearray()
+                return taken, b""
+            if error and self._ref_n >= self.reference_size + block and len(history) >= block:
+                recent = bytes(history[-block:])
+                if self._rise_in_reference(recent.count(1), block):
+                    self._ref_n -= block
+                    self._ref_errors -= recent.count(1)
+                    self._freeze_reference()
+                    self._history = bytearray()
+                    return taken, recent
+        return len(values), b""
+
+    def _rise_in_reference(self, errors: int, block: int) -> bool:
+        """Whether the last ``block`` outcomes of a growing reference hold ``errors`` errors
+        significantly and materially more than the outcomes before them (one block of
+        ``ref_n / block`` candidates: the significance is divided among them)."""
+        base_n, base_errors = self._ref_n - block, self._ref_errors - errors
+        if errors * base_n <= (base_errors + 1) * block * (1 + self.min_effect):
+            return False
+        alpha = _scan_alpha(self.alpha, block, self._ref_n)
+        return binomial_tail(self._ref_errors, block / self._ref_n, errors) < alpha
+
     def _restart_change_detectors(self, rate: float, scale: float) -> None:
         """Fresh change detectors around ``rate`` (after a confirmation or a resolve)."""
         self._adwin = drift.ADWIN(delta=self.adwin_delta)
@@ -424,7 +502,9 @@ class ErrorRateDriftDetector(Detector):
         """Estimate the change point again with what came since the proposal: a proposal
         made early (or late) would otherwise judge a segment diluted by unchanged outcomes."""
         ago, errors = self._recent_rise()
-        if ago:
+        if ago and self._tail(errors, ago) <= self._tail(self._segment_errors, self._segment_n):
+            # (The more convincing of the two: a segment that began before the kept history
+            # holds more evidence than any split of the history can.)
             self._change_index = index + 1 - ago
             self._segment_n = ago
             self._segment_errors = errors
@@ -446,6 +526,11 @@ class ErrorRateDriftDetector(Detector):
             return errors, n, max(errors / n, self._rate)
         return self._ref_errors, self._ref_n, self._rate
 
+    def _tail(self, k: int, n: int) -> float:
+        """P-value of ``k`` errors in ``n`` outcomes against the baseline (conditional test)."""
+        base_errors, base_n, _ = self._baseline()
+        return binomial_tail(k + base_errors, n / (n + base_n), k) if n else 1.0
+
     def _confirmed(self) -> bool:
         n, k = self._segment_n, self._segment_errors
         if n < _MIN_SEGMENT or k < _MIN_SEGMENT_ERRORS:
@@ -461,29 +546,37 @@ class ErrorRateDriftDetector(Detector):
         # segment): a gradual change dilutes its segment's rate with the way up.
         window = self._window
         recent = self._count / len(window) if n >= len(window) else k / n
-        if recent < base_rate * (1 + self.min_effect):
+        if max(recent, k / n) < base_rate * (1 + self.min_effect):
             return False
-        if binomial_tail(k + base_errors, n / (n + base_n), k) >= self.alpha:
+        if binomial_tail(k + base_errors, n / (n + base_n), k) >= self._alpha_for(n):
             return False
         self._decision = (k / n, self._confirming_errors(n, base_errors, base_n, base_rate) / n)
         return True
 
     def _confirming_errors(self, n: int, base_errors: int, base_n: int, base_rate: float) -> int:
         """The fewest errors in ``n`` outcomes that confirm a rise over the baseline."""
-        low = max(1, math.ceil(base_rate * n * (1 + self.min_effect) + 1e-9))
+        low = max(_MIN_SEGMENT_ERRORS, math.ceil(base_rate * n * (1 + self.min_effect) + 1e-9))
         share = n / (n + base_n)
-        if binomial_tail(low + base_errors, share, low) < self.alpha:
+        alpha = self._alpha_for(n)
+        if binomial_tail(low + base_errors, share, low) < alpha:
             return low
         high = n
-        if binomial_tail(high + base_errors, share, high) >= self.alpha:
+        if binomial_tail(high + base_errors, share, high) >= alpha:
             return n + 1  # this many outcomes can never confirm
         while high - low > 1:  # the tail falls as errors rise: bisect
             middle = (low + high) // 2
-            if binomial_tail(middle + base_errors, share, middle) < self.alpha:
+            if binomial_tail(middle + base_errors, share, middle) < alpha:
                 high = middle
             else:
                 low = middle
         return high
+
+    def _alpha_for(self, n: int) -> float:
+        """Significance for a rise over a segment of ``n`` outcomes (see :func:`_scan_alpha`):
+        the candidates are segments of the last window."""
+        if self._trigger == "adwin":
+            return self.alpha
+        return _scan_alpha(self.alpha, n, max(self._window_size, len(self._history)))
 
     def _freeze_reference(self) -> None:
         rate = (self._ref_errors + 1) / (self._ref_n + 2)

@@ -117,6 +117,7 @@ class VersionState:
         else:
             self.concept = ErrorRateDriftDetector(
                 reference_size=concept.reference_size,
+                reference_outcomes=concept.reference_outcomes,
                 adwin_delta=concept.adwin_delta,
                 ph_delta=concept.ph_delta,
                 ph_threshold=concept.ph_threshold,
