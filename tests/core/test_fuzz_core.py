@@ -693,6 +693,7 @@ def test_the_smallest_value_a_setting_accepts_is_one_the_core_runs_with(
     ("settings_", "path"),
     [
         ({"concept": {"reference_size": 9}}, "defaults.concept.reference_size"),
+        ({"concept": {"reference_outcomes": 0}}, "defaults.concept.reference_outcomes"),
         ({"drift": {"reference_size": 1}}, "defaults.drift.reference_size"),
         ({"prediction_drift": {"max_categories": 1}}, "defaults.prediction_drift.max_categories"),
         ({"drift": {"block": 0}}, "defaults.drift.block"),

@@ -199,17 +199,76 @@ def test_multiclass_accuracy_test_catches_a_drop():
 # -- the concept detector on rare errors ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("error_rate", [0.003, 0.0075])
+@pytest.mark.parametrize("error_rate", [0.001, 0.003, 0.0075])
 def test_concept_quiet_on_rare_errors(error_rate):
     """The issue's fraud model: 0.75 % errors. A reference of a handful of errors made an
     ordinary cluster look like drift; the reference now grows to 100 errors (or 50,000
-    outcomes) and the confirmation counts the reference's own uncertainty."""
+    outcomes), the confirmation counts the reference's own uncertainty, and a short cluster,
+    the most extreme of the many a history holds, must clear a stricter level."""
     total = 0
     for seed in range(8):
         errors = np.random.default_rng([11, seed]).random(150_000) < error_rate
         detector = ErrorRateDriftDetector(reference_size=1000)
         total += len(detector.update_many(errors.astype(float).tolist())[::2])
     assert total <= 1, total
+
+
+@pytest.mark.parametrize("error_rate", [0.02, 0.1, 0.3])
+def test_concept_quiet_at_common_error_rates(error_rate):
+    """Page-Hinkley proposes often with a small delta; only the count decides, so proposals
+    of ordinary noise must not confirm (the target is at most 1 per 100k outcomes: 9 here)."""
+    total = 0
+    for seed in range(6):
+        errors = np.random.default_rng([17, seed]).random(150_000) < error_rate
+        detector = ErrorRateDriftDetector(reference_size=1000)
+        total += len(detector.update_many(errors.astype(float).tolist())[::2])
+    assert total <= 2, total
+
+
+def test_a_rise_while_the_reference_grows_does_not_become_the_reference():
+    """A near-perfect model needs tens of thousands of outcomes for 100 reference errors; the
+    drift that comes meanwhile (river's Agrawal stream: 0 errors, then 50 %) cuts the reference
+    short and is confirmed within a few dozen outcomes, against the rate before it."""
+    delays, references = [], []
+    for seed in range(20):
+        rng = np.random.default_rng([14, seed])
+        errors = np.concatenate([rng.random(8_000) < 0.001, rng.random(2_000) < 0.4])
+        detector = ErrorRateDriftDetector(reference_size=1000)
+        flips = detector.update_many(errors.astype(float).tolist())
+        delays.append(flips[0] - 8_000 if flips and flips[0] >= 8_000 else math.inf)
+        references.append(detector.reference_rate)
+    assert sorted(delays)[18] <= 60, delays  # 19 of 20 within 60 outcomes
+    assert max(references) < 0.005, references  # the drifted outcomes are not the reference
+
+
+def test_a_sudden_jump_is_confirmed_within_dozens_of_outcomes():
+    """No fixed floor of errors: a jump from 5 % to 40 % errors is confirmed about as fast as
+    its errors make it significant, even when a proposal of ordinary noise was pending."""
+    delays = []
+    for seed in range(20):
+        rng = np.random.default_rng([15, seed])
+        errors = np.concatenate([rng.random(10_000) < 0.05, rng.random(2_000) < 0.4])
+        flips = ErrorRateDriftDetector(reference_size=1000).update_many(
+            errors.astype(float).tolist()
+        )
+        delays.append(flips[0] - 10_000 if flips and flips[0] >= 10_000 else math.inf)
+    assert np.median(delays) <= 45, delays
+    assert max(delays) <= 100, delays
+
+
+def test_a_twenty_percent_rise_of_a_weak_model_is_confirmed():
+    """At a 30 % error rate a reference of 1,000 outcomes is known only within ~5 %; the
+    reference now holds 5,000, so a rise from 30 % to 36 % is confirmed in every stream."""
+    delays = []
+    for seed in range(20):
+        rng = np.random.default_rng([16, seed])
+        errors = np.concatenate([rng.random(8_000) < 0.3, rng.random(12_000) < 0.36])
+        flips = ErrorRateDriftDetector(reference_size=1000).update_many(
+            errors.astype(float).tolist()
+        )
+        delays.append(flips[0] - 8_000 if flips and flips[0] >= 8_000 else math.inf)
+    assert max(delays) <= 6_000, delays
+    assert np.median(delays) <= 2_500, delays
 
 
 def test_a_larger_rise_during_an_open_episode_is_an_escalation():
