@@ -263,7 +263,7 @@ class CategoricalDriftDetector(Detector):
             "buckets": None
             if self._buckets is None
             else [[c, i] for c, i in self._buckets.items()],
-            "known": list(self._known),
+            "known": sorted(self._known, key=repr),  # (a set: saved in one order, every run)
             "ref_bucket_counts": self._ref_bucket_counts,
             "window": list(self._window),
             "since_check": self._since_check,

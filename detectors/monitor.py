@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from detectors.base import StateError
 from detectors.config import MonitorConfig
@@ -76,6 +76,12 @@ class Monitor:
         Most predictions waiting for labels, over all models; the largest stores give up
         their oldest first.
     """
+
+    #: What an exception raised while applying a model's events does: reset that model and
+    #: give its events back (the service's choice: one model's bug must not stop the others),
+    #: or, when False, propagate (the core's tests, so a slip is a traceback, not an alert
+    #: fewer).
+    reset_on_error: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -142,6 +148,8 @@ class Monitor:
         return rejections
 
     def _failed(self, model_id: str, exc: Exception, events: int) -> None:
+        if not self.reset_on_error:
+            raise exc
         # A half-applied update leaves the model's state inconsistent: start it afresh. The
         # outputs it decided in this batch are lost with it; its events go back to the caller.
         self.models.pop(model_id, None)

@@ -189,6 +189,171 @@ def stall(
     return out
 
 
+def regression(
+    model: str = "m-reg",
+    n: int = 4000,
+    drift_at: int = 2500,
+    label_delay: int = 30,
+    t0: int = T0,
+    step_ms: int = 100,
+    seed: int = 5,
+) -> list[Record]:
+    """A regression model whose absolute errors triple at ``drift_at``; its inputs come on the
+    inputs topic (joined by prediction id), not inside the predictions."""
+    rng = random.Random(seed)
+    labels = Labelled(label_delay)
+    out: list[Record] = []
+    for i in range(n):
+        ts = t0 + i * step_ms
+        pid = f"{model}-{i}"
+        x = rng.gauss(0, 1)
+        truth = 3 * x + rng.gauss(0, 1)
+        noise = 1.0 if i < drift_at else 3.0
+        predicted = 3 * x + rng.gauss(0, noise)
+        out.append(("predictions", _prediction(model, "1", pid, ts, predicted)))
+        features = {"x": x, "channel": rng.choice(["web", "app"])}
+        out.append(
+            (
+                "inputs",
+                orjson.dumps(
+                    {
+                        "model_id": model,
+                        "model_version": "1",
+                        "prediction_id": pid,
+                        "timestamp": ts,
+                        "features": features,
+                    }
+                ),
+            )
+        )
+        labels.hold(i, ("labels", _label(model, pid, ts + label_delay * step_ms, truth)))
+        out.extend(labels.due(i))
+    out.extend(labels.rest())
+    return out
+
+
+def multiclass(
+    model: str = "m-multi",
+    n: int = 4000,
+    drift_at: int = 2500,
+    label_delay: int = 40,
+    t0: int = T0,
+    step_ms: int = 100,
+    seed: int = 6,
+) -> list[Record]:
+    """Three classes with a class -> probability score; accuracy falls from 85 % to 50 % at
+    ``drift_at``. Some labels come before their prediction."""
+    rng = random.Random(seed)
+    classes = ["cat", "dog", "fox"]
+    labels = Labelled(label_delay)
+    out: list[Record] = []
+    for i in range(n):
+        ts = t0 + i * step_ms
+        pid = f"{model}-{i}"
+        truth = rng.choice(classes)
+        right = rng.random() < (0.85 if i < drift_at else 0.5)
+        predicted = truth if right else rng.choice([c for c in classes if c != truth])
+        top = round(rng.uniform(0.4, 0.9), 3)
+        rest = round((1 - top) / 2, 3)
+        score = {c: (top if c == predicted else rest) for c in classes}
+        prediction = ("predictions", _prediction(model, "1", pid, ts, predicted, None, score))
+        label = ("labels", _label(model, pid, ts + label_delay * step_ms, truth))
+        if i % 50 == 0:  # the label first: it waits for its prediction
+            out.extend([label, prediction])
+        else:
+            out.append(prediction)
+            labels.hold(i, label)
+        out.extend(labels.due(i))
+    out.extend(labels.rest())
+    return out
+
+
+def recall_drop(
+    model: str = "m-fraud",
+    n: int = 24_000,
+    change_at: int = 12_000,
+    positive_rate: float = 0.05,
+    label_delay: int = 200,
+    t0: int = T0,
+    step_ms: int = 1_000,
+    seed: int = 7,
+) -> list[Record]:
+    """A fraud model (5 % positives) whose recall halves at ``change_at`` (half the fraud
+    starts to look legitimate): performance degradation, concept drift, a retrain."""
+    rng = random.Random(seed)
+    labels = Labelled(label_delay)
+    out: list[Record] = []
+    for i in range(n):
+        ts = t0 + i * step_ms
+        pid = f"{model}-{i}"
+        fraud = rng.random() < positive_rate
+        recall = 0.8 if i < change_at else 0.4
+        flagged = rng.random() < recall if fraud else rng.random() < 0.01
+        score = round(rng.uniform(0.5, 1.0) if flagged else rng.uniform(0.0, 0.5), 4)
+        features = {"amount": round(rng.lognormvariate(3, 1), 2), "card": rng.choice("ABCD")}
+        out.append(("predictions", _prediction(model, "1", pid, ts, flagged, features, score)))
+        labels.hold(i, ("labels", _label(model, pid, ts + label_delay * step_ms, fraud)))
+        out.extend(labels.due(i))
+    out.extend(labels.rest())
+    return out
+
+
+def quality_and_labels(
+    model: str = "m-quality",
+    n: int = 6000,
+    broken_at: int = 3000,
+    labels_stop_at: int = 1000,
+    t0: int = T0,
+    step_ms: int = 1_000,
+    seed: int = 8,
+) -> list[Record]:
+    """From ``broken_at`` a third of ``x`` is null and ``plan`` takes a value never seen
+    before; labels stop coming at ``labels_stop_at`` (over an hour of silence follows)."""
+    rng = random.Random(seed)
+    out: list[Record] = []
+    for i in range(n):
+        ts = t0 + i * step_ms
+        pid = f"{model}-{i}"
+        broken = i >= broken_at
+        features = {
+            "x": None if broken and rng.random() < 0.33 else rng.gauss(0, 1),
+            "plan": "enterprise" if broken and rng.random() < 0.3 else rng.choice(["free", "pro"]),
+        }
+        truth = rng.random() < 0.5
+        predicted = truth if rng.random() < 0.8 else not truth
+        out.append(("predictions", _prediction(model, "1", pid, ts, predicted, features)))
+        if i < labels_stop_at:
+            out.append(("labels", _label(model, pid, ts + 500, truth)))
+    return out
+
+
+def escalating_drift(
+    model: str = "m-escalate",
+    n: int = 14_000,
+    first_at: int = 6_000,
+    second_at: int = 9_500,
+    t0: int = T0,
+    step_ms: int = 100,
+    seed: int = 9,
+) -> list[Record]:
+    """The error rate rises 5 % -> 15 % at ``first_at`` and again to 45 % at ``second_at``:
+    the second rise supersedes the first episode."""
+    rng = random.Random(seed)
+    labels = Labelled(20)
+    out: list[Record] = []
+    for i in range(n):
+        ts = t0 + i * step_ms
+        pid = f"{model}-{i}"
+        error = 0.05 if i < first_at else 0.15 if i < second_at else 0.45
+        truth = rng.random() < 0.4
+        predicted = (not truth) if rng.random() < error else truth
+        out.append(("predictions", _prediction(model, "1", pid, ts, predicted)))
+        labels.hold(i, ("labels", _label(model, pid, ts + 2_000, truth)))
+        out.extend(labels.due(i))
+    out.extend(labels.rest())
+    return out
+
+
 #: Malformed records and the dead-letter reason each must get.
 MALFORMED: list[tuple[str, bytes, str]] = [
     ("predictions", b"not json", "invalid_json"),

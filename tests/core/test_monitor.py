@@ -52,7 +52,9 @@ def test_models_beyond_the_cap_are_refused_and_counted():
     assert monitor.take_rejections() == []
 
 
-def test_a_model_whose_update_raises_is_reset_and_the_others_carry_on(monkeypatch):
+def test_a_model_whose_update_raises_is_reset_and_the_others_carry_on(
+    monkeypatch, resetting_monitor
+):
     from detectors.model import ModelState
 
     original = ModelState.process
@@ -89,7 +91,7 @@ def test_a_model_whose_update_raises_is_reset_and_the_others_carry_on(monkeypatc
     assert set(monitor.models) == {"good", "bad"}
 
 
-def test_a_model_whose_stall_check_raises_is_reset(monkeypatch):
+def test_a_model_whose_stall_check_raises_is_reset(monkeypatch, resetting_monitor):
     from detectors.model import ModelState
 
     monitor = Monitor()
@@ -310,3 +312,16 @@ def test_feature_signals_always_agree_with_the_detectors():
             assert checked > before  # ready features, reported straight after loading
     assert checked > 100  # features were ready ...
     assert fired > 0  # ... and one drifted
+
+
+def test_core_tests_see_the_exception(monkeypatch):
+    """In the core's tests a model whose update raises is not reset: the error propagates."""
+    from detectors.model import ModelState
+
+    monkeypatch.setattr(ModelState, "process", lambda self, events, now=None: 1 / 0)
+    monitor = Monitor()
+    event = Prediction(
+        model_id="m", model_version="1", prediction_id="1", timestamp=T0, prediction=1
+    )
+    with pytest.raises(ZeroDivisionError):
+        monitor.process([event])
