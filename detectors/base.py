@@ -17,9 +17,10 @@ from __future__ import annotations
 import abc
 import functools
 import inspect
-from typing import Any, Self
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal, Self
 
-__all__ = ["Detector", "StateError"]
+__all__ = ["Detector", "DriftDetector", "StateError"]
 
 
 class StateError(ValueError):
@@ -54,7 +55,15 @@ class Detector(abc.ABC):
         """The value of :attr:`statistic` past which a drift is confirmed."""
         return 0.0
 
+    def reset(self) -> None:
+        """Forget everything seen; keep the parameters."""
+        self._reset()
+
     # -- parameters --------------------------------------------------------------------------
+
+    def params(self) -> dict[str, Any]:
+        """The constructor's arguments, as this detector holds them."""
+        return self._get_params()
 
     def _get_params(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _param_names(type(self))}
@@ -107,6 +116,44 @@ class Detector(abc.ABC):
     @abc.abstractmethod
     def _load(self, state: dict[str, Any]) -> None:
         """Restore the internal state from :meth:`_dump`'s output."""
+
+
+class DriftDetector(Detector):
+    """A detector fed a stream of values: what the core asks of every feature, prediction,
+    score and error detector.
+
+    A detector first fills its reference (:attr:`ready` is False meanwhile), then watches;
+    :meth:`update_many` returns the indices at which :attr:`drift_detected` flipped, so one
+    call can report a drift that came and went.
+    """
+
+    #: What the detector is fed: numbers, categories (hashable values), or 0/1 errors.
+    takes: ClassVar[Literal["numbers", "categories", "errors"]]
+
+    @property
+    @abc.abstractmethod
+    def ready(self) -> bool:
+        """Whether the reference is complete (before that, nothing can drift)."""
+
+    @property
+    @abc.abstractmethod
+    def n(self) -> int:
+        """Values watched since the reference was complete."""
+
+    @property
+    def trigger(self) -> str:
+        """What started the current (or last) drift: the name alerts report as ``detector``;
+        empty if the detector has no more specific name than its alert's."""
+        return ""
+
+    @abc.abstractmethod
+    def update_many(self, values: Sequence[Any]) -> list[int]:
+        """Update with many values; return the indices at which :attr:`drift_detected`
+        flipped."""
+
+    def update(self, x: Any) -> None:
+        """Update with one value."""
+        self.update_many((x,))
 
 
 @functools.cache

@@ -37,7 +37,7 @@ from collections import Counter, deque
 from collections.abc import Hashable, Sequence
 from typing import Any, Final
 
-from detectors.base import Detector, StateError
+from detectors.base import DriftDetector, StateError
 
 __all__ = ["CategoricalDriftDetector", "chi2_sf"]
 
@@ -62,7 +62,7 @@ def chi2_sf(statistic: float, df: int) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2))
 
 
-class CategoricalDriftDetector(Detector):
+class CategoricalDriftDetector(DriftDetector):
     """Distribution drift of a categorical stream against a reference window.
 
     Parameters
@@ -84,6 +84,8 @@ class CategoricalDriftDetector(Detector):
     max_categories
         Buckets kept, ``other`` included.
     """
+
+    takes = "categories"
 
     def __init__(
         self,
@@ -119,6 +121,7 @@ class CategoricalDriftDetector(Detector):
     def _reset(self) -> None:
         self._reference_counts: Counter[Hashable] = Counter()
         self._seen = 0
+        self._n = 0  # values watched since the reference was complete
         self._buckets: dict[Hashable, int] | None = None
         self._known: frozenset[Hashable] = frozenset()
         self._ref_bucket_counts: list[float] = []
@@ -138,6 +141,14 @@ class CategoricalDriftDetector(Detector):
     @property
     def drift_detected(self) -> bool:
         return self._in_drift
+
+    @property
+    def n(self) -> int:
+        return self._n
+
+    @property
+    def trigger(self) -> str:
+        return "psi+chi2"
 
     @property
     def statistic(self) -> float:
@@ -173,9 +184,6 @@ class CategoricalDriftDetector(Detector):
 
     # -- updating ------------------------------------------------------------------------------
 
-    def update(self, x: Hashable) -> None:
-        self.update_many((x,))
-
     def update_many(self, values: Sequence[Hashable]) -> list[int]:
         """Update with many values; return the indices at which :attr:`drift_detected` flipped."""
         start = 0
@@ -192,6 +200,7 @@ class CategoricalDriftDetector(Detector):
         buckets, other = self._buckets, self._buckets[OTHER]  # type: ignore[index]
         window, counts = self._window, self._window_counts
         size, every = self.window, self.check_every
+        self._n += len(values) - start
         for i in range(start, len(values)):
             bucket = buckets.get(values[i], other)
             window.append(bucket)
@@ -260,6 +269,7 @@ class CategoricalDriftDetector(Detector):
         return {
             "reference_counts": [[c, n] for c, n in self._reference_counts.items()],
             "seen": self._seen,
+            "n": self._n,
             "buckets": None
             if self._buckets is None
             else [[c, i] for c, i in self._buckets.items()],
@@ -277,6 +287,7 @@ class CategoricalDriftDetector(Detector):
             {_category(c): int(n) for c, n in state["reference_counts"]}
         )
         self._seen = int(state["seen"])
+        self._n = int(state.get("n", 0))  # (not saved before the detector protocol named it)
         if state["buckets"] is not None:
             self._buckets = {_category(c): int(i) for c, i in state["buckets"]}
             self._known = frozenset(_category(c) for c in state["known"])

@@ -63,7 +63,7 @@ import numpy as np
 from river import drift
 
 from detectors._river import dump_adwin, dump_page_hinkley, load_adwin, load_page_hinkley
-from detectors.base import Detector, StateError
+from detectors.base import DriftDetector, StateError
 
 __all__ = ["ErrorRateDriftDetector", "binomial_tail"]
 
@@ -173,7 +173,7 @@ def _spread(rate: float) -> float:
     return math.sqrt(clamped * (1 - clamped))
 
 
-class ErrorRateDriftDetector(Detector):
+class ErrorRateDriftDetector(DriftDetector):
     """A rise of a 0/1 error rate above its reference.
 
     Parameters
@@ -198,6 +198,8 @@ class ErrorRateDriftDetector(Detector):
     confirm
         Most outcomes after a proposal during which it may be confirmed.
     """
+
+    takes = "errors"
 
     def __init__(
         self,
@@ -343,9 +345,6 @@ class ErrorRateDriftDetector(Detector):
         return self._change_index
 
     # -- updating ------------------------------------------------------------------------------
-
-    def update(self, x: float) -> None:
-        self.update_many((x,))
 
     def update_many(self, values: Sequence[float]) -> list[int]:
         """Update with 0/1 errors; return the indices at which :attr:`drift_detected` flipped."""

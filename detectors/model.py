@@ -22,7 +22,7 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
-from detectors.base import StateError
+from detectors.base import DriftDetector, StateError
 from detectors.categorical import CategoricalDriftDetector
 from detectors.config import ModelConfig
 from detectors.error_rate import ErrorRateDriftDetector
@@ -832,7 +832,7 @@ class ModelState:
         state = detector.drift_detected
         states = [state if (len(flips) - k) % 2 == 1 else not state for k in range(len(flips))]
         for index, firing in zip(flips, states, strict=True):
-            name = getattr(detector, "trigger", "") or _DETECTOR_NAMES.get(alert, "psi+chi2")
+            name = _detector_name(alert, detector)
             self._signal(alert, signal, feature, version, firing, times[index], detector, name)
 
     def _settle(
@@ -849,7 +849,7 @@ class ModelState:
             return
         key = _key(alert, signal, feature, version)
         if self.alerts.firing(key):
-            name = getattr(detector, "trigger", "") or _DETECTOR_NAMES.get(alert, "psi+chi2")
+            name = _detector_name(alert, detector)
             summary = None
             if isinstance(detector, ErrorRateDriftDetector):
                 assert version is not None
@@ -1088,6 +1088,13 @@ class _MetricView:
     statistic: float
     threshold: float
     drift_detected: bool
+
+
+def _detector_name(alert: str, detector: object) -> str:
+    """What an alert reports as its ``detector``: the drift detector's trigger, else the
+    name of the alert's own test."""
+    trigger = detector.trigger if isinstance(detector, DriftDetector) else ""
+    return trigger or _DETECTOR_NAMES.get(alert, "psi+chi2")
 
 
 def _decided(concept: Any) -> Any:

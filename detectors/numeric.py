@@ -51,14 +51,14 @@ import numpy as np
 from river import drift
 
 from detectors._river import dump_adwin, dump_page_hinkley, load_adwin, load_page_hinkley
-from detectors.base import Detector, StateError
+from detectors.base import DriftDetector, StateError
 
 __all__ = ["NumericDriftDetector"]
 
 _UNIFORM_STD: Final = 1.0 / math.sqrt(12.0)
 
 
-class NumericDriftDetector(Detector):
+class NumericDriftDetector(DriftDetector):
     """Drift of a numeric stream against its reference window.
 
     Parameters
@@ -89,6 +89,8 @@ class NumericDriftDetector(Detector):
         Estimate where a change began (:attr:`change_index`) from where Page-Hinkley's
         cumulative sum was last at its extreme (the retrain command uses it).
     """
+
+    takes = "numbers"
 
     def __init__(
         self,
@@ -242,10 +244,6 @@ class NumericDriftDetector(Detector):
         return None if self._sorted is None else np.frombuffer(self._sorted, dtype=np.float64)
 
     # -- updating ------------------------------------------------------------------------------
-
-    def update(self, x: float) -> None:
-        """Update with one value."""
-        self.update_many((x,))
 
     def update_many(self, values: Sequence[float] | np.ndarray) -> list[int]:
         """Update with many values; return the indices at which :attr:`drift_detected` flipped.
