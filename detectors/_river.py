@@ -38,7 +38,8 @@ def load_adwin(adwin: drift.ADWIN, state: dict[str, Any]) -> None:
 
 
 def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+    # (As a float: river starts some of these at the int -1, which a restore reads as -1.0.)
+    return float(value) if math.isfinite(value) else None
 
 
 def dump_page_hinkley(ph: drift.PageHinkley) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import chain, islice
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from detectors.quality import (
     UNKNOWN_CATEGORY,
     QualityCounter,
 )
+from detectors.saved_state import read_format, stamp
 
 __all__ = ["FeatureMonitor", "FeatureUpdate", "numeric_detector", "categorical_detector"]
 
@@ -80,6 +81,9 @@ class FeatureUpdate:
 
 class FeatureMonitor:
     """Type inference, drift and data quality of one feature."""
+
+    #: Layout of :meth:`to_state` (see :mod:`detectors.saved_state`).
+    STATE_FORMAT: ClassVar[int] = 1
 
     def __init__(
         self,
@@ -324,23 +328,27 @@ class FeatureMonitor:
     # -- state ---------------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "detector": None if self.detector is None else self.detector.to_state(),
-            "quality": self.quality.to_state(),
-            "buffer": self._buffer,
-            "buffered_values": self._buffered_values,
-            "buffered_nulls": self._buffered_nulls,
-            "good_seen": self._good_seen,
-            "reference_seen": self._reference_seen,
-            "reference_nulls": self._reference_nulls,
-            "reference_type_changes": self._reference_type_changes,
-            "low": None if not np.isfinite(self._low) else self._low,
-            "high": None if not np.isfinite(self._high) else self._high,
-            "ready": self._ready,
-        }
+        return stamp(
+            self.STATE_FORMAT,
+            {
+                "kind": self.kind,
+                "detector": None if self.detector is None else self.detector.to_state(),
+                "quality": self.quality.to_state(),
+                "buffer": self._buffer,
+                "buffered_values": self._buffered_values,
+                "buffered_nulls": self._buffered_nulls,
+                "good_seen": self._good_seen,
+                "reference_seen": self._reference_seen,
+                "reference_nulls": self._reference_nulls,
+                "reference_type_changes": self._reference_type_changes,
+                "low": None if not np.isfinite(self._low) else self._low,
+                "high": None if not np.isfinite(self._high) else self._high,
+                "ready": self._ready,
+            },
+        )
 
     def load_state(self, state: dict[str, Any]) -> None:
+        read_format(state, "FeatureMonitor", self.STATE_FORMAT)
         kind = state["kind"]
         if kind not in ("pending", "numeric", "categorical", "high_cardinality"):
             raise StateError(f"unknown feature kind {kind!r}")

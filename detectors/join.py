@@ -38,10 +38,11 @@ import zlib
 from array import array
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from detectors.base import StateError
 from detectors.config import JoinConfig
+from detectors.saved_state import read_format, stamp
 
 __all__ = ["LabelJoiner", "Outcome", "OUTCOMES"]
 
@@ -152,6 +153,9 @@ def _probe(table: array[int], key: int, mask: int) -> bool:
 
 class LabelJoiner:
     """Waiting predictions and early labels of one model."""
+
+    #: Layout of :meth:`to_state` (see :mod:`detectors.saved_state`).
+    STATE_FORMAT: ClassVar[int] = 1
 
     def __init__(self, config: JoinConfig, totals: dict[str, int] | None = None) -> None:
         self.config = config
@@ -271,16 +275,20 @@ class LabelJoiner:
     # -- state ---------------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        return {
-            # (id, (time, version, prediction)) pairs: orjson writes tuples as arrays, no copy
-            "predictions": [(pid, self._unpack(w)) for pid, w in self._predictions.items()],
-            "labels": list(self._labels.items()),
-            "expired": self._expired.dump(),
-            "joined": self._joined.dump(),
-            "counts": self.counts,
-        }
+        return stamp(
+            self.STATE_FORMAT,
+            {
+                # (id, (time, version, prediction)) pairs: orjson writes tuples as arrays, no copy
+                "predictions": [(pid, self._unpack(w)) for pid, w in self._predictions.items()],
+                "labels": list(self._labels.items()),
+                "expired": self._expired.dump(),
+                "joined": self._joined.dump(),
+                "counts": self.counts,
+            },
+        )
 
     def load_state(self, state: dict[str, Any]) -> None:
+        read_format(state, "LabelJoiner", self.STATE_FORMAT)
         predictions = state["predictions"]
         labels = state["labels"]
         if (

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from typing import Any
+from typing import Any, ClassVar
 
 from river import metrics
 
 from detectors.base import StateError
+from detectors.saved_state import read_format, stamp
 
 __all__ = ["MAX_ERROR", "RollingClassification", "RollingRegression", "bounded_error"]
 
@@ -47,6 +48,9 @@ class RollingClassification:
     positive_label
         The positive class; ``None`` to infer (``True`` / ``1``) or macro-average.
     """
+
+    #: Layout of :meth:`to_state` (see :mod:`detectors.saved_state`).
+    STATE_FORMAT: ClassVar[int] = 1
 
     def __init__(self, window: int = 1000, positive_label: Any = None) -> None:
         if window < 1:
@@ -156,9 +160,13 @@ class RollingClassification:
         return "binary" if self._binary_positive() is not None else "macro"
 
     def to_state(self) -> dict[str, Any]:
-        return {"pairs": [list(p) for p in self._pairs], "multiclass": self._multiclass}
+        return stamp(
+            self.STATE_FORMAT,
+            {"pairs": [list(p) for p in self._pairs], "multiclass": self._multiclass},
+        )
 
     def load_state(self, state: dict[str, Any]) -> None:
+        read_format(state, "RollingClassification", self.STATE_FORMAT)
         pairs = state["pairs"]
         if len(pairs) > self.window:
             raise StateError("more outcomes than the window holds")
@@ -188,6 +196,9 @@ def bounded_error(y_true: float, y_pred: float) -> float:
 
 class RollingRegression:
     """MAE and RMSE over a count window."""
+
+    #: Layout of :meth:`to_state` (see :mod:`detectors.saved_state`).
+    STATE_FORMAT: ClassVar[int] = 1
 
     def __init__(self, window: int = 1000) -> None:
         if window < 1:
@@ -227,12 +238,16 @@ class RollingRegression:
     def to_state(self) -> dict[str, Any]:
         # The running sums too: recomputed, they would differ in the last bits, and a restored
         # model would not carry on exactly like the original.
-        return {
-            "errors": list(self._errors),
-            "sums": [self._abs, self._sq, self._since_refresh],
-        }
+        return stamp(
+            self.STATE_FORMAT,
+            {
+                "errors": list(self._errors),
+                "sums": [self._abs, self._sq, self._since_refresh],
+            },
+        )
 
     def load_state(self, state: dict[str, Any]) -> None:
+        read_format(state, "RollingRegression", self.STATE_FORMAT)
         errors = [float(e) for e in state["errors"]]
         if len(errors) > self.window or not all(math.isfinite(e) for e in errors):
             raise StateError("regression errors out of bounds")

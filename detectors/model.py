@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
-from typing import Any
+from typing import Any, ClassVar
 
 from detectors.base import DriftDetector, StateError
 from detectors.categorical import CategoricalDriftDetector
@@ -32,6 +32,7 @@ from detectors.metrics import RollingClassification, RollingRegression, bounded_
 from detectors.numeric import NumericDriftDetector
 from detectors.performance import PerformanceTest, Verdict
 from detectors.policies import AlertBook, RetrainPolicy, RollbackPolicy, Transition
+from detectors.saved_state import read_format, stamp
 from detectors.stall import StallDetector
 from schemas import Evidence, Input, Label, Prediction, make_alert, make_retrain, make_rollback
 from schemas.cloudevents import Alert, Command
@@ -87,6 +88,9 @@ class Counters:
 
 class VersionState:
     """What is tracked per model version: prediction drift, concept drift, metrics."""
+
+    #: Layout of :meth:`to_state` (see :mod:`detectors.saved_state`).
+    STATE_FORMAT: ClassVar[int] = 1
 
     def __init__(self, version: str, config: ModelConfig, regression: bool, first_seen: int):
         self.version = version
@@ -192,23 +196,27 @@ class VersionState:
         return out
 
     def to_state(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "regression": self.regression,
-            "first_seen": self.first_seen,
-            "last_seen": self.last_seen,
-            "prediction": self.prediction.to_state(),
-            "score": self.score.to_state(),
-            "concept": self.concept.to_state(),
-            "metrics": self.metrics.to_state(),
-            "outcomes": self.outcomes,
-            "outcome_times": self.outcome_times.tolist(),
-            "time_stride": _TIME_STRIDE,
-            "performance": self.performance.to_state(),
-        }
+        return stamp(
+            self.STATE_FORMAT,
+            {
+                "version": self.version,
+                "regression": self.regression,
+                "first_seen": self.first_seen,
+                "last_seen": self.last_seen,
+                "prediction": self.prediction.to_state(),
+                "score": self.score.to_state(),
+                "concept": self.concept.to_state(),
+                "metrics": self.metrics.to_state(),
+                "outcomes": self.outcomes,
+                "outcome_times": self.outcome_times.tolist(),
+                "time_stride": _TIME_STRIDE,
+                "performance": self.performance.to_state(),
+            },
+        )
 
     @classmethod
     def from_state(cls, state: dict[str, Any], config: ModelConfig) -> VersionState:
+        read_format(state, "VersionState", cls.STATE_FORMAT)
         version = cls(str(state["version"]), config, bool(state["regression"]), 0)
         version.first_seen = int(state["first_seen"])
         version.last_seen = int(state["last_seen"])
@@ -263,6 +271,9 @@ class ModelState:
     max_features
         Most features tracked; further names are refused and counted.
     """
+
+    #: Layout of :meth:`to_state` (see :mod:`detectors.saved_state`).
+    STATE_FORMAT: ClassVar[int] = 1
 
     def __init__(
         self,
@@ -983,26 +994,30 @@ class ModelState:
     # -- state -----------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        return {
-            "model_id": self.model_id,
-            "features": {name: m.to_state() for name, m in self.features.items()},
-            "versions": {v: s.to_state() for v, s in self.versions.items()},
-            "latest_version": self.latest_version,
-            "regression": self.regression,
-            "features_from_inputs": self.features_from_inputs,
-            "join": self.join.to_state(),
-            "stall_inputs": self.stall_inputs.to_state(),
-            "stall_labels": self.stall_labels.to_state(),
-            "alerts": self.alerts.to_state(),
-            "retrain": self.retrain.to_state(),
-            "rollback": self.rollback.to_state(),
-            "watermark": self.watermark,
-            "last_event_at": self.last_event_at,
-            "rows": self._rows,
-            "rows_due": self._rows_due,
-        }
+        return stamp(
+            self.STATE_FORMAT,
+            {
+                "model_id": self.model_id,
+                "features": {name: m.to_state() for name, m in self.features.items()},
+                "versions": {v: s.to_state() for v, s in self.versions.items()},
+                "latest_version": self.latest_version,
+                "regression": self.regression,
+                "features_from_inputs": self.features_from_inputs,
+                "join": self.join.to_state(),
+                "stall_inputs": self.stall_inputs.to_state(),
+                "stall_labels": self.stall_labels.to_state(),
+                "alerts": self.alerts.to_state(),
+                "retrain": self.retrain.to_state(),
+                "rollback": self.rollback.to_state(),
+                "watermark": self.watermark,
+                "last_event_at": self.last_event_at,
+                "rows": self._rows,
+                "rows_due": self._rows_due,
+            },
+        )
 
     def load_state(self, state: dict[str, Any]) -> None:
+        read_format(state, "ModelState", self.STATE_FORMAT)
         if state.get("model_id") != self.model_id:
             raise StateError("state of another model")
         features = state["features"]

@@ -66,9 +66,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from detectors.base import StateError
+from detectors.saved_state import read_format, stamp
 
 __all__ = ["METRICS", "PerformanceTest", "Verdict"]
 
@@ -140,6 +141,9 @@ class PerformanceTest:
     max_reference
         Most outcomes the reference grows to while waiting for evidence.
     """
+
+    #: Layout of :meth:`to_state` (see :mod:`detectors.saved_state`).
+    STATE_FORMAT: ClassVar[int] = 1
 
     def __init__(
         self,
@@ -476,20 +480,24 @@ class PerformanceTest:
     # -- state ---------------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        return {
-            "mode": self._mode,
-            "ref": list(self._ref),
-            "ref_sums": list(self._ref_sums),
-            "ready": self._ready,
-            "size": self._size,
-            "codes": self._codes.hex(),
-            "squares": list(self._squares),
-            "ring": self._ring,
-            "degraded": self._degraded,
-            "firing": self._firing,
-        }
+        return stamp(
+            self.STATE_FORMAT,
+            {
+                "mode": self._mode,
+                "ref": list(self._ref),
+                "ref_sums": list(self._ref_sums),
+                "ready": self._ready,
+                "size": self._size,
+                "codes": self._codes.hex(),
+                "squares": list(self._squares),
+                "ring": self._ring,
+                "degraded": self._degraded,
+                "firing": self._firing,
+            },
+        )
 
     def load_state(self, state: dict[str, Any]) -> None:
+        read_format(state, "PerformanceTest", self.STATE_FORMAT)
         mode = state["mode"]
         if mode not in ("binary", "accuracy", "regression"):
             raise StateError(f"unknown performance mode {mode!r}")

@@ -38,10 +38,11 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
+from typing import Any, ClassVar
 
 from detectors.base import StateError
 from detectors.config import AlertConfig, RetrainConfig, RollbackConfig
+from detectors.saved_state import read_format, stamp
 
 __all__ = ["AlertBook", "RetrainPolicy", "RollbackDecision", "RollbackPolicy", "Transition"]
 
@@ -59,6 +60,9 @@ class Transition:
 
 class AlertBook:
     """Firing/resolved bookkeeping for every alert key of one model."""
+
+    #: Layout of :meth:`to_state` (see :mod:`detectors.saved_state`).
+    STATE_FORMAT: ClassVar[int] = 1
 
     def __init__(self, config: AlertConfig) -> None:
         self.config = config
@@ -116,14 +120,19 @@ class AlertBook:
                 del table[key]
 
     def to_state(self) -> dict[str, Any]:
-        return {
-            "started": [[list(k), v] for k, v in self._started.items()],
-            "clear_since": [[list(k), v] for k, v in self._clear_since.items()],
-            "quiet_until": [[list(k), v] for k, v in self._quiet_until.items()],
-            "suppressed": self.suppressed,
-        }
+        return stamp(
+            self.STATE_FORMAT,
+            {
+                "started": [[list(k), v] for k, v in self._started.items()],
+                "clear_since": [[list(k), v] for k, v in self._clear_since.items()],
+                "quiet_until": [[list(k), v] for k, v in self._quiet_until.items()],
+                "suppressed": self.suppressed,
+            },
+        )
 
     def load_state(self, state: dict[str, Any]) -> None:
+        read_format(state, "AlertBook", self.STATE_FORMAT)
+
         def table(rows: list[Any]) -> dict[AlertKey, int]:
             return {tuple(str(part) for part in key): int(value) for key, value in rows}
 
@@ -140,6 +149,9 @@ class RetrainPolicy:
     labelled outcomes (:meth:`outcome`) and performance degradation (:meth:`degraded`); each
     returns the reason to retrain now, or ``None``.
     """
+
+    #: Layout of :meth:`to_state` (see :mod:`detectors.saved_state`).
+    STATE_FORMAT: ClassVar[int] = 1
 
     def __init__(self, config: RetrainConfig, min_effect: float = 0.2) -> None:
         self.config = config
@@ -222,14 +234,18 @@ class RetrainPolicy:
         self._open_degradation.pop(version, None)
 
     def to_state(self) -> dict[str, Any]:
-        return {
-            "episodes": self._episodes,
-            "last_command": self._last_command,
-            "last_level": self._last_level,
-            "open_degradation": self._open_degradation,
-        }
+        return stamp(
+            self.STATE_FORMAT,
+            {
+                "episodes": self._episodes,
+                "last_command": self._last_command,
+                "last_level": self._last_level,
+                "open_degradation": self._open_degradation,
+            },
+        )
 
     def load_state(self, state: dict[str, Any]) -> None:
+        read_format(state, "RetrainPolicy", self.STATE_FORMAT)
         # (Older states have no levels: 0, which never counts as a larger change.)
         self._episodes = {
             str(v): [int(e[0]), int(e[1]), int(e[2]), bool(e[3]), float(e[4] if len(e) > 4 else 0)]
@@ -289,6 +305,9 @@ class RollbackPolicy:
     Errors are 0/1 for classification (a two-proportion z-test on error rates) and absolute
     errors for regression (Welch's z on mean absolute errors).
     """
+
+    #: Layout of :meth:`to_state` (see :mod:`detectors.saved_state`).
+    STATE_FORMAT: ClassVar[int] = 1
 
     def __init__(self, config: RollbackConfig) -> None:
         self.config = config
@@ -411,20 +430,24 @@ class RollbackPolicy:
         )
 
     def to_state(self) -> dict[str, Any]:
-        return {
-            "good": self.good,
-            "candidate": self.candidate,
-            "rolled_back": sorted(self.rolled_back),
-            "stats": {v: list(s.values) for v, s in self._stats.items()},
-            "limits": {v: s.values.maxlen for v, s in self._stats.items()},
-            # The running sums too: recomputed, they would differ in the last bits after
-            # values left a window, and a restored model would decide differently at the margin.
-            "sums": {v: [s.total, s.total_sq] for v, s in self._stats.items()},
-            "next_check": self._next_check,
-            "regression": self._regression,
-        }
+        return stamp(
+            self.STATE_FORMAT,
+            {
+                "good": self.good,
+                "candidate": self.candidate,
+                "rolled_back": sorted(self.rolled_back),
+                "stats": {v: list(s.values) for v, s in self._stats.items()},
+                "limits": {v: s.values.maxlen for v, s in self._stats.items()},
+                # The running sums too: recomputed, they would differ in the last bits after
+                # values left a window, and a restored model would decide differently at the margin.
+                "sums": {v: [s.total, s.total_sq] for v, s in self._stats.items()},
+                "next_check": self._next_check,
+                "regression": self._regression,
+            },
+        )
 
     def load_state(self, state: dict[str, Any]) -> None:
+        read_format(state, "RollbackPolicy", self.STATE_FORMAT)
         self.good = state["good"]
         self.candidate = state["candidate"]
         self.rolled_back = {str(v) for v in state["rolled_back"]}

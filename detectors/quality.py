@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from detectors.base import StateError
+from detectors.saved_state import read_format, stamp
 
 __all__ = [
     "CHECKS",
@@ -61,6 +62,9 @@ class QualityCounter:
     rate_threshold
         Excess rate over the baseline that fires a check.
     """
+
+    #: Layout of :meth:`to_state` (see :mod:`detectors.saved_state`).
+    STATE_FORMAT: ClassVar[int] = 1
 
     def __init__(self, window: int = 1000, min_samples: int = 200, rate_threshold: float = 0.05):
         if window < 1 or not 1 <= min_samples <= window:
@@ -156,17 +160,21 @@ class QualityCounter:
         return out
 
     def to_state(self) -> dict[str, Any]:
-        return {
-            "chunks": [
-                [c, [0, 0, 0, 0]] if type(c) is int else [c[0], list(c[1:])]  # type: ignore[index]
-                for c in self._chunks
-            ],
-            "totals": self._totals,
-            "baseline": self._baseline,
-            "firing": self._firing,
-        }
+        return stamp(
+            self.STATE_FORMAT,
+            {
+                "chunks": [
+                    [c, [0, 0, 0, 0]] if type(c) is int else [c[0], list(c[1:])]  # type: ignore[index]
+                    for c in self._chunks
+                ],
+                "totals": self._totals,
+                "baseline": self._baseline,
+                "firing": self._firing,
+            },
+        )
 
     def load_state(self, state: dict[str, Any]) -> None:
+        read_format(state, "QualityCounter", self.STATE_FORMAT)
         chunks = [(int(n), tuple(int(x) for x in c)) for n, c in state["chunks"]]
         if any(n <= 0 or len(c) != 4 or min(c) < 0 or max(c) > n for n, c in chunks):
             raise StateError("quality counts out of bounds")

@@ -89,7 +89,7 @@ def test_outputs_and_states_equal_the_golden_ones(name):
     have_states = orjson.loads(states)
     assert sorted(have_states) == sorted(want_states), f"{name}: other models"
     for model_id, want in want_states.items():
-        path = _first_difference(want, have_states[model_id], model_id)
+        path = first_difference(want, have_states[model_id], model_id)
         assert path is None, f"{name}: saved state differs at {path}"
 
 
@@ -105,7 +105,7 @@ def test_the_scenarios_exercise_what_the_core_decides():
     assert expected <= kinds, expected - kinds
 
 
-def _first_difference(want: object, have: object, path: str) -> str | None:
+def first_difference(want: object, have: object, path: str) -> str | None:
     """Where two JSON values first differ (a readable failure for a state of 100 kB)."""
     if type(want) is not type(have):
         return path
@@ -114,7 +114,7 @@ def _first_difference(want: object, have: object, path: str) -> str | None:
         if sorted(want) != sorted(have):
             return f"{path} (keys {sorted(set(want) ^ set(have))})"
         for key in want:
-            found = _first_difference(want[key], have[key], f"{path}.{key}")
+            found = first_difference(want[key], have[key], f"{path}.{key}")
             if found:
                 return found
         return None
@@ -123,7 +123,7 @@ def _first_difference(want: object, have: object, path: str) -> str | None:
         if len(want) != len(have):
             return f"{path} (length {len(want)} != {len(have)})"
         for index, (a, b) in enumerate(zip(want, have, strict=True)):
-            found = _first_difference(a, b, f"{path}[{index}]")
+            found = first_difference(a, b, f"{path}[{index}]")
             if found:
                 return found
         return None

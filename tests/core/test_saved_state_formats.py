@@ -1,5 +1,8 @@
 """Saved model states of earlier releases keep loading, and the models carry on from them.
 
+``fixtures/states-format-1.json.gz``: models of five scenarios as this layout (every
+component's record numbered 1, see :mod:`detectors.saved_state`) saves them.
+
 ``fixtures/states-8f8575c.json``: two models (a concept drift under way, a rollout) as the
 release before the rare-events change saved them (made by running the scenarios below through
 that revision's Monitor). What the older format lacks starts afresh: the performance test's
@@ -8,15 +11,20 @@ reference (``warming up``), and the retrain policy's error levels.
 
 from __future__ import annotations
 
+import gzip
+import os
 from pathlib import Path
 
 import msgspec
 import orjson
+import pytest
 import scenarios
 
+from detectors.base import StateError
 from detectors.error_rate import ErrorRateDriftDetector
 from detectors.monitor import Monitor
 from schemas.decoder import EventDecoder
+from tests.core.test_golden import first_difference
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KIND = {"predictions": "prediction", "inputs": "input", "labels": "label"}
@@ -52,3 +60,75 @@ def test_states_of_the_release_before_rare_events_load_and_carry_on():
     again = Monitor()
     again.load_model_state("m-concept", monitor.model_state("m-concept"))
     assert again.models["m-concept"].versions["1"].outcomes == concept.outcomes
+
+
+# -- today's format: every component's record numbered (detectors.saved_state) ----------------
+
+FORMAT_1 = FIXTURES / "states-format-1.json.gz"
+FORMAT_1_SCENARIOS = ("concept_drift", "rollout", "regression", "multiclass", "quality_and_labels")
+
+
+def saved_now() -> dict:
+    """The models of the scenarios above, saved by this revision."""
+    from stream.replay import replay
+    from tests.core.test_golden import SCENARIOS, lines
+
+    monitor = Monitor()
+    for name in FORMAT_1_SCENARIOS:
+        for _ in replay(lines(SCENARIOS[name]()), monitor=monitor):
+            pass
+    return {model_id: monitor.model_state(model_id) for model_id in sorted(monitor.models)}
+
+
+def test_states_of_format_1_load_and_save_back_unchanged():
+    """Written by this fixture's revision (``DRIFTLINE_REGOLD=1`` rewrites it: only when a
+    layout did not change). Loading and saving again gives the same record, bit for bit: no
+    component drops or renames what it was given."""
+    if os.environ.get("DRIFTLINE_REGOLD") == "1":
+        FORMAT_1.write_bytes(gzip.compress(orjson.dumps(saved_now()), mtime=0))
+    saved = orjson.loads(gzip.decompress(FORMAT_1.read_bytes()))
+    assert len(saved) == len(FORMAT_1_SCENARIOS)
+    for model_id, state in saved.items():
+        monitor = Monitor()
+        monitor.load_model_state(model_id, state)
+        again = orjson.loads(orjson.dumps(monitor.model_state(model_id)))
+        assert again == state, first_difference(state, again, model_id)
+
+
+def test_every_component_record_is_numbered():
+    saved = orjson.loads(gzip.decompress(FORMAT_1.read_bytes()))
+    model = saved["m-quality"]["model"]
+    version = model["versions"]["1"]
+    feature = model["features"]["plan"]
+    records = [model, model["join"], model["alerts"], model["retrain"], model["rollback"]]
+    records += [version, version["metrics"], version["performance"], feature, feature["quality"]]
+    records += [saved["m-reg"]["model"]["versions"]["1"]["metrics"]]
+    assert all(record["format"] == 1 for record in records)
+    # Detectors carry their own numbered layout (detectors.base.Detector.STATE_VERSION).
+    assert version["concept"]["version"] == feature["detector"]["version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "component"),
+    [
+        (("join",), "LabelJoiner"),
+        (("alerts",), "AlertBook"),
+        (("retrain",), "RetrainPolicy"),
+        (("rollback",), "RollbackPolicy"),
+        (("versions", "1"), "VersionState"),
+        (("versions", "1", "metrics"), "RollingClassification"),
+        (("versions", "1", "performance"), "PerformanceTest"),
+        (("features", "plan"), "FeatureMonitor"),
+        (("features", "plan", "quality"), "QualityCounter"),
+        ((), "ModelState"),
+    ],
+)
+def test_a_newer_format_is_refused_naming_its_component(path, component):
+    """A state written by a newer driftline is refused with a reason, not misread."""
+    saved = orjson.loads(gzip.decompress(FORMAT_1.read_bytes()))["m-quality"]
+    record = saved["model"]
+    for key in path:
+        record = record[key]
+    record["format"] = 2
+    with pytest.raises(StateError, match=f"{component} state format 2 is newer"):
+        Monitor().load_model_state("m-quality", saved)
