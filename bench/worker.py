@@ -41,16 +41,12 @@ import os
 import platform
 import random
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -59,7 +55,6 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import murmur2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -68,79 +63,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from workload import COUNTRIES
 from workload import events as workload
 
+from schemas import Topics
+from stream.harness import Scrape, WorkerProcess, create_topics, free_port, prefixed_topics
 from stream.kafka_broker import BrokerConfig, LocalKafka
 
 PARTITIONS = 8
 SECTIONS = ["throughput", "arrays", "latency", "memory", "fleet", "scaleout"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def scrape(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return response.read().decode()
-
-
 def metric_sum(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            head, _, value = line.rpartition(" ")
-            if head.split("{")[0] == name:
-                total += float(value)
-    return total
+    return Scrape(text).total(name, **labels)
 
 
 def label_values(text: str, name: str, label: str) -> set[str]:
-    out = set()
-    for line in text.splitlines():
-        if line.startswith(name + "{"):
-            start = line.index(f'{label}="') + len(label) + 2
-            out.add(line[start : line.index('"', start)])
-    return out
-
-
-class Topics:
-    def __init__(self, prefix: str) -> None:
-        self.predictions = f"{prefix}.model.predictions"
-        self.inputs = f"{prefix}.model.inputs"
-        self.labels = f"{prefix}.model.labels"
-        self.alerts = f"{prefix}.monitor.alerts"
-        self.commands = f"{prefix}.monitor.commands"
-        self.deadletter = f"{prefix}.monitor.deadletter"
-
-    def all(self) -> list[str]:
-        return list(vars(self).values())
-
-    def env(self) -> dict[str, str]:
-        return {f"DRIFTLINE_TOPIC_{k.upper()}": v for k, v in vars(self).items()}
-
-
-async def create_topics(bootstrap: str, topics: Topics, append_time: bool) -> None:
-    # append_time: outputs stamped by the broker when appended to the log, so a record's
-    # timestamp says when the alert or command became readable.
-    outputs = {topics.alerts, topics.commands}
-    config = {"message.timestamp.type": "LogAppendTime"} if append_time else {}
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [
-                NewTopic(t, PARTITIONS, 1, topic_configs=config if t in outputs else {})
-                for t in topics.all()
-            ]
-        )
-    finally:
-        await admin.close()
+    return Scrape(text).label_values(name, label)
 
 
 def new_topics(bootstrap: str, append_time: bool = False) -> Topics:
-    topics = Topics(f"bench-{uuid.uuid4().hex[:6]}")
-    asyncio.run(create_topics(bootstrap, topics, append_time))
+    """Six fresh topics; with ``append_time`` the outputs are stamped by the broker when
+    appended to the log, so a record's timestamp says when the alert or command became
+    readable."""
+    topics = prefixed_topics(f"bench-{uuid.uuid4().hex[:6]}")
+    config = {"message.timestamp.type": "LogAppendTime"} if append_time else {}
+    configs = {topics.alerts: config, topics.commands: config}
+    asyncio.run(create_topics(bootstrap, topics.all(), PARTITIONS, configs))
     return topics
 
 
@@ -245,8 +191,9 @@ async def raw_consumer(bootstrap: str, topics: Topics, expected_events: int) -> 
     return events / elapsed
 
 
-class Worker:
-    """``driftline worker`` as users run it: a separate process configured by environment."""
+class Worker(WorkerProcess):
+    """``driftline worker`` as the benchmark runs it: eight partitions, warnings only,
+    launched at once (``code``: a checkout whose packages to run instead of this one)."""
 
     def __init__(
         self,
@@ -257,83 +204,35 @@ class Worker:
         extra: dict[str, str] | None = None,
         code: Path | None = None,
     ) -> None:
-        """``code``: a checkout whose ``stream`` package to run instead of this one."""
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/metrics"
-        env = dict(os.environ)
-        env.update(
-            {
-                "DRIFTLINE_BOOTSTRAP_SERVERS": bootstrap,
-                "DRIFTLINE_APP_ID": app_id,
-                "DRIFTLINE_WEB_PORT": str(self.port),
-                "DRIFTLINE_WEB_HOST": "127.0.0.1",
-                "DRIFTLINE_PARTITIONS": str(PARTITIONS),
-                "DRIFTLINE_DATA_DIR": str(workdir / f"faust-{app_id}-{self.port}"),
-                **topics.env(),
-                **(extra or {}),
-            }
+        super().__init__(
+            bootstrap,
+            topics,
+            workdir,
+            app_id=app_id,
+            env=extra,
+            partitions=PARTITIONS,
+            log_level="warn",
+            code=code,
         )
-        if code is not None:
-            env["PYTHONPATH"] = str(code)
-        self.log = (workdir / f"{app_id}-{self.port}.log").open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "worker", "-l", "warn"],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-        )
+        self.launch()
 
     def wait_started(self, timeout: float = 90) -> Worker:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.process.returncode}")
-            try:
-                if "driftline_models" in scrape(self.url):
-                    return self
-            except OSError:
-                time.sleep(0.2)
-        raise TimeoutError("worker did not start")
-
-    def metrics(self) -> str:
-        if self.process.poll() is not None:
-            self.log.flush()
-            tail = Path(self.log.name).read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"worker exited with {self.process.returncode}:\n{tail}")
-        return scrape(self.url)
+        self.wait_for(self.serving, timeout, "the worker to serve /metrics")
+        return self
 
     def processed(self, text: str | None = None) -> float:
-        text = text if text is not None else self.metrics()
+        scrape = self.scrape(text)
         return sum(
-            metric_sum(text, "driftline_events_total", outcome=o)
+            scrape.total("driftline_events_total", outcome=o)
             for o in ("ok", "deadletter", "skipped")
         )
 
     def applied(self, text: str | None = None) -> float:
         """Events applied (``ok``): after a hand-over, the skipped re-reads are not counted."""
-        return metric_sum(
-            text if text is not None else self.metrics(), "driftline_events_total", outcome="ok"
-        )
-
-    def health(self) -> dict:
-        try:
-            with urllib.request.urlopen(self.url.replace("/metrics", "/healthz"), timeout=5) as r:
-                return orjson.loads(r.read())
-        except urllib.error.HTTPError as error:  # 503 while failing: the body still says why
-            return orjson.loads(error.read())
+        return self.scrape(text).total("driftline_events_total", outcome="ok")
 
     def rss(self, text: str | None = None) -> float:
-        return metric_sum(text or self.metrics(), "process_resident_memory_bytes")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.log.close()
+        return self.scrape(text).total("process_resident_memory_bytes")
 
 
 def wait_processed(
@@ -416,7 +315,7 @@ def profile_worker(worker: Worker, seconds: float = 10.0) -> None:
     if not Path(spy).exists():
         print("  --profile: py-spy is not installed (pip install -e '.[bench]')")
         return
-    out = Path(worker.log.name).with_suffix(".profile")
+    out = worker.log_path.with_suffix(".profile")
     result = subprocess.run(
         [
             spy,
@@ -767,7 +666,7 @@ def fleet(bootstrap: str, workdir: Path, models: int, per_model: int, features: 
         times = []
         for _ in range(20):
             t = time.perf_counter()
-            body = scrape(worker.url)
+            body = worker.metrics()
             times.append((time.perf_counter() - t) * 1000)
         series = sum(1 for line in body.splitlines() if line and not line.startswith("#"))
         print(

@@ -29,11 +29,8 @@ import os
 import random
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 import zlib
 from collections import Counter, deque
@@ -42,8 +39,9 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from schemas import Topics
+from stream.harness import Scrape, WorkerProcess, create_topics, free_port, prefixed_topics
 from stream.kafka_broker import BrokerConfig, LocalKafka, cache_dir
 
 __all__ = ["run_demo"]
@@ -177,60 +175,32 @@ class DemoState:
 # -- infrastructure -------------------------------------------------------------------------
 
 
-def _free_port(preferred: int) -> int:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", preferred))
-            return preferred
-        except OSError:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-
-
-async def _create_topics(bootstrap: str, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
+def _scrape(worker: WorkerProcess) -> str:
     try:
-        existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(n, num_partitions=4, replication_factor=1) for n in names if n not in existing
-        ]
-        if missing:
-            await admin.create_topics(missing)
-    finally:
-        await admin.close()
-
-
-def _scrape(url: str) -> str:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - local URL
-            return response.read().decode()
-    except OSError:
+        return worker.metrics()
+    except (OSError, RuntimeError):
         return ""
 
 
 def _parse_metrics(text: str) -> dict[str, Any]:
     """The few figures the live view shows, per model."""
     out: dict[str, Any] = {"drift": {}, "f1": {}, "silence": {}, "deadletters": 0.0, "mae": {}}
-    for line in text.splitlines():
-        if line.startswith("#") or " " not in line:
-            continue
-        head, _, value = line.rpartition(" ")
-        name, _, labels = head.partition("{")
-        fields = dict(part.split("=", 1) for part in labels.rstrip("}").split(",") if "=" in part)
-        fields = {k: v.strip('"') for k, v in fields.items()}
-        model = fields.get("model_id")
-        number = float(value)
-        if name == "driftline_drift_detected" and number == 1.0 and model:
-            out["drift"].setdefault(model, []).append(fields.get("feature") or fields["signal"])
-        elif name == "driftline_model_f1" and model:
-            out["f1"][(model, fields.get("model_version"))] = number
-        elif name == "driftline_model_mae" and model:
-            out["mae"][(model, fields.get("model_version"))] = number
-        elif name == "driftline_seconds_since_last_event" and model:
-            out["silence"][model] = min(out["silence"].get(model, math.inf), number)
-        elif name == "driftline_deadletter_total":
-            out["deadletters"] += number
+    if not text:
+        return out
+    scrape = Scrape(text)
+    for labels, value in scrape.of("driftline_drift_detected"):
+        model = labels.get("model_id")
+        if value == 1.0 and model:
+            out["drift"].setdefault(model, []).append(labels.get("feature") or labels["signal"])
+    for name, key in (("driftline_model_f1", "f1"), ("driftline_model_mae", "mae")):
+        for labels, value in scrape.of(name):
+            if labels.get("model_id"):
+                out[key][(labels["model_id"], labels.get("model_version"))] = value
+    for labels, value in scrape.of("driftline_seconds_since_last_event"):
+        model = labels.get("model_id")
+        if model:
+            out["silence"][model] = min(out["silence"].get(model, math.inf), value)
+    out["deadletters"] = scrape.total("driftline_deadletter_total")
     return out
 
 
@@ -240,7 +210,7 @@ def _parse_metrics(text: str) -> dict[str, Any]:
 async def _fleet(
     state: DemoState,
     producer: AIOKafkaProducer,
-    topics: dict[str, str],
+    topics: Topics,
     models: dict[str, SimModel],
 ) -> None:
     labels: deque[tuple[float, str, bytes]] = deque()
@@ -263,7 +233,7 @@ async def _fleet(
         for at, done in list(malformed_at.items()):
             if demo_s >= at and not done:
                 for payload in MALFORMED:
-                    await producer.send(topics["predictions"], payload, key=b"demo")
+                    await producer.send(topics.predictions, payload, key=b"demo")
                     state.malformed_sent += 1
                 malformed_at[at] = True
         # the traffic: RATE events per demo second, whatever the loop's own pace
@@ -277,7 +247,7 @@ async def _fleet(
             for _ in range(count):
                 next_index[model.name] += 1
                 value, pid, truth = model.prediction(next_index[model.name], now_ms, demo_s)
-                await producer.send(topics["predictions"], value, key=model.name.encode())
+                await producer.send(topics.predictions, value, key=model.name.encode())
                 model.sent += 1
                 state.sent[model.name] += 1
                 if model.rng.random() < model.labelled:
@@ -292,16 +262,16 @@ async def _fleet(
                     labels.append((demo_s + LABEL_DELAY, model.name, label))
         while labels and labels[0][0] <= demo_s:
             _, name, label = labels.popleft()
-            await producer.send(topics["labels"], label, key=name.encode())
+            await producer.send(topics.labels, label, key=name.encode())
         await asyncio.sleep(tick)
 
 
 async def _watch_outputs(
-    state: DemoState, bootstrap: str, topics: dict[str, str], models: dict[str, SimModel]
+    state: DemoState, bootstrap: str, topics: Topics, models: dict[str, SimModel]
 ) -> None:
     consumer = AIOKafkaConsumer(
-        topics["alerts"],
-        topics["commands"],
+        topics.alerts,
+        topics.commands,
         bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -408,17 +378,18 @@ def _render(state: DemoState, metrics_url: str, broker: str, serving: dict[str, 
 
 
 async def _view(
-    state: DemoState, metrics_url: str, broker: str, models: dict[str, SimModel]
+    state: DemoState, worker: WorkerProcess, broker: str, models: dict[str, SimModel]
 ) -> None:
     """Redraw the screen twice a second on a terminal; otherwise (a log, CI) print each alert
     and command as it arrives and a progress line every 10 seconds."""
     tty = sys.stdout.isatty()
     last_plain, printed = 0.0, 0
     while True:
-        state.metrics = _parse_metrics(await asyncio.to_thread(_scrape, metrics_url))
+        state.metrics = _parse_metrics(await asyncio.to_thread(_scrape, worker))
         serving = {name: model.version for name, model in models.items()}
         if tty:
-            print("\x1b[H\x1b[2J" + _render(state, metrics_url, broker, serving), flush=True)
+            page = _render(state, f"{worker.url}/metrics", broker, serving)
+            print("\x1b[H\x1b[2J" + page, flush=True)
         else:
             fresh = list(state.feed)[-(state.fed - printed) :] if state.fed > printed else []
             for line in fresh:
@@ -478,7 +449,7 @@ def _summary(state: DemoState) -> tuple[str, bool]:
 async def _run(duration: float, speed: float) -> int:
     external = os.environ.get("DRIFTLINE_BOOTSTRAP_SERVERS")
     broker: LocalKafka | None = None
-    worker: subprocess.Popen[bytes] | None = None
+    worker: WorkerProcess | None = None
     workdir = cache_dir() / "demo"
     run_id = uuid.uuid4().hex[:6]
     state = DemoState(speed=speed, duration=duration)
@@ -496,10 +467,10 @@ async def _run(duration: float, speed: float) -> int:
             print(f"driftline demo: using the broker at {bootstrap}", flush=True)
         else:
             shutil.rmtree(workdir / "kafka", ignore_errors=True)
-            port = _free_port(19092)
+            port = free_port(19092)
             broker = LocalKafka(
                 BrokerConfig(
-                    port=port, controller_port=_free_port(port + 1), data_dir=workdir / "kafka"
+                    port=port, controller_port=free_port(port + 1), data_dir=workdir / "kafka"
                 )
             )
             print(
@@ -508,59 +479,35 @@ async def _run(duration: float, speed: float) -> int:
             seconds = await asyncio.to_thread(broker.start)
             bootstrap = broker.bootstrap_servers
             print(f"driftline demo: broker ready in {seconds:.1f}s", flush=True)
-        topics = {
-            k: f"demo-{run_id}.{v}"
-            for k, v in (
-                ("predictions", "model.predictions"),
-                ("inputs", "model.inputs"),
-                ("labels", "model.labels"),
-                ("alerts", "monitor.alerts"),
-                ("commands", "monitor.commands"),
-                ("deadletter", "monitor.deadletter"),
-            )
-        }
-        await _create_topics(bootstrap, list(topics.values()))
+        topics = prefixed_topics(f"demo-{run_id}")
+        await create_topics(bootstrap, topics.all())
         workdir.mkdir(parents=True, exist_ok=True)
-        config = workdir / "demo.yaml"
-        config.write_text(
-            DEMO_CONFIG.format(
+        # Its own session: Ctrl-C reaches the demo only, which stops the worker in order.
+        worker = WorkerProcess(
+            bootstrap,
+            topics,
+            workdir,
+            app_id=f"driftline-demo-{run_id}",
+            config=DEMO_CONFIG.format(
                 stall=int(5000 / speed), resolve=int(2000 / speed), cooldown=int(30_000 / speed)
-            )
-        )
-        web_port = _free_port(6066)
-        env = dict(os.environ)
-        env.update(
-            {
-                "DRIFTLINE_BOOTSTRAP_SERVERS": bootstrap,
-                "DRIFTLINE_APP_ID": f"driftline-demo-{run_id}",
-                "DRIFTLINE_WEB_PORT": str(web_port),
-                "DRIFTLINE_WEB_HOST": "127.0.0.1",
-                "DRIFTLINE_PARTITIONS": "4",
-                "DRIFTLINE_CONFIG_FILE": str(config),
+            ),
+            env={
                 "DRIFTLINE_TICK_INTERVAL": str(max(0.1, 0.5 / speed)),
                 "DRIFTLINE_CHECKPOINT_INTERVAL": "5",
-                "DRIFTLINE_DATA_DIR": str(workdir / "worker"),
-                **{f"DRIFTLINE_TOPIC_{k.upper()}": v for k, v in topics.items()},
-            }
+            },
+            log_level="warn",
+            port=free_port(6066),
+            new_session=True,
         )
-        log = (workdir / "worker.log").open("wb")
-        # Its own session: Ctrl-C reaches the demo only, which stops the worker in order.
-        worker = subprocess.Popen(  # noqa: ASYNC220 - starting a process does not block
-            [sys.executable, "-m", "stream.cli", "worker", "-l", "warn"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        metrics_url = f"http://127.0.0.1:{web_port}/metrics"
+        worker.launch()
+        metrics_url = f"{worker.url}/metrics"
         print("driftline demo: starting the worker ...", flush=True)
-        deadline = time.monotonic() + 90
-        while "driftline_models" not in await asyncio.to_thread(_scrape, metrics_url):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                print((workdir / "worker.log").read_text(errors="replace")[-3000:], file=sys.stderr)
-                print("driftline demo: the worker did not start", file=sys.stderr)
-                return 1
-            await asyncio.sleep(0.3)
+        try:
+            await asyncio.to_thread(worker.wait_for, worker.serving, 90, "the worker to start")
+        except (RuntimeError, TimeoutError) as error:
+            print(str(error)[-3000:], file=sys.stderr)
+            print("driftline demo: the worker did not start", file=sys.stderr)
+            return 1
         print(f"driftline demo: worker ready; metrics at {metrics_url}", flush=True)
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
         await producer.start()
@@ -580,14 +527,14 @@ async def _run(duration: float, speed: float) -> int:
         state.started = time.monotonic()
         tasks = [
             asyncio.create_task(_watch_outputs(state, bootstrap, topics, models)),
-            asyncio.create_task(_view(state, metrics_url, bootstrap, models)),
+            asyncio.create_task(_view(state, worker, bootstrap, models)),
         ]
         await _fleet(state, producer, topics, models)
         state.finished = True
         # let the last events be processed and the last alerts arrive
         await producer.flush()
         await asyncio.sleep(3)
-        state.metrics = _parse_metrics(await asyncio.to_thread(_scrape, metrics_url))
+        state.metrics = _parse_metrics(await asyncio.to_thread(_scrape, worker))
         text, success = _summary(state)
         print(text, flush=True)
         return 0 if success else 1
@@ -604,12 +551,8 @@ async def _run(duration: float, speed: float) -> int:
         if producer is not None:
             with contextlib.suppress(Exception):
                 await producer.stop()
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.to_thread(worker.wait, 30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        if worker is not None and worker.alive():
+            await asyncio.to_thread(worker.stop, signal.SIGTERM, 30)
         if broker is not None:
             print("driftline demo: stopping the local broker", flush=True)
             await asyncio.to_thread(broker.stop)

@@ -10,23 +10,16 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas import Topics
+from stream.harness import create_topics, free_port
 from stream.kafka_broker import BrokerConfig, LocalKafka
 
 PARTITIONS = 4
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -57,22 +50,11 @@ def kafka_bootstrap(kafka_broker: LocalKafka | None) -> str:
     return kafka_broker.bootstrap_servers
 
 
-async def create_topics(bootstrap: str, names: list[str], partitions: int = PARTITIONS) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
-        )
-    finally:
-        await admin.close()
-
-
 @pytest.fixture
 async def topics(kafka_bootstrap: str, request: pytest.FixtureRequest) -> AsyncIterator[Topics]:
     """The contract's six topics under names unique to this test, created on the broker."""
     names = unique_topics(request)
-    await create_topics(kafka_bootstrap, names.all())
+    await create_topics(kafka_bootstrap, names.all(), PARTITIONS)
     return names
 
 

@@ -9,7 +9,7 @@ first record, so live tests can stamp events near the wall clock.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import orjson
@@ -109,13 +109,51 @@ def concept_drift(
     """A classifier whose error rate jumps from ``before`` to ``after`` at ``drift_at``; labels
     arrive ``label_delay`` records after their prediction. Inputs do not change (concept, not
     covariate, drift)."""
+    return _errors(
+        model, n, lambda i: before if i < drift_at else after, label_delay, t0, step_ms, seed
+    )
+
+
+def escalating_drift(
+    model: str = "m-escalate",
+    n: int = 14_000,
+    first_at: int = 6_000,
+    second_at: int = 9_500,
+    t0: int = T0,
+    step_ms: int = 100,
+    seed: int = 9,
+) -> list[Record]:
+    """The error rate rises 5 % -> 15 % at ``first_at`` and again to 45 % at ``second_at``:
+    the second rise supersedes the first episode."""
+    return _errors(
+        model,
+        n,
+        lambda i: 0.05 if i < first_at else 0.15 if i < second_at else 0.45,
+        20,
+        t0,
+        step_ms,
+        seed,
+    )
+
+
+def _errors(
+    model: str,
+    n: int,
+    error_at: Callable[[int], float],
+    label_delay: int,
+    t0: int,
+    step_ms: int,
+    seed: int,
+) -> list[Record]:
+    """A classifier (40 % positives, one stationary feature) wrong with probability
+    ``error_at(i)`` at its ``i``-th prediction; labels ``label_delay`` records later."""
     rng = random.Random(seed)
     labels = Labelled(label_delay)
     out: list[Record] = []
     for i in range(n):
         ts = t0 + i * step_ms
         truth = rng.random() < 0.4
-        wrong = rng.random() < (before if i < drift_at else after)
+        wrong = rng.random() < error_at(i)
         prediction = (not truth) if wrong else truth
         pid = f"{model}-{i}"
         features = {"x": rng.gauss(0, 1)}
@@ -324,33 +362,6 @@ def quality_and_labels(
         out.append(("predictions", _prediction(model, "1", pid, ts, predicted, features)))
         if i < labels_stop_at:
             out.append(("labels", _label(model, pid, ts + 500, truth)))
-    return out
-
-
-def escalating_drift(
-    model: str = "m-escalate",
-    n: int = 14_000,
-    first_at: int = 6_000,
-    second_at: int = 9_500,
-    t0: int = T0,
-    step_ms: int = 100,
-    seed: int = 9,
-) -> list[Record]:
-    """The error rate rises 5 % -> 15 % at ``first_at`` and again to 45 % at ``second_at``:
-    the second rise supersedes the first episode."""
-    rng = random.Random(seed)
-    labels = Labelled(20)
-    out: list[Record] = []
-    for i in range(n):
-        ts = t0 + i * step_ms
-        pid = f"{model}-{i}"
-        error = 0.05 if i < first_at else 0.15 if i < second_at else 0.45
-        truth = rng.random() < 0.4
-        predicted = (not truth) if rng.random() < error else truth
-        out.append(("predictions", _prediction(model, "1", pid, ts, predicted)))
-        labels.hold(i, ("labels", _label(model, pid, ts + 2_000, truth)))
-        out.extend(labels.due(i))
-    out.extend(labels.rest())
     return out
 
 

@@ -4,16 +4,8 @@ process, configured by environment), produce records, read what comes out."""
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
-import uuid
-from collections.abc import Callable, Iterable
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -21,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 
 from schemas import Topics
-from tests.conftest import free_port
+from stream import harness
 
 HOUR = 3_600_000
 #: What happens to an input event a worker reads (``driftline_events_total{outcome}``).
@@ -46,141 +38,13 @@ def accounted(worker: WorkerProcess, topics: Topics) -> dict[str, float]:
     return out
 
 
-_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?P<labels>.*)\})? (?P<value>\S+)$")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+class WorkerProcess(harness.WorkerProcess):
+    """``driftline worker`` as the tests run it: checkpoints every second, stall checks every
+    0.2 s (``env`` adds or overrides settings)."""
 
-
-class WorkerProcess:
-    """One ``driftline worker`` subprocess."""
-
-    def __init__(
-        self,
-        bootstrap: str,
-        topics: Topics,
-        workdir: Path,
-        *,
-        app_id: str | None = None,
-        config: str | None = None,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        self.bootstrap = bootstrap
-        self.topics = topics
-        self.workdir = workdir
-        self.app_id = app_id or f"dl-{uuid.uuid4().hex[:10]}"
-        self.port = free_port()
-        self.config_path: Path | None = None
-        if config is not None:
-            self.config_path = workdir / f"{self.app_id}.yaml"
-            self.config_path.write_text(config)
-        self.extra_env = env or {}
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = workdir / f"{self.app_id}.log"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def environment(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
-            {
-                "DRIFTLINE_BOOTSTRAP_SERVERS": self.bootstrap,
-                "DRIFTLINE_APP_ID": self.app_id,
-                "DRIFTLINE_WEB_PORT": str(self.port),
-                "DRIFTLINE_WEB_HOST": "127.0.0.1",
-                "DRIFTLINE_PARTITIONS": "4",
-                "DRIFTLINE_CHECKPOINT_INTERVAL": "1",
-                "DRIFTLINE_TICK_INTERVAL": "0.2",
-                "DRIFTLINE_DATA_DIR": str(self.workdir / "faust"),
-                "DRIFTLINE_TOPIC_PREDICTIONS": self.topics.predictions,
-                "DRIFTLINE_TOPIC_INPUTS": self.topics.inputs,
-                "DRIFTLINE_TOPIC_LABELS": self.topics.labels,
-                "DRIFTLINE_TOPIC_ALERTS": self.topics.alerts,
-                "DRIFTLINE_TOPIC_COMMANDS": self.topics.commands,
-                "DRIFTLINE_TOPIC_DEADLETTER": self.topics.deadletter,
-            }
-        )
-        if self.config_path is not None:
-            env["DRIFTLINE_CONFIG_FILE"] = str(self.config_path)
-        env.update(self.extra_env)
-        return env
-
-    def start(self, timeout: float = 60.0) -> WorkerProcess:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "worker", "-l", "info"],
-            env=self.environment(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=self.workdir,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.tail()}")
-            health = self.health()
-            if health and health.get("status") == "ok" and health.get("partitions"):
-                return self
-            time.sleep(0.2)
-        raise TimeoutError(f"worker not ready within {timeout}s:\n{self.tail()}")
-
-    def health(self) -> dict[str, Any] | None:
-        try:
-            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
-                return orjson.loads(response.read())
-        except OSError:
-            return None
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:
-            return response.read().decode()
-
-    def samples(self, name: str, text: str | None = None) -> list[tuple[dict[str, str], float]]:
-        """Every sample of one metric on /metrics (or in ``text``, one scrape of it), as
-        (labels, value)."""
-        out = []
-        for line in (self.metrics() if text is None else text).splitlines():
-            match = _SAMPLE.match(line)
-            if match and match.group("name") == name:
-                labels = dict(_LABEL.findall(match.group("labels") or ""))
-                out.append((labels, float(match.group("value"))))
-        return out
-
-    def sample(self, name: str, text: str | None = None, **labels: str) -> float:
-        """The value of the sample of ``name`` with these labels (0 when absent), on /metrics
-        or in ``text``."""
-        for have, value in self.samples(name, text):
-            if all(have.get(k) == v for k, v in labels.items()):
-                return value
-        return 0.0
-
-    def wait_for(
-        self, predicate: Callable[[], bool], timeout: float = 60.0, what: str = ""
-    ) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"worker died while waiting for {what}:\n{self.tail()}")
-            time.sleep(0.25)
-        raise TimeoutError(f"timed out waiting for {what}:\n{self.tail()}")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-    def tail(self, lines: int = 40) -> str:
-        if not self.log_path.exists():
-            return "(no log)"
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+    def __init__(self, *args: Any, env: dict[str, str] | None = None, **kwargs: Any) -> None:
+        settings = {"DRIFTLINE_CHECKPOINT_INTERVAL": "1", "DRIFTLINE_TICK_INTERVAL": "0.2"}
+        super().__init__(*args, env={**settings, **(env or {})}, **kwargs)
 
 
 async def produce(bootstrap: str, records: list[tuple[str, bytes]], topics: Topics) -> int:
