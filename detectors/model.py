@@ -22,6 +22,7 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any, ClassVar
 
+from detectors.alert_key import AlertKey
 from detectors.base import DriftDetector, StateError
 from detectors.categorical import CategoricalDriftDetector
 from detectors.config import ModelConfig
@@ -487,7 +488,7 @@ class ModelState:
         """Data drift and quality start again from a fresh reference (a new version serves), or
         from nothing (``drop``: the features now come from elsewhere)."""
         for key in self.alerts.firing_keys():
-            if key[0] in ("data_drift", "data_quality") and key[2] in self.features:
+            if key.alert in ("data_drift", "data_quality") and key.feature in self.features:
                 self._resolve_now(key, at, reason=reason)
         self._feature_signals = _SignalTable()
         if drop:
@@ -507,9 +508,9 @@ class ModelState:
         del self.versions[oldest.version]
         self.retrain.forget(oldest.version)
         for key in self.alerts.firing_keys():
-            if key[3:] == (oldest.version,):
+            if key.version == oldest.version:
                 self._resolve_now(key, oldest.last_seen, reason="version no longer tracked")
-        self.alerts.forget(lambda key: key[3:] == (oldest.version,))
+        self.alerts.forget(lambda key: key.version == oldest.version)
 
     # -- features --------------------------------------------------------------------------
 
@@ -536,7 +537,9 @@ class ModelState:
         names.update(dict.fromkeys(sorted(seen - names.keys())))
         count = len(dicts)
         # Only alerts already firing can need settling (one that fires in this batch cannot).
-        unsettled = {key[2] for key in self.alerts.firing_keys() if key[0] in _FEATURE_ALERTS}
+        unsettled = {
+            key.feature for key in self.alerts.firing_keys() if key.alert in _FEATURE_ALERTS
+        }
         for name in names:
             monitor = self.features.get(name)
             if monitor is None:
@@ -750,14 +753,14 @@ class ModelState:
         # until its alert resolves (after resolve_after), whichever metric is worst now.
         for key in self.alerts.firing_keys():
             if (
-                key[0] == "performance_degradation"
-                and key[-1] == version.version
-                and (key[1] != verdict.metric or not verdict.degraded)
+                key.alert == "performance_degradation"
+                and key.version == version.version
+                and (key.signal != verdict.metric or not verdict.degraded)
             ):
                 # The verdict that found it back (the pair that decides the resolve).
                 recovery = performance.recovery
-                shown = recovery if recovery and recovery.metric == key[1] else verdict
-                self._performance_signal(version, key[1], shown, False, at)
+                shown = recovery if recovery and recovery.metric == key.signal else verdict
+                self._performance_signal(version, key.signal, shown, False, at)
         if not verdict.degraded:
             return
         transition = self._performance_signal(version, verdict.metric, verdict, True, at)
@@ -930,18 +933,15 @@ class ModelState:
         )
         return transition
 
-    def _resolve_now(
-        self, key: tuple[str, ...], at: int, reason: str, detector: str = "reset"
-    ) -> None:
+    def _resolve_now(self, key: AlertKey, at: int, reason: str, detector: str = "reset") -> None:
         """Resolve ``key`` at once, for ``reason``: no test decided it, so its statistic and
         threshold are 0 and its detector says why (``reset``, ``superseded``)."""
         transition = self.alerts.observe(key, False, at, resolve_now=True)
         if transition is None:
             return
-        alert, signal = key[0], key[1]
-        feature = key[2] or None
-        # A version's alert (its key ends with the version) resolves for that version.
-        version = key[3] if len(key) > 3 else self.latest_version
+        alert, signal, feature = key.alert, key.signal, key.feature or None
+        # A version's alert resolves for that version.
+        version = key.version if key.version is not None else self.latest_version
         self._emit(
             make_alert(
                 alert,
@@ -1080,11 +1080,8 @@ def _stall(config: Any) -> StallDetector:
     )
 
 
-def _key(
-    alert: str, signal: str, feature: str | None, version: VersionState | None
-) -> tuple[str, ...]:
-    key = (alert, signal, feature or "")
-    return (*key, version.version) if version is not None else key
+def _key(alert: str, signal: str, feature: str | None, version: VersionState | None) -> AlertKey:
+    return AlertKey.of(alert, signal, feature, None if version is None else version.version)
 
 
 class _QualityView:

@@ -36,17 +36,17 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any, ClassVar
 
+from detectors.alert_key import AlertKey
 from detectors.base import StateError
 from detectors.config import AlertConfig, RetrainConfig, RollbackConfig
 from detectors.saved_state import read_format, stamp
 
 __all__ = ["AlertBook", "RetrainPolicy", "RollbackDecision", "RollbackPolicy", "Transition"]
-
-AlertKey = tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +113,7 @@ class AlertBook:
         self._quiet_until.pop(key, None)
         return Transition("firing", now, now)
 
-    def forget(self, predicate: Any) -> None:
+    def forget(self, predicate: Callable[[AlertKey], bool]) -> None:
         """Drop every key for which ``predicate(key)`` is true (a forgotten model version)."""
         for table in (self._started, self._clear_since, self._quiet_until):
             for key in [k for k in table if predicate(k)]:
@@ -123,9 +123,9 @@ class AlertBook:
         return stamp(
             self.STATE_FORMAT,
             {
-                "started": [[list(k), v] for k, v in self._started.items()],
-                "clear_since": [[list(k), v] for k, v in self._clear_since.items()],
-                "quiet_until": [[list(k), v] for k, v in self._quiet_until.items()],
+                "started": [[k.saved(), v] for k, v in self._started.items()],
+                "clear_since": [[k.saved(), v] for k, v in self._clear_since.items()],
+                "quiet_until": [[k.saved(), v] for k, v in self._quiet_until.items()],
                 "suppressed": self.suppressed,
             },
         )
@@ -134,7 +134,7 @@ class AlertBook:
         read_format(state, "AlertBook", self.STATE_FORMAT)
 
         def table(rows: list[Any]) -> dict[AlertKey, int]:
-            return {tuple(str(part) for part in key): int(value) for key, value in rows}
+            return {AlertKey.from_saved(key): int(value) for key, value in rows}
 
         self._started = table(state["started"])
         self._clear_since = table(state["clear_since"])

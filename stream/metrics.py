@@ -349,7 +349,7 @@ class DriftlineMetrics:
                 detected.append(entry[3] if on else entry[4])
             open_alerts: dict[str, int] = {}
             for key in state.alerts.firing_keys():
-                open_alerts[key[0]] = open_alerts.get(key[0], 0) + 1
+                open_alerts[key.alert] = open_alerts.get(key.alert, 0) + 1
             for kind, count in sorted(open_alerts.items()):
                 firing.append(
                     f'driftline_alerts_firing{{model_id="{model}",'

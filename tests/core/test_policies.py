@@ -7,12 +7,13 @@ import random
 import orjson
 import pytest
 
+from detectors.alert_key import AlertKey
 from detectors.config import AlertConfig, RetrainConfig, RollbackConfig
 from detectors.policies import AlertBook, RetrainPolicy, RollbackPolicy, Transition
 
 RESOLVE_AFTER = 100
 COOLDOWN = 1_000
-KEY = ("data_drift", "feature", "age")
+KEY = AlertKey("data_drift", "feature", "age")
 
 
 def book() -> AlertBook:
@@ -81,7 +82,7 @@ def test_a_resolved_alert_stays_quiet_for_cooldown_then_fires_again():
 
 def test_keys_are_independent():
     alerts = book()
-    other = ("data_drift", "feature", "income")
+    other = AlertKey("data_drift", "feature", "income")
     alerts.observe(KEY, True, 0)
     assert alerts.observe(other, True, 50) == Transition("firing", 50, 50)
     alerts.observe(KEY, False, 60)
@@ -89,7 +90,7 @@ def test_keys_are_independent():
     assert alerts.firing(other)  # still firing: its condition never cleared
     assert alerts.firing_keys() == [other]
     # KEY is in its cooldown; that keeps neither `other` nor a third key quiet.
-    third = ("stall", "inputs")
+    third = AlertKey("stall", "inputs")
     assert alerts.observe(third, True, 200) == Transition("firing", 200, 200)
     assert alerts.observe(KEY, True, 200) is None
     assert alerts.suppressed == 1
@@ -101,7 +102,7 @@ def test_firing_and_resolved_carry_the_same_started_at():
     open_since: dict[tuple, int] = {}
     transitions = 0
     for t in range(0, 200_000, 7):
-        key = ("drift", rng.choice("abc"))
+        key = AlertKey("drift", rng.choice("abc"))
         transition = alerts.observe(key, rng.random() < 0.3, t)
         if transition is None:
             continue
@@ -117,7 +118,7 @@ def test_firing_and_resolved_carry_the_same_started_at():
 def random_observations(seed: int, n: int) -> list[tuple]:
     rng = random.Random(seed)
     return [
-        (("drift", rng.choice("ab"), "v1"), rng.random() < 0.4, t, rng.random() < 0.02)
+        (AlertKey("drift", rng.choice("ab"), "", "v1"), rng.random() < 0.4, t, rng.random() < 0.02)
         for t in range(0, 30 * n, 30)
     ]
 
