@@ -22,7 +22,7 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any, ClassVar
 
-from detectors.alert_key import AlertKey
+from detectors.alerting import AlertKey, Reading
 from detectors.base import DriftDetector, StateError
 from detectors.categorical import CategoricalDriftDetector
 from detectors.config import ModelConfig
@@ -420,16 +420,8 @@ class ModelState:
             if detector.check(now):
                 since = detector.stalled_since
                 assert since is not None
-                self._signal(
-                    alert,
-                    "inputs" if alert == "input_stall" else "labels",
-                    None,
-                    None,
-                    True,
-                    since,
-                    detector,
-                    "stall",
-                )
+                key = AlertKey(alert, "inputs" if alert == "input_stall" else "labels")
+                self._signal(key, True, since, Reading.of(detector), "stall")
         out, self._out = self._out, []
         return out
 
@@ -567,13 +559,10 @@ class ModelState:
                 if firing:
                     Counters.add(self.counters.quality, check)
                 self._signal(
-                    "data_quality",
-                    check,
-                    name,
-                    None,
+                    AlertKey("data_quality", check, name),
                     firing,
                     times[index],
-                    _QualityView(monitor, check),
+                    Reading.of(_QualityView(monitor, check)),
                     "data_quality",
                 )
             if name not in unsettled:
@@ -662,13 +651,10 @@ class ModelState:
         else:
             self.retrain.drift_ended(version.version)
         self._signal(
-            "concept_drift",
-            "error",
-            None,
-            version,
+            _key("concept_drift", "error", None, version),
             concept.drift_detected,
             at,
-            _decided(concept),
+            Reading.of(_decided(concept)),
             concept.trigger,
             summary=_concept_summary(self.model_id, version.version, concept),
         )
@@ -685,13 +671,10 @@ class ModelState:
             version.version, at, self._change_time(version, concept, at), concept.level
         )
         self._signal(
-            "concept_drift",
-            "error",
-            None,
-            version,
+            key,
             True,
             at,
-            _decided(concept),
+            Reading.of(_decided(concept)),
             concept.trigger,
             reopen=True,
             summary=_concept_summary(self.model_id, version.version, concept),
@@ -731,13 +714,10 @@ class ModelState:
     ) -> Transition | None:
         """Observe ``metric``'s performance alert of ``version``, reporting ``verdict``."""
         return self._signal(
-            "performance_degradation",
-            metric,
-            None,
-            version,
+            _key("performance_degradation", metric, None, version),
             degraded,
             at,
-            _MetricView(verdict.value, verdict.line, degraded),
+            Reading(float(verdict.value), float(verdict.line)),
             f"{metric}_test",
             summary=_performance_summary(self.model_id, version.version, verdict),
         )
@@ -820,17 +800,8 @@ class ModelState:
 
     def _observe_stall(self, alert: str, detector: StallDetector, t: int) -> None:
         if detector.observe(t):
-            self._signal(
-                alert,
-                "inputs" if alert == "input_stall" else "labels",
-                None,
-                None,
-                False,
-                t,
-                detector,
-                "stall",
-                resolve_now=True,
-            )
+            key = AlertKey(alert, "inputs" if alert == "input_stall" else "labels")
+            self._signal(key, False, t, Reading.of(detector), "stall", resolve_now=True)
 
     def _drift_flips(
         self,
@@ -846,8 +817,9 @@ class ModelState:
         state = detector.drift_detected
         states = [state if (len(flips) - k) % 2 == 1 else not state for k in range(len(flips))]
         for index, firing in zip(flips, states, strict=True):
+            key = _key(alert, signal, feature, version)
             name = _detector_name(alert, detector)
-            self._signal(alert, signal, feature, version, firing, times[index], detector, name)
+            self._signal(key, firing, times[index], Reading.of(detector), name)
 
     def _settle(
         self,
@@ -869,20 +841,15 @@ class ModelState:
                 assert version is not None
                 summary = _concept_summary(self.model_id, version.version, detector)
                 detector = _decided(detector)
-            self._signal(
-                alert, signal, feature, version, False, at, detector, name, summary=summary
-            )
+            self._signal(key, False, at, Reading.of(detector), name, summary=summary)
 
     def _signal(
         self,
-        alert: str,
-        signal: str,
-        feature: str | None,
-        version: VersionState | None,
+        key: AlertKey,
         condition: bool,
         at: int,
-        detector: Any,
-        name: str,
+        reading: Reading,
+        detector: str,
         *,
         resolve_now: bool = False,
         reopen: bool = False,
@@ -890,20 +857,19 @@ class ModelState:
     ) -> Transition | None:
         """Observe an alert's condition; emit the alert when it fires or resolves.
 
-        ``detector`` gives the alert's ``statistic`` and ``threshold``: the pair that decided
-        the transition. ``summary`` replaces the generic one (which says the statistic crossed,
+        ``reading`` is the pair that decided the transition, and ``detector`` the name of what
+        decided it. ``summary`` replaces the generic one (which says the statistic crossed,
         or is back within, its threshold). ``reopen``: a new episode starts now even while the
         key is quiet after a resolve (an escalation).
         """
-        key = _key(alert, signal, feature, version)
         if reopen:
             transition: Transition | None = self.alerts.reopen(key, at)
         else:
             transition = self.alerts.observe(key, condition, at, resolve_now=resolve_now)
         if transition is None:
             return None
-        statistic = float(detector.statistic)
-        threshold = float(detector.threshold)
+        alert, signal, feature, version = key
+        statistic, threshold = reading
         if alert.endswith("_stall"):
             statistic, threshold = statistic / 1000.0, threshold / 1000.0  # seconds
         if summary is None:
@@ -911,19 +877,19 @@ class ModelState:
             verb = "crossed" if transition.status == "firing" else "back within"
             summary = (
                 f"{alert.replace('_', ' ')} on {self.model_id}"
-                f"{' ' + version.version if version else ''}: {what} {verb} its threshold"
+                f"{' ' + version if version else ''}: {what} {verb} its threshold"
             )
         self._emit(
             make_alert(
                 alert,
                 model_id=self.model_id,
-                model_version=version.version if version else self.latest_version,
+                model_version=version if version is not None else self.latest_version,
                 status=transition.status,  # type: ignore[arg-type]
                 signal=signal,
-                detector=name or "unchanged",
+                detector=detector or "unchanged",
                 statistic=statistic if math.isfinite(statistic) else 0.0,
                 threshold=threshold if math.isfinite(threshold) else 0.0,
-                feature=feature,
+                feature=feature or None,
                 event_time_ms=transition.at,
                 started_at_ms=transition.started_at,
                 summary=summary,

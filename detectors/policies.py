@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any, ClassVar
 
-from detectors.alert_key import AlertKey
+from detectors.alerting import AlertKey
 from detectors.base import StateError
 from detectors.config import AlertConfig, RetrainConfig, RollbackConfig
 from detectors.saved_state import read_format, stamp

@@ -34,6 +34,7 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
+from detectors.alerting import AlertKey
 from detectors.config import ConfigError, ModelConfig, MonitorConfig
 from detectors.monitor import Monitor
 from schemas import (
@@ -827,7 +828,7 @@ def test_the_alerts_of_a_forgotten_version_resolve_for_that_version() -> None:
         )
 
     predict("1", T0)
-    key = ("performance_degradation", "f1", "", "1")
+    key = AlertKey("performance_degradation", "f1", "", "1")
     assert monitor.models["m"].alerts.observe(key, True, T0) is not None  # version 1's fires
     (resolved,) = predict("2", T0 + 1000)  # version 1 is forgotten: its alert resolves
     assert resolved.type == ALERT_TYPES["performance_degradation"]

@@ -7,7 +7,7 @@ import random
 import orjson
 import pytest
 
-from detectors.alert_key import AlertKey
+from detectors.alerting import AlertKey
 from detectors.config import AlertConfig, RetrainConfig, RollbackConfig
 from detectors.policies import AlertBook, RetrainPolicy, RollbackPolicy, Transition
 

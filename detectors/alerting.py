@@ -1,4 +1,5 @@
-"""Which alert: the key under which the alert book tracks one alert of one model.
+"""Alerts inside the core: which alert (:class:`AlertKey`, under which the alert book tracks
+one alert of one model) and what it reports (:class:`Reading`, the pair that decided it).
 
 >>> key = AlertKey.of("concept_drift", "error", version="3")
 >>> key.alert, key.feature, key.version, key.saved()
@@ -10,11 +11,11 @@ AlertKey(alert='data_drift', signal='feature', feature='age', version=None)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from detectors.base import StateError
 
-__all__ = ["AlertKey"]
+__all__ = ["AlertKey", "Reading"]
 
 
 class AlertKey(NamedTuple):
@@ -44,3 +45,26 @@ class AlertKey(NamedTuple):
             raise StateError(f"an alert key has 2 to 4 parts, not {len(parts)}")
         text = [str(part) for part in parts]
         return cls(*text) if len(text) < 4 else cls(text[0], text[1], text[2], text[3])
+
+
+class _Read(Protocol):
+    @property
+    def statistic(self) -> float: ...
+    @property
+    def threshold(self) -> float: ...
+
+
+class Reading(NamedTuple):
+    """The statistic an alert reports and the threshold it was judged against.
+
+    >>> Reading.of(Reading(0.4, 0.25))
+    Reading(statistic=0.4, threshold=0.25)
+    """
+
+    statistic: float
+    threshold: float
+
+    @classmethod
+    def of(cls, source: _Read) -> Reading:
+        """The pair a detector (or a view of a decision) shows now."""
+        return cls(float(source.statistic), float(source.threshold))
