@@ -25,6 +25,7 @@ import numpy as np
 from detectors.base import StateError
 from detectors.categorical import CategoricalDriftDetector
 from detectors.config import DriftConfig, QualityConfig
+from detectors.factories import categorical_detector, numeric_detector
 from detectors.numeric import NumericDriftDetector
 from detectors.quality import (
     CHECKS,
@@ -36,7 +37,7 @@ from detectors.quality import (
 )
 from detectors.saved_state import read_format, stamp
 
-__all__ = ["FeatureMonitor", "FeatureUpdate", "numeric_detector", "categorical_detector"]
+__all__ = ["FeatureMonitor", "FeatureUpdate"]
 
 Kind = Literal["pending", "numeric", "categorical", "high_cardinality"]
 # How many non-null values decide a feature's type.
@@ -44,31 +45,6 @@ _INFER = 200
 # Share of numbers among them that makes a feature numeric.
 _NUMERIC_SHARE = 0.95
 _FEW = 8
-
-
-def numeric_detector(config: DriftConfig) -> NumericDriftDetector:
-    return NumericDriftDetector(
-        reference_size=config.reference_size,
-        block=config.block,
-        adwin_delta=config.adwin_delta,
-        ph_delta=config.ph_delta,
-        ph_threshold=config.ph_threshold,
-        span=config.span,
-        min_shift=config.min_shift,
-        enter=config.enter,
-        confirm=config.confirm,
-    )
-
-
-def categorical_detector(config: DriftConfig) -> CategoricalDriftDetector:
-    return CategoricalDriftDetector(
-        reference_size=config.reference_size,
-        window=config.window,
-        min_samples=config.min_samples,
-        psi_threshold=config.psi_threshold,
-        alpha=config.alpha,
-        max_categories=config.max_categories,
-    )
 
 
 @dataclass(slots=True)

@@ -23,44 +23,39 @@ from operator import itemgetter
 from typing import Any, ClassVar
 
 from detectors.alerting import AlertKey, Reading
-from detectors.base import DriftDetector, StateError
-from detectors.categorical import CategoricalDriftDetector
+from detectors.base import StateError
 from detectors.config import ModelConfig
 from detectors.error_rate import ErrorRateDriftDetector
-from detectors.features import FeatureMonitor, categorical_detector, numeric_detector
+from detectors.factories import stall_detector
+from detectors.features import FeatureMonitor
 from detectors.join import LabelJoiner, Outcome
-from detectors.metrics import RollingClassification, RollingRegression, bounded_error
+from detectors.metrics import bounded_error
 from detectors.numeric import NumericDriftDetector
-from detectors.performance import PerformanceTest, Verdict
+from detectors.performance import Verdict
 from detectors.policies import AlertBook, RetrainPolicy, RollbackPolicy, Transition
 from detectors.saved_state import read_format, stamp
 from detectors.stall import StallDetector
+from detectors.version import VersionState
+from detectors.wording import (
+    SEVERITY,
+    QualityView,
+    concept_summary,
+    decided,
+    detector_name,
+    performance_summary,
+)
 from schemas import Evidence, Input, Label, Prediction, make_alert, make_retrain, make_rollback
 from schemas.cloudevents import Alert, Command
 
-__all__ = ["ModelState", "VersionState", "Counters"]
+__all__ = ["Counters", "ModelState"]
 
 Emission = Alert | Command
 
 _QUALITY_CHECKS = ("nulls", "type_change", "unknown_category", "out_of_range")
 _FEATURE_ALERTS = frozenset({"data_quality", "data_drift"})
-_DETECTOR_NAMES = {"data_quality": "data_quality", "performance_degradation": "rolling_metric"}
-# How each alert type is judged by default.
-SEVERITY = {
-    "data_drift": "warning",
-    "prediction_drift": "warning",
-    "concept_drift": "critical",
-    "performance_degradation": "critical",
-    "input_stall": "critical",
-    "label_stall": "warning",
-    "data_quality": "warning",
-}
 # Outcome times kept per version to date a change point (the retrain window's start): one in
 # every _TIME_STRIDE outcomes, the last _OUTCOME_TIMES of those (a performance window holds up
 # to 50,000 outcomes when positives are rare).
-_OUTCOME_TIMES = 8192
-_TIME_STRIDE = 8
-_TIME_SPAN = 8  # samples each side of a change point whose median dates it
 # The performance check runs once per this many outcomes (it reads the confusion matrix).
 _PERFORMANCE_EVERY = 10
 _MAX_ROWS = 4096  # waiting feature rows a saved state may hold (a block's worth, normally)
@@ -85,175 +80,6 @@ class Counters:
     @staticmethod
     def add(table: dict[str, int], key: str, amount: int = 1) -> None:
         table[key] = table.get(key, 0) + amount
-
-
-class VersionState:
-    """What is tracked per model version: prediction drift, concept drift, metrics."""
-
-    #: Layout of :meth:`to_state` (see :mod:`detectors.saved_state`).
-    STATE_FORMAT: ClassVar[int] = 1
-
-    def __init__(self, version: str, config: ModelConfig, regression: bool, first_seen: int):
-        self.version = version
-        self.regression = regression
-        self.first_seen = first_seen
-        self.last_seen = first_seen
-        drift = config.prediction_drift
-        self.prediction: NumericDriftDetector | CategoricalDriftDetector = (
-            numeric_detector(drift) if regression else categorical_detector(drift)
-        )
-        self.score = numeric_detector(drift)
-        concept = config.concept
-        self.concept: ErrorRateDriftDetector | NumericDriftDetector
-        if regression:
-            # Absolute errors: ranked against the reference's, increases only.
-            self.concept = NumericDriftDetector(
-                reference_size=concept.reference_size,
-                block=concept.block,
-                adwin_delta=concept.adwin_delta,
-                span=concept.span,
-                min_shift=concept.min_shift,
-                enter=concept.enter,
-                confirm=concept.confirm,
-                direction="up",
-                spread=False,
-                track_change_point=True,
-            )
-        else:
-            self.concept = ErrorRateDriftDetector(
-                reference_size=concept.reference_size,
-                reference_outcomes=concept.reference_outcomes,
-                adwin_delta=concept.adwin_delta,
-                ph_delta=concept.ph_delta,
-                ph_threshold=concept.ph_threshold,
-                alpha=concept.alpha,
-                min_effect=concept.min_effect,
-                min_errors=concept.min_errors,
-                reference_errors=concept.reference_errors,
-                max_reference=concept.max_reference,
-            )
-        metrics = config.metrics
-        self.metrics: RollingClassification | RollingRegression = (
-            RollingRegression(metrics.window)
-            if regression
-            else RollingClassification(metrics.window, metrics.positive_label)
-        )
-        self.performance = performance_test(config, regression)
-        self.outcomes = 0
-        # Prediction times of every _TIME_STRIDE-th outcome: a ring buffer of _OUTCOME_TIMES, grown
-        # as outcomes come (a fleet's versions mostly see far fewer).
-        self.outcome_times = array("q")
-
-    def note_outcome_time(self, at: int) -> None:
-        """The prediction time of the outcome just counted (``outcomes``)."""
-        index = self.outcomes - 1
-        if index % _TIME_STRIDE:
-            return
-        times = self.outcome_times
-        slot = (index // _TIME_STRIDE) % _OUTCOME_TIMES
-        if slot >= len(times):
-            times.extend(repeat(0, slot - len(times) + 1))
-        times[slot] = at
-
-    def time_ago(self, count: int) -> int | None:
-        """Prediction time where the last ``count`` outcomes begin, if still kept.
-
-        Outcomes come in label order: when labels arrive out of order (delays that vary by a
-        day), the one outcome at that index may have been predicted a day off. The median of
-        the prediction times kept around it (``_TIME_SPAN`` samples each side, one every
-        ``_TIME_STRIDE`` outcomes) is where the predictions of that stretch were made.
-        """
-        index = self.outcomes - max(1, count)
-        if index < 0:
-            return None
-        stride = index // _TIME_STRIDE
-        newest = (self.outcomes - 1) // _TIME_STRIDE
-        if newest - stride >= _OUTCOME_TIMES:
-            return None
-        oldest = max(0, newest - _OUTCOME_TIMES + 1, stride - _TIME_SPAN)
-        times = self.outcome_times
-        near = sorted(
-            times[k % _OUTCOME_TIMES]
-            for k in range(oldest, min(newest, stride + _TIME_SPAN) + 1)
-            if k % _OUTCOME_TIMES < len(times)
-        )
-        return near[len(near) // 2] if near else None
-
-    def references(self) -> list[tuple[str, bool, bool, dict[str, int]]]:
-        """(test, ready, starved, counts) of the references the version's alarms judge against.
-
-        ``performance``: the performance test's reference (outcomes, positives, predicted
-        positives, errors); ``concept``: the error-rate detector's (errors, outcomes). Until a
-        reference is ready its version is *warming up*; a starved one stopped growing at its
-        bound without the evidence it needs, and will not judge.
-        """
-        performance = self.performance
-        out = [("performance", performance.ready, performance.starved, performance.evidence())]
-        concept = self.concept
-        if isinstance(concept, ErrorRateDriftDetector):
-            errors, outcomes = concept.reference_evidence
-            counts = {"outcomes": outcomes, "errors": errors}
-            out.append(("concept", concept.ready, False, counts))
-        return out
-
-    def to_state(self) -> dict[str, Any]:
-        return stamp(
-            self.STATE_FORMAT,
-            {
-                "version": self.version,
-                "regression": self.regression,
-                "first_seen": self.first_seen,
-                "last_seen": self.last_seen,
-                "prediction": self.prediction.to_state(),
-                "score": self.score.to_state(),
-                "concept": self.concept.to_state(),
-                "metrics": self.metrics.to_state(),
-                "outcomes": self.outcomes,
-                "outcome_times": self.outcome_times.tolist(),
-                "time_stride": _TIME_STRIDE,
-                "performance": self.performance.to_state(),
-            },
-        )
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any], config: ModelConfig) -> VersionState:
-        read_format(state, "VersionState", cls.STATE_FORMAT)
-        version = cls(str(state["version"]), config, bool(state["regression"]), 0)
-        version.first_seen = int(state["first_seen"])
-        version.last_seen = int(state["last_seen"])
-        detector_type = type(version.prediction)
-        version.prediction = detector_type.from_state(state["prediction"])
-        version.score = NumericDriftDetector.from_state(state["score"])
-        version.concept = type(version.concept).from_state(state["concept"])
-        version.metrics.load_state(state["metrics"])
-        version.outcomes = int(state["outcomes"])
-        times = state["outcome_times"]
-        if len(times) > _OUTCOME_TIMES:
-            raise StateError("more outcome times than kept")
-        # (States saved before the stride kept every outcome's time, indexed otherwise: they
-        # are dropped, and only change points older than the restart go undated.)
-        if state.get("time_stride") == _TIME_STRIDE:
-            version.outcome_times = array("q", (int(t) for t in times))
-        performance = state.get("performance")
-        if performance is not None:  # (older states: the version's reference starts afresh)
-            version.performance.load_state(performance)
-        return version
-
-
-def performance_test(config: ModelConfig, regression: bool) -> PerformanceTest:
-    """A version's performance test, as its model's configuration says."""
-    metrics = config.metrics
-    return PerformanceTest(
-        task="regression" if regression else "classification",
-        relative_drop=metrics.relative_drop,
-        floor=metrics.f1_floor,
-        rmse_relative_rise=metrics.rmse_relative_rise,
-        alpha=metrics.alpha,
-        min_evidence=metrics.min_evidence,
-        window=metrics.window,
-        max_window=metrics.max_window,
-        max_reference=metrics.max_reference,
-    )
 
 
 class ModelState:
@@ -298,8 +124,8 @@ class ModelState:
         )
         self.features_from_inputs = False
         self.join = LabelJoiner(config.join, counters.join)
-        self.stall_inputs = _stall(config.stall_inputs)
-        self.stall_labels = _stall(config.stall_labels)
+        self.stall_inputs = stall_detector(config.stall_inputs)
+        self.stall_labels = stall_detector(config.stall_labels)
         self.alerts = AlertBook(config.alerts)
         self.retrain = RetrainPolicy(config.retrain, config.concept.min_effect)
         self.rollback = RollbackPolicy(config.rollback)
@@ -368,7 +194,7 @@ class ModelState:
                 if features is not None and not self.features_from_inputs:
                     run.append((ts, features))
                 if replay:
-                    self._observe_stall("input_stall", self.stall_inputs, ts)
+                    self._observestall_detector("input_stall", self.stall_inputs, ts)
             elif kind == "input":
                 if not self.features_from_inputs:
                     # From now on the model's inputs, not its predictions, carry the features:
@@ -379,13 +205,13 @@ class ModelState:
                     self._rebaseline(ts, drop=True, reason="features now come from inputs")
                 run.append((ts, event.features))  # type: ignore[union-attr]
                 if replay:
-                    self._observe_stall("input_stall", self.stall_inputs, ts)
+                    self._observestall_detector("input_stall", self.stall_inputs, ts)
             else:
                 outcome = self.join.add_label(event.prediction_id, event.label, ts)  # type: ignore[union-attr]
                 if outcome is not None:
                     self._outcome(outcome)
                 if replay:
-                    self._observe_stall("label_stall", self.stall_labels, ts)
+                    self._observestall_detector("label_stall", self.stall_labels, ts)
         if len(run) >= self._rows_due:
             self._flush_rows()
         for column in columns.values():
@@ -399,9 +225,9 @@ class ModelState:
         if not replay:
             assert now is not None
             if counts["prediction"] or counts["input"]:
-                self._observe_stall("input_stall", self.stall_inputs, now)
+                self._observestall_detector("input_stall", self.stall_inputs, now)
             if counts["label"]:
-                self._observe_stall("label_stall", self.stall_labels, now)
+                self._observestall_detector("label_stall", self.stall_labels, now)
         if self.watermark is not None:
             self.join.expire(self.watermark)
         out, self._out = self._out, []
@@ -562,14 +388,14 @@ class ModelState:
                     AlertKey("data_quality", check, name),
                     firing,
                     times[index],
-                    Reading.of(_QualityView(monitor, check)),
+                    Reading.of(QualityView(monitor, check)),
                     "data_quality",
                 )
             if name not in unsettled:
                 continue
             for check in _QUALITY_CHECKS:
                 self._settle(
-                    "data_quality", check, name, None, _QualityView(monitor, check), times[-1]
+                    "data_quality", check, name, None, QualityView(monitor, check), times[-1]
                 )
             if detector is not None:
                 self._settle("data_drift", "feature", name, None, detector, times[-1])
@@ -654,9 +480,9 @@ class ModelState:
             _key("concept_drift", "error", None, version),
             concept.drift_detected,
             at,
-            Reading.of(_decided(concept)),
+            Reading.of(decided(concept)),
             concept.trigger,
-            summary=_concept_summary(self.model_id, version.version, concept),
+            summary=concept_summary(self.model_id, version.version, concept),
         )
 
     def _concept_escalated(
@@ -674,10 +500,10 @@ class ModelState:
             key,
             True,
             at,
-            Reading.of(_decided(concept)),
+            Reading.of(decided(concept)),
             concept.trigger,
             reopen=True,
-            summary=_concept_summary(self.model_id, version.version, concept),
+            summary=concept_summary(self.model_id, version.version, concept),
         )
 
     def _retrain_for_drift(self, version: VersionState, at: int) -> None:
@@ -719,7 +545,7 @@ class ModelState:
             at,
             Reading(float(verdict.value), float(verdict.line)),
             f"{metric}_test",
-            summary=_performance_summary(self.model_id, version.version, verdict),
+            summary=performance_summary(self.model_id, version.version, verdict),
         )
 
     def _check_performance(self, version: VersionState, at: int) -> None:
@@ -798,7 +624,7 @@ class ModelState:
 
     # -- alerts ----------------------------------------------------------------------------
 
-    def _observe_stall(self, alert: str, detector: StallDetector, t: int) -> None:
+    def _observestall_detector(self, alert: str, detector: StallDetector, t: int) -> None:
         if detector.observe(t):
             key = AlertKey(alert, "inputs" if alert == "input_stall" else "labels")
             self._signal(key, False, t, Reading.of(detector), "stall", resolve_now=True)
@@ -818,7 +644,7 @@ class ModelState:
         states = [state if (len(flips) - k) % 2 == 1 else not state for k in range(len(flips))]
         for index, firing in zip(flips, states, strict=True):
             key = _key(alert, signal, feature, version)
-            name = _detector_name(alert, detector)
+            name = detector_name(alert, detector)
             self._signal(key, firing, times[index], Reading.of(detector), name)
 
     def _settle(
@@ -835,12 +661,12 @@ class ModelState:
             return
         key = _key(alert, signal, feature, version)
         if self.alerts.firing(key):
-            name = _detector_name(alert, detector)
+            name = detector_name(alert, detector)
             summary = None
             if isinstance(detector, ErrorRateDriftDetector):
                 assert version is not None
-                summary = _concept_summary(self.model_id, version.version, detector)
-                detector = _decided(detector)
+                summary = concept_summary(self.model_id, version.version, detector)
+                detector = decided(detector)
             self._signal(key, False, at, Reading.of(detector), name, summary=summary)
 
     def _signal(
@@ -1036,87 +862,8 @@ def _feature_row(features: Any) -> dict[str, Any]:
     return features
 
 
-def _stall(config: Any) -> StallDetector:
-    return StallDetector(
-        timeout_ms=config.timeout,
-        min_timeout_ms=config.min_timeout,
-        max_timeout_ms=config.max_timeout,
-        multiplier=config.multiplier,
-        min_events=config.min_events,
-    )
-
-
 def _key(alert: str, signal: str, feature: str | None, version: VersionState | None) -> AlertKey:
     return AlertKey.of(alert, signal, feature, None if version is None else version.version)
-
-
-class _QualityView:
-    """A data-quality check seen as a detector (statistic: the rate; threshold: its line)."""
-
-    def __init__(self, monitor: FeatureMonitor, check: str) -> None:
-        self.statistic = monitor.quality.rate(check)
-        self.threshold = monitor.quality.threshold(check)
-        self.drift_detected = monitor.quality.firing(check)
-
-
-@dataclass
-class _MetricView:
-    """The pair a decision was taken on, seen as a detector."""
-
-    statistic: float
-    threshold: float
-    drift_detected: bool
-
-
-def _detector_name(alert: str, detector: object) -> str:
-    """What an alert reports as its ``detector``: the drift detector's trigger, else the
-    name of the alert's own test."""
-    trigger = detector.trigger if isinstance(detector, DriftDetector) else ""
-    return trigger or _DETECTOR_NAMES.get(alert, "psi+chi2")
-
-
-def _decided(concept: Any) -> Any:
-    """What a concept drift alert reports: the pair that decided the transition (the error
-    detector's :attr:`~ErrorRateDriftDetector.decision`), or the detector itself."""
-    if isinstance(concept, ErrorRateDriftDetector):
-        statistic, threshold = concept.decision
-        return _MetricView(statistic, threshold, concept.drift_detected)
-    return concept
-
-
-def _concept_summary(model_id: str, version: str, concept: Any) -> str | None:
-    if not isinstance(concept, ErrorRateDriftDetector):
-        return None
-    statistic, threshold = concept.decision
-    reference = concept.reference_rate
-    if concept.drift_detected:
-        return (
-            f"concept drift on {model_id} {version}: the error rate since the estimated change, "
-            f"{statistic:.4f}, is at or above {threshold:.4f}, the rate at which a rise that "
-            f"long is significant (reference {reference:.4f})"
-        )
-    return (
-        f"concept drift on {model_id} {version} is over: the error rate of the latest outcomes, "
-        f"{statistic:.4f}, is back below {threshold:.4f} (reference {reference:.4f})"
-    )
-
-
-def _performance_summary(model_id: str, version: str, verdict: Verdict) -> str:
-    rising = verdict.metric == "rmse"  # worse is higher
-    if verdict.degraded:
-        worse = "above" if rising else "below"
-        return (
-            f"performance degradation on {model_id} {version}: {verdict.metric} "
-            f"{verdict.value:.4g} over the last {verdict.outcomes:,} outcomes is significantly "
-            f"{worse} {verdict.line:.4g} (the smallest change that matters from its reference "
-            f"{verdict.reference:.4g}; z {verdict.z:.2f} > {verdict.critical:.2f})"
-        )
-    back = "below" if rising else "above"
-    return (
-        f"performance of {model_id} {version} is back: {verdict.metric} {verdict.value:.4g} is "
-        f"significantly {back} {verdict.line:.4g}, halfway back to its reference "
-        f"{verdict.reference:.4g} (z {verdict.z:.2f} > {verdict.critical:.2f})"
-    )
 
 
 def _columns(dicts: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]] | None:

@@ -19,9 +19,9 @@ from river.datasets import synth
 from detectors.categorical import CategoricalDriftDetector
 from detectors.config import ModelConfig, RollbackConfig
 from detectors.error_rate import ErrorRateDriftDetector
-from detectors.model import VersionState
 from detectors.numeric import NumericDriftDetector
 from detectors.policies import RollbackPolicy
+from detectors.version import VersionState
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,155 @@
+"""What driftline tracks per model version: prediction and score drift, concept drift on the
+error stream, rolling metrics, the performance test, and when its outcomes were predicted."""
+
+from __future__ import annotations
+
+from array import array
+from itertools import repeat
+from typing import Any, ClassVar
+
+from detectors.base import StateError
+from detectors.categorical import CategoricalDriftDetector
+from detectors.config import ModelConfig
+from detectors.error_rate import ErrorRateDriftDetector
+from detectors.factories import (
+    categorical_detector,
+    concept_detector,
+    numeric_detector,
+    performance_test,
+)
+from detectors.metrics import RollingClassification, RollingRegression
+from detectors.numeric import NumericDriftDetector
+from detectors.saved_state import read_format, stamp
+
+__all__ = ["VersionState"]
+
+_OUTCOME_TIMES = 8192
+_TIME_STRIDE = 8
+_TIME_SPAN = 8  # samples each side of a change point whose median dates it
+
+
+class VersionState:
+    """What is tracked per model version: prediction drift, concept drift, metrics."""
+
+    #: Layout of :meth:`to_state` (see :mod:`detectors.saved_state`).
+    STATE_FORMAT: ClassVar[int] = 1
+
+    def __init__(self, version: str, config: ModelConfig, regression: bool, first_seen: int):
+        self.version = version
+        self.regression = regression
+        self.first_seen = first_seen
+        self.last_seen = first_seen
+        drift = config.prediction_drift
+        self.prediction: NumericDriftDetector | CategoricalDriftDetector = (
+            numeric_detector(drift) if regression else categorical_detector(drift)
+        )
+        self.score = numeric_detector(drift)
+        self.concept: ErrorRateDriftDetector | NumericDriftDetector = concept_detector(
+            config.concept, regression
+        )
+        metrics = config.metrics
+        self.metrics: RollingClassification | RollingRegression = (
+            RollingRegression(metrics.window)
+            if regression
+            else RollingClassification(metrics.window, metrics.positive_label)
+        )
+        self.performance = performance_test(config, regression)
+        self.outcomes = 0
+        # Prediction times of every _TIME_STRIDE-th outcome: a ring buffer of _OUTCOME_TIMES, grown
+        # as outcomes come (a fleet's versions mostly see far fewer).
+        self.outcome_times = array("q")
+
+    def note_outcome_time(self, at: int) -> None:
+        """The prediction time of the outcome just counted (``outcomes``)."""
+        index = self.outcomes - 1
+        if index % _TIME_STRIDE:
+            return
+        times = self.outcome_times
+        slot = (index // _TIME_STRIDE) % _OUTCOME_TIMES
+        if slot >= len(times):
+            times.extend(repeat(0, slot - len(times) + 1))
+        times[slot] = at
+
+    def time_ago(self, count: int) -> int | None:
+        """Prediction time where the last ``count`` outcomes begin, if still kept.
+
+        Outcomes come in label order: when labels arrive out of order (delays that vary by a
+        day), the one outcome at that index may have been predicted a day off. The median of
+        the prediction times kept around it (``_TIME_SPAN`` samples each side, one every
+        ``_TIME_STRIDE`` outcomes) is where the predictions of that stretch were made.
+        """
+        index = self.outcomes - max(1, count)
+        if index < 0:
+            return None
+        stride = index // _TIME_STRIDE
+        newest = (self.outcomes - 1) // _TIME_STRIDE
+        if newest - stride >= _OUTCOME_TIMES:
+            return None
+        oldest = max(0, newest - _OUTCOME_TIMES + 1, stride - _TIME_SPAN)
+        times = self.outcome_times
+        near = sorted(
+            times[k % _OUTCOME_TIMES]
+            for k in range(oldest, min(newest, stride + _TIME_SPAN) + 1)
+            if k % _OUTCOME_TIMES < len(times)
+        )
+        return near[len(near) // 2] if near else None
+
+    def references(self) -> list[tuple[str, bool, bool, dict[str, int]]]:
+        """(test, ready, starved, counts) of the references the version's alarms judge against.
+
+        ``performance``: the performance test's reference (outcomes, positives, predicted
+        positives, errors); ``concept``: the error-rate detector's (errors, outcomes). Until a
+        reference is ready its version is *warming up*; a starved one stopped growing at its
+        bound without the evidence it needs, and will not judge.
+        """
+        performance = self.performance
+        out = [("performance", performance.ready, performance.starved, performance.evidence())]
+        concept = self.concept
+        if isinstance(concept, ErrorRateDriftDetector):
+            errors, outcomes = concept.reference_evidence
+            counts = {"outcomes": outcomes, "errors": errors}
+            out.append(("concept", concept.ready, False, counts))
+        return out
+
+    def to_state(self) -> dict[str, Any]:
+        return stamp(
+            self.STATE_FORMAT,
+            {
+                "version": self.version,
+                "regression": self.regression,
+                "first_seen": self.first_seen,
+                "last_seen": self.last_seen,
+                "prediction": self.prediction.to_state(),
+                "score": self.score.to_state(),
+                "concept": self.concept.to_state(),
+                "metrics": self.metrics.to_state(),
+                "outcomes": self.outcomes,
+                "outcome_times": self.outcome_times.tolist(),
+                "time_stride": _TIME_STRIDE,
+                "performance": self.performance.to_state(),
+            },
+        )
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], config: ModelConfig) -> VersionState:
+        read_format(state, "VersionState", cls.STATE_FORMAT)
+        version = cls(str(state["version"]), config, bool(state["regression"]), 0)
+        version.first_seen = int(state["first_seen"])
+        version.last_seen = int(state["last_seen"])
+        detector_type = type(version.prediction)
+        version.prediction = detector_type.from_state(state["prediction"])
+        version.score = NumericDriftDetector.from_state(state["score"])
+        version.concept = type(version.concept).from_state(state["concept"])
+        version.metrics.load_state(state["metrics"])
+        version.outcomes = int(state["outcomes"])
+        times = state["outcome_times"]
+        if len(times) > _OUTCOME_TIMES:
+            raise StateError("more outcome times than kept")
+        # (States saved before the stride kept every outcome's time, indexed otherwise: they
+        # are dropped, and only change points older than the restart go undated.)
+        if state.get("time_stride") == _TIME_STRIDE:
+            version.outcome_times = array("q", (int(t) for t in times))
+        performance = state.get("performance")
+        if performance is not None:  # (older states: the version's reference starts afresh)
+            version.performance.load_state(performance)
+        return version
