@@ -760,7 +760,7 @@ def test_a_feature_that_is_always_null_keeps_a_bounded_state_that_reloads() -> N
     ]
     monitor.process(batch[:300])
     model = monitor.models["m"]
-    assert model.features["always_null"]._buffer == []  # nulls are counted, not kept
+    assert model.features["always_null"].to_state()["buffer"] == []  # counted, not kept
     state = orjson.loads(orjson.dumps(monitor.model_state("m")))
     fresh = Monitor(config)
     fresh.load_model_state("m", state)  # (raised StateError: type-inference buffer too large)
@@ -770,7 +770,7 @@ def test_a_feature_that_is_always_null_keeps_a_bounded_state_that_reloads() -> N
         m.tick(T0 + 320)  # (feature rows wait for a block's worth, or a tick)
         late = m.models["m"].features["late"]
         assert late.kind == "numeric"
-        assert late._reference_nulls == 300
+        assert late.to_state()["reference_nulls"] == 300
 
 
 @pytest.mark.parametrize(
@@ -895,5 +895,5 @@ def test_a_restored_rollback_test_carries_on_bit_for_bit() -> None:
             DECODER.decode("label", orjson.dumps(label)),
         ]
     original, restored = restored_half_way(config, events, 300)
-    mine, theirs = (m.models["m"].rollback._stats["1"] for m in (restored, original))
-    assert (mine.total, mine.total_sq) == (theirs.total, theirs.total_sq)
+    mine, theirs = (m.models["m"].rollback.to_state()["sums"]["1"] for m in (restored, original))
+    assert mine == theirs

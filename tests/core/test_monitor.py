@@ -262,13 +262,13 @@ def test_a_waiting_feature_row_is_evaluated_at_the_next_tick():
     events = events_of(scenarios.covariate_shift(n=3000, shift_at=10_000))
     monitor.process(events[:-1])
     model = monitor.models["m-shift"]
-    seen = model.features["f1"]._good_seen
+    seen = model.features["f1"].to_state()["good_seen"]
     monitor.process(events[-1:])
-    waiting = len(model._rows)
+    waiting = len(model.to_state()["rows"])
     monitor.tick(events[-1].timestamp)
     assert waiting >= 1
-    assert not model._rows
-    assert model.features["f1"]._good_seen == seen + waiting
+    assert not model.to_state()["rows"]
+    assert model.features["f1"].to_state()["good_seen"] == seen + waiting
 
 
 def signals_from_the_detectors(model) -> list[tuple]:
