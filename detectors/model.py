@@ -14,10 +14,8 @@ only the stall checks take a clock from outside (:meth:`ModelState.tick`).
 
 from __future__ import annotations
 
-import math
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
 from typing import Any, ClassVar
@@ -25,31 +23,29 @@ from typing import Any, ClassVar
 from detectors.alerting import AlertKey, Reading
 from detectors.base import StateError
 from detectors.config import ModelConfig
+from detectors.counters import Counters
 from detectors.error_rate import ErrorRateDriftDetector
 from detectors.factories import stall_detector
 from detectors.features import FeatureMonitor
 from detectors.join import LabelJoiner, Outcome
 from detectors.metrics import bounded_error
 from detectors.numeric import NumericDriftDetector
+from detectors.outbox import Emission, Outbox, alert_key
 from detectors.performance import Verdict
 from detectors.policies import AlertBook, RetrainPolicy, RollbackPolicy, Transition
 from detectors.saved_state import read_format, stamp
 from detectors.stall import StallDetector
 from detectors.version import VersionState
 from detectors.wording import (
-    SEVERITY,
     QualityView,
     concept_summary,
     decided,
-    detector_name,
     performance_summary,
 )
-from schemas import Evidence, Input, Label, Prediction, make_alert, make_retrain, make_rollback
-from schemas.cloudevents import Alert, Command
+from schemas import Evidence, Input, Label, Prediction, make_retrain, make_rollback
 
-__all__ = ["Counters", "ModelState"]
+__all__ = ["ModelState"]
 
-Emission = Alert | Command
 
 _QUALITY_CHECKS = ("nulls", "type_change", "unknown_category", "out_of_range")
 _FEATURE_ALERTS = frozenset({"data_quality", "data_drift"})
@@ -62,24 +58,6 @@ _MAX_ROWS = 4096  # waiting feature rows a saved state may hold (a block's worth
 # Versions never forgotten to make room (the newest, the latest, rollback's good and candidate):
 # with max_versions below this, a model may track this many.
 _PROTECTED_VERSIONS = 4
-
-
-@dataclass
-class Counters:
-    """Totals a :class:`Monitor` exposes as Prometheus counters; shared by all its models."""
-
-    events: dict[str, int] = field(default_factory=dict)
-    refused: dict[str, int] = field(default_factory=dict)
-    alerts: dict[str, int] = field(default_factory=dict)
-    commands: dict[str, int] = field(default_factory=dict)
-    join: dict[str, int] = field(default_factory=dict)
-    quality: dict[str, int] = field(default_factory=dict)
-    #: Models reset, by cause: ``internal_error`` when the core raised while updating one.
-    resets: dict[str, int] = field(default_factory=dict)
-
-    @staticmethod
-    def add(table: dict[str, int], key: str, amount: int = 1) -> None:
-        table[key] = table.get(key, 0) + amount
 
 
 class ModelState:
@@ -137,7 +115,7 @@ class ModelState:
         # sees no delay; quality and categorical checks wait at most a block's rows or a tick.
         self._rows: list[tuple[int, dict[str, Any]]] = []
         self._rows_due = 1
-        self._out: list[Emission] = []
+        self.outbox = Outbox(model_id, source, self.alerts, counters, lambda: self.latest_version)
 
     # -- entry points --------------------------------------------------------------------------
 
@@ -149,7 +127,6 @@ class ModelState:
         ``now`` is the processing clock of the live service (wall time, ms) or ``None`` in
         replay, where event time is the clock.
         """
-        self._out = []
         clock_limit = None if now is None else now + self.config.max_future
         watermark = self.watermark
         replay = now is None
@@ -194,7 +171,7 @@ class ModelState:
                 if features is not None and not self.features_from_inputs:
                     run.append((ts, features))
                 if replay:
-                    self._observestall_detector("input_stall", self.stall_inputs, ts)
+                    self._observe_stall("input_stall", self.stall_inputs, ts)
             elif kind == "input":
                 if not self.features_from_inputs:
                     # From now on the model's inputs, not its predictions, carry the features:
@@ -205,13 +182,13 @@ class ModelState:
                     self._rebaseline(ts, drop=True, reason="features now come from inputs")
                 run.append((ts, event.features))  # type: ignore[union-attr]
                 if replay:
-                    self._observestall_detector("input_stall", self.stall_inputs, ts)
+                    self._observe_stall("input_stall", self.stall_inputs, ts)
             else:
                 outcome = self.join.add_label(event.prediction_id, event.label, ts)  # type: ignore[union-attr]
                 if outcome is not None:
                     self._outcome(outcome)
                 if replay:
-                    self._observestall_detector("label_stall", self.stall_labels, ts)
+                    self._observe_stall("label_stall", self.stall_labels, ts)
         if len(run) >= self._rows_due:
             self._flush_rows()
         for column in columns.values():
@@ -225,18 +202,16 @@ class ModelState:
         if not replay:
             assert now is not None
             if counts["prediction"] or counts["input"]:
-                self._observestall_detector("input_stall", self.stall_inputs, now)
+                self._observe_stall("input_stall", self.stall_inputs, now)
             if counts["label"]:
-                self._observestall_detector("label_stall", self.stall_labels, now)
+                self._observe_stall("label_stall", self.stall_labels, now)
         if self.watermark is not None:
             self.join.expire(self.watermark)
-        out, self._out = self._out, []
-        return out
+        return self.outbox.take()
 
     def tick(self, now: int) -> list[Emission]:
         """Check the stall detectors at ``now`` (wall time live, the replay's watermark), and
         evaluate feature rows still waiting."""
-        self._out = []
         if self._rows:
             self._flush_rows()
         for alert, detector in (
@@ -247,9 +222,8 @@ class ModelState:
                 since = detector.stalled_since
                 assert since is not None
                 key = AlertKey(alert, "inputs" if alert == "input_stall" else "labels")
-                self._signal(key, True, since, Reading.of(detector), "stall")
-        out, self._out = self._out, []
-        return out
+                self.outbox.signal(key, True, since, Reading.of(detector), "stall")
+        return self.outbox.take()
 
     # -- predictions -----------------------------------------------------------------------
 
@@ -268,16 +242,16 @@ class ModelState:
         if numbers:
             times = [column.times[i] for i in keep]
             flips = detector.update_many(numbers)
-            self._drift_flips(
+            self.outbox.drift_flips(
                 "prediction_drift", "prediction", None, version, detector, flips, times
             )
-            self._settle("prediction_drift", "prediction", None, version, detector, times[-1])
+            self.outbox.settle("prediction_drift", "prediction", None, version, detector, times[-1])
         if column.scores:
             flips = version.score.update_many(column.scores)
-            self._drift_flips(
+            self.outbox.drift_flips(
                 "prediction_drift", "score", None, version, version.score, flips, column.score_times
             )
-            self._settle(
+            self.outbox.settle(
                 "prediction_drift", "score", None, version, version.score, column.score_times[-1]
             )
 
@@ -307,7 +281,7 @@ class ModelState:
         from nothing (``drop``: the features now come from elsewhere)."""
         for key in self.alerts.firing_keys():
             if key.alert in ("data_drift", "data_quality") and key.feature in self.features:
-                self._resolve_now(key, at, reason=reason)
+                self.outbox.resolve_now(key, at, reason=reason)
         self._feature_signals = _SignalTable()
         if drop:
             self.features = {}
@@ -327,7 +301,7 @@ class ModelState:
         self.retrain.forget(oldest.version)
         for key in self.alerts.firing_keys():
             if key.version == oldest.version:
-                self._resolve_now(key, oldest.last_seen, reason="version no longer tracked")
+                self.outbox.resolve_now(key, oldest.last_seen, reason="version no longer tracked")
         self.alerts.forget(lambda key: key.version == oldest.version)
 
     # -- features --------------------------------------------------------------------------
@@ -378,13 +352,13 @@ class ModelState:
             detector = monitor.detector
             self._feature_signals.note(name, detector)
             if update.drift and detector is not None:
-                self._drift_flips(
+                self.outbox.drift_flips(
                     "data_drift", "feature", name, None, detector, update.drift, times
                 )
             for index, check, firing in update.quality:
                 if firing:
                     Counters.add(self.counters.quality, check)
-                self._signal(
+                self.outbox.signal(
                     AlertKey("data_quality", check, name),
                     firing,
                     times[index],
@@ -394,11 +368,11 @@ class ModelState:
             if name not in unsettled:
                 continue
             for check in _QUALITY_CHECKS:
-                self._settle(
+                self.outbox.settle(
                     "data_quality", check, name, None, QualityView(monitor, check), times[-1]
                 )
             if detector is not None:
-                self._settle("data_drift", "feature", name, None, detector, times[-1])
+                self.outbox.settle("data_drift", "feature", name, None, detector, times[-1])
 
     # -- outcomes (a prediction with its label) ----------------------------------------------
 
@@ -438,7 +412,7 @@ class ModelState:
             for _ in concept.escalations:
                 self._concept_escalated(version, concept, at)
         if not flips:
-            self._settle("concept_drift", "error", None, version, concept, at)
+            self.outbox.settle("concept_drift", "error", None, version, concept, at)
         if concept.drift_detected and self.retrain.outcome(version.version, at):
             self._retrain_for_drift(version, at)
         if version.outcomes % _PERFORMANCE_EVERY == 0:
@@ -460,7 +434,7 @@ class ModelState:
                 decided_at_ms=at,
                 source=self.source,
             )
-            self._emit(command)
+            self.outbox.emit(command)
 
     def _change_time(self, version: VersionState, concept: Any, at: int) -> int:
         """Event time of the concept detector's estimated change point (``at`` if not kept)."""
@@ -476,8 +450,8 @@ class ModelState:
             )
         else:
             self.retrain.drift_ended(version.version)
-        self._signal(
-            _key("concept_drift", "error", None, version),
+        self.outbox.signal(
+            alert_key("concept_drift", "error", None, version),
             concept.drift_detected,
             at,
             Reading.of(decided(concept)),
@@ -491,12 +465,14 @@ class ModelState:
         """A drift rose further while its alert was firing: a new, worse episode. The open one
         resolves at once, the new one fires (whatever the cooldown) and may ask for a retrain
         of its own (the first one's may have been for a smaller change, or for none)."""
-        key = _key("concept_drift", "error", None, version)
-        self._resolve_now(key, at, "superseded by a larger rise of the error rate", "superseded")
+        key = alert_key("concept_drift", "error", None, version)
+        self.outbox.resolve_now(
+            key, at, "superseded by a larger rise of the error rate", "superseded"
+        )
         self.retrain.drift_started(
             version.version, at, self._change_time(version, concept, at), concept.level
         )
-        self._signal(
+        self.outbox.signal(
             key,
             True,
             at,
@@ -539,8 +515,8 @@ class ModelState:
         self, version: VersionState, metric: str, verdict: Verdict, degraded: bool, at: int
     ) -> Transition | None:
         """Observe ``metric``'s performance alert of ``version``, reporting ``verdict``."""
-        return self._signal(
-            _key("performance_degradation", metric, None, version),
+        return self.outbox.signal(
+            alert_key("performance_degradation", metric, None, version),
             degraded,
             at,
             Reading(float(verdict.value), float(verdict.line)),
@@ -620,145 +596,14 @@ class ModelState:
         # The error rate the retrain was for: a later drift must rise above it to ask again.
         level = concept.statistic if isinstance(concept, ErrorRateDriftDetector) else 0.0
         self.retrain.commanded(version.version, at, level)
-        self._emit(command)
+        self.outbox.emit(command)
 
     # -- alerts ----------------------------------------------------------------------------
 
-    def _observestall_detector(self, alert: str, detector: StallDetector, t: int) -> None:
+    def _observe_stall(self, alert: str, detector: StallDetector, t: int) -> None:
         if detector.observe(t):
             key = AlertKey(alert, "inputs" if alert == "input_stall" else "labels")
-            self._signal(key, False, t, Reading.of(detector), "stall", resolve_now=True)
-
-    def _drift_flips(
-        self,
-        alert: str,
-        signal: str,
-        feature: str | None,
-        version: VersionState | None,
-        detector: Any,
-        flips: list[int],
-        times: Sequence[int],
-    ) -> None:
-        # A flip list alternates states, ending in the detector's current one.
-        state = detector.drift_detected
-        states = [state if (len(flips) - k) % 2 == 1 else not state for k in range(len(flips))]
-        for index, firing in zip(flips, states, strict=True):
-            key = _key(alert, signal, feature, version)
-            name = detector_name(alert, detector)
-            self._signal(key, firing, times[index], Reading.of(detector), name)
-
-    def _settle(
-        self,
-        alert: str,
-        signal: str,
-        feature: str | None,
-        version: VersionState | None,
-        detector: Any,
-        at: int,
-    ) -> None:
-        """Give a clear-but-not-yet-resolved alert the chance to resolve (``resolve_after``)."""
-        if detector.drift_detected:
-            return
-        key = _key(alert, signal, feature, version)
-        if self.alerts.firing(key):
-            name = detector_name(alert, detector)
-            summary = None
-            if isinstance(detector, ErrorRateDriftDetector):
-                assert version is not None
-                summary = concept_summary(self.model_id, version.version, detector)
-                detector = decided(detector)
-            self._signal(key, False, at, Reading.of(detector), name, summary=summary)
-
-    def _signal(
-        self,
-        key: AlertKey,
-        condition: bool,
-        at: int,
-        reading: Reading,
-        detector: str,
-        *,
-        resolve_now: bool = False,
-        reopen: bool = False,
-        summary: str | None = None,
-    ) -> Transition | None:
-        """Observe an alert's condition; emit the alert when it fires or resolves.
-
-        ``reading`` is the pair that decided the transition, and ``detector`` the name of what
-        decided it. ``summary`` replaces the generic one (which says the statistic crossed,
-        or is back within, its threshold). ``reopen``: a new episode starts now even while the
-        key is quiet after a resolve (an escalation).
-        """
-        if reopen:
-            transition: Transition | None = self.alerts.reopen(key, at)
-        else:
-            transition = self.alerts.observe(key, condition, at, resolve_now=resolve_now)
-        if transition is None:
-            return None
-        alert, signal, feature, version = key
-        statistic, threshold = reading
-        if alert.endswith("_stall"):
-            statistic, threshold = statistic / 1000.0, threshold / 1000.0  # seconds
-        if summary is None:
-            what = f"{signal} {feature}" if feature else signal
-            verb = "crossed" if transition.status == "firing" else "back within"
-            summary = (
-                f"{alert.replace('_', ' ')} on {self.model_id}"
-                f"{' ' + version if version else ''}: {what} {verb} its threshold"
-            )
-        self._emit(
-            make_alert(
-                alert,
-                model_id=self.model_id,
-                model_version=version if version is not None else self.latest_version,
-                status=transition.status,  # type: ignore[arg-type]
-                signal=signal,
-                detector=detector or "unchanged",
-                statistic=statistic if math.isfinite(statistic) else 0.0,
-                threshold=threshold if math.isfinite(threshold) else 0.0,
-                feature=feature or None,
-                event_time_ms=transition.at,
-                started_at_ms=transition.started_at,
-                summary=summary,
-                severity=SEVERITY[alert],  # type: ignore[arg-type]
-                source=self.source,
-            )
-        )
-        return transition
-
-    def _resolve_now(self, key: AlertKey, at: int, reason: str, detector: str = "reset") -> None:
-        """Resolve ``key`` at once, for ``reason``: no test decided it, so its statistic and
-        threshold are 0 and its detector says why (``reset``, ``superseded``)."""
-        transition = self.alerts.observe(key, False, at, resolve_now=True)
-        if transition is None:
-            return
-        alert, signal, feature = key.alert, key.signal, key.feature or None
-        # A version's alert resolves for that version.
-        version = key.version if key.version is not None else self.latest_version
-        self._emit(
-            make_alert(
-                alert,
-                model_id=self.model_id,
-                model_version=version,
-                status="resolved",
-                signal=signal,
-                detector=detector,
-                statistic=0.0,
-                threshold=0.0,
-                feature=feature,
-                event_time_ms=at,
-                started_at_ms=transition.started_at,
-                summary=f"{alert} resolved: {reason}",
-                severity=SEVERITY[alert],  # type: ignore[arg-type]
-                source=self.source,
-            )
-        )
-
-    def _emit(self, event: Emission) -> None:
-        if isinstance(event, Alert):
-            Counters.add(self.counters.alerts, event.type)
-        else:
-            Counters.add(self.counters.commands, event.type)
-        self._out.append(event)
+            self.outbox.signal(key, False, t, Reading.of(detector), "stall", resolve_now=True)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -860,10 +705,6 @@ def _feature_row(features: Any) -> dict[str, Any]:
     ):
         raise StateError("a waiting feature row is not a mapping of names to scalars")
     return features
-
-
-def _key(alert: str, signal: str, feature: str | None, version: VersionState | None) -> AlertKey:
-    return AlertKey.of(alert, signal, feature, None if version is None else version.version)
 
 
 def _columns(dicts: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]] | None:

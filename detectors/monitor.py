@@ -31,7 +31,8 @@ from typing import Any, ClassVar
 
 from detectors.base import StateError
 from detectors.config import MonitorConfig
-from detectors.model import Counters, ModelState
+from detectors.counters import Counters
+from detectors.model import ModelState
 from schemas import Input, Label, Prediction
 from schemas.cloudevents import Alert, Command
 
