@@ -14,10 +14,7 @@ only the stall checks take a clock from outside (:meth:`ModelState.tick`).
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Sequence
-from itertools import repeat
-from operator import itemgetter
 from typing import Any, ClassVar
 
 from detectors.alerting import AlertKey, Reading
@@ -26,6 +23,7 @@ from detectors.config import ModelConfig
 from detectors.counters import Counters
 from detectors.error_rate import ErrorRateDriftDetector
 from detectors.factories import stall_detector
+from detectors.feature_set import FeatureSet
 from detectors.features import FeatureMonitor
 from detectors.join import LabelJoiner, Outcome
 from detectors.metrics import bounded_error
@@ -37,7 +35,6 @@ from detectors.saved_state import read_format, stamp
 from detectors.stall import StallDetector
 from detectors.version import VersionState
 from detectors.wording import (
-    QualityView,
     concept_summary,
     decided,
     performance_summary,
@@ -47,14 +44,8 @@ from schemas import Evidence, Input, Label, Prediction, make_retrain, make_rollb
 __all__ = ["ModelState"]
 
 
-_QUALITY_CHECKS = ("nulls", "type_change", "unknown_category", "out_of_range")
-_FEATURE_ALERTS = frozenset({"data_quality", "data_drift"})
-# Outcome times kept per version to date a change point (the retrain window's start): one in
-# every _TIME_STRIDE outcomes, the last _OUTCOME_TIMES of those (a performance window holds up
-# to 50,000 outcomes when positives are rare).
 # The performance check runs once per this many outcomes (it reads the confusion matrix).
 _PERFORMANCE_EVERY = 10
-_MAX_ROWS = 4096  # waiting feature rows a saved state may hold (a block's worth, normally)
 # Versions never forgotten to make room (the newest, the latest, rollback's good and candidate):
 # with max_versions below this, a model may track this many.
 _PROTECTED_VERSIONS = 4
@@ -93,8 +84,6 @@ class ModelState:
         self.counters = counters
         self.source = source
         self.max_features = max_features
-        self.features: dict[str, FeatureMonitor] = {}
-        self._feature_signals = _SignalTable()
         self.versions: dict[str, VersionState] = {}
         self.latest_version: str | None = None
         self.regression: bool | None = {"regression": True, "classification": False}.get(
@@ -109,13 +98,13 @@ class ModelState:
         self.rollback = RollbackPolicy(config.rollback)
         self.watermark: int | None = None
         self.last_event_at: dict[str, int] = {}  # topic kind -> processing time of the last one
-        # Feature rows wait here until the next numeric block can complete (or the next tick):
-        # a busy fleet brings a few rows per model per fetch, and every feature costs a dozen
-        # calls per batch whatever its size. Numeric drift decides only at block ends, so it
-        # sees no delay; quality and categorical checks wait at most a block's rows or a tick.
-        self._rows: list[tuple[int, dict[str, Any]]] = []
-        self._rows_due = 1
         self.outbox = Outbox(model_id, source, self.alerts, counters, lambda: self.latest_version)
+        self.feature_set = FeatureSet(config, counters, self.alerts, self.outbox, max_features)
+
+    @property
+    def features(self) -> dict[str, FeatureMonitor]:
+        """The model's feature monitors, by name."""
+        return self.feature_set.monitors
 
     # -- entry points --------------------------------------------------------------------------
 
@@ -132,7 +121,8 @@ class ModelState:
         replay = now is None
         # Features, predictions and scores are processed as columns (numpy, one call per batch),
         # feature rows in runs split where a new version starts (which may rebaseline them).
-        run = self._rows
+        feature_set = self.feature_set
+        run = feature_set.rows
         columns: dict[str, _Columns] = {}
         counts = {"prediction": 0, "input": 0, "label": 0}
         last_ts = {}
@@ -148,8 +138,8 @@ class ModelState:
             if kind == "prediction":
                 version = versions.get(event.model_version)  # type: ignore[union-attr]
                 if version is None:
-                    self._flush_rows()
-                    run = self._rows
+                    feature_set.flush()
+                    run = feature_set.rows
                     version = self._new_version(event.model_version, event)  # type: ignore[union-attr,arg-type]
                 # (Inlined: a busy worker runs this loop for every prediction.)
                 if ts > version.last_seen:
@@ -177,9 +167,9 @@ class ModelState:
                     # From now on the model's inputs, not its predictions, carry the features:
                     # their set may differ, so features start afresh from the inputs.
                     self.features_from_inputs = True
-                    self._flush_rows()
-                    run = self._rows
-                    self._rebaseline(ts, drop=True, reason="features now come from inputs")
+                    feature_set.flush()
+                    run = feature_set.rows
+                    feature_set.rebaseline(ts, drop=True, reason="features now come from inputs")
                 run.append((ts, event.features))  # type: ignore[union-attr]
                 if replay:
                     self._observe_stall("input_stall", self.stall_inputs, ts)
@@ -189,8 +179,8 @@ class ModelState:
                     self._outcome(outcome)
                 if replay:
                     self._observe_stall("label_stall", self.stall_labels, ts)
-        if len(run) >= self._rows_due:
-            self._flush_rows()
+        if len(run) >= feature_set.rows_due:
+            feature_set.flush()
         for column in columns.values():
             self._flush_predictions(column)
         table = self.counters.events
@@ -212,8 +202,8 @@ class ModelState:
     def tick(self, now: int) -> list[Emission]:
         """Check the stall detectors at ``now`` (wall time live, the replay's watermark), and
         evaluate feature rows still waiting."""
-        if self._rows:
-            self._flush_rows()
+        if self.feature_set.rows:
+            self.feature_set.flush()
         for alert, detector in (
             ("input_stall", self.stall_inputs),
             ("label_stall", self.stall_labels),
@@ -269,27 +259,10 @@ class ModelState:
             previous = self.latest_version
             self.latest_version = version_id
             if previous is not None and self.config.rebaseline_on_new_version:
-                self._rebaseline(event.timestamp)
+                self.feature_set.rebaseline(event.timestamp)
         if len(self.versions) > self.config.max_versions:
             self._forget_oldest_version(keep=version_id)
         return version
-
-    def _rebaseline(
-        self, at: int, *, drop: bool = False, reason: str = "rebaselined for a new model version"
-    ) -> None:
-        """Data drift and quality start again from a fresh reference (a new version serves), or
-        from nothing (``drop``: the features now come from elsewhere)."""
-        for key in self.alerts.firing_keys():
-            if key.alert in ("data_drift", "data_quality") and key.feature in self.features:
-                self.outbox.resolve_now(key, at, reason=reason)
-        self._feature_signals = _SignalTable()
-        if drop:
-            self.features = {}
-            return
-        for name, old in list(self.features.items()):
-            self.features[name] = FeatureMonitor(
-                name, old.configured_kind, self.config.drift, self.config.quality
-            )
 
     def _forget_oldest_version(self, keep: str) -> None:
         protected = {keep, self.latest_version, self.rollback.good, self.rollback.candidate}
@@ -305,74 +278,6 @@ class ModelState:
         self.alerts.forget(lambda key: key.version == oldest.version)
 
     # -- features --------------------------------------------------------------------------
-
-    def _flush_rows(self) -> None:
-        rows, self._rows = self._rows, []
-        self._flush_features(rows)
-        due = self.config.drift.block
-        for monitor in self.features.values():
-            rows_left = monitor.values_until_decision()
-            if rows_left is not None and rows_left < due:
-                due = rows_left
-        self._rows_due = max(1, due)
-
-    def _flush_features(self, run: list[tuple[int, dict[str, Any]]]) -> None:
-        if not run:
-            return
-        times = [ts for ts, _ in run]
-        dicts = [features for _, features in run]
-        columns = _columns(dicts)
-        names: dict[str, None] = dict.fromkeys(self.features)
-        # New names in sorted order: the order features are created in (and refused in, past
-        # the cap) must not depend on the batch.
-        seen = columns.keys() if columns is not None else set().union(*dicts)
-        names.update(dict.fromkeys(sorted(seen - names.keys())))
-        count = len(dicts)
-        # Only alerts already firing can need settling (one that fires in this batch cannot).
-        unsettled = {
-            key.feature for key in self.alerts.firing_keys() if key.alert in _FEATURE_ALERTS
-        }
-        for name in names:
-            monitor = self.features.get(name)
-            if monitor is None:
-                kind = self.config.features.get(name, "auto")
-                if kind == "ignore":
-                    continue
-                if len(self.features) >= self.max_features:
-                    Counters.add(self.counters.refused, "feature")
-                    continue
-                monitor = FeatureMonitor(name, kind, self.config.drift, self.config.quality)
-                self.features[name] = monitor
-            if columns is None:
-                values = list(map(dict.get, dicts, repeat(name, count)))
-            else:
-                column = columns.get(name)
-                values = [None] * count if column is None else list(column)
-            update = monitor.update(values)
-            detector = monitor.detector
-            self._feature_signals.note(name, detector)
-            if update.drift and detector is not None:
-                self.outbox.drift_flips(
-                    "data_drift", "feature", name, None, detector, update.drift, times
-                )
-            for index, check, firing in update.quality:
-                if firing:
-                    Counters.add(self.counters.quality, check)
-                self.outbox.signal(
-                    AlertKey("data_quality", check, name),
-                    firing,
-                    times[index],
-                    Reading.of(QualityView(monitor, check)),
-                    "data_quality",
-                )
-            if name not in unsettled:
-                continue
-            for check in _QUALITY_CHECKS:
-                self.outbox.settle(
-                    "data_quality", check, name, None, QualityView(monitor, check), times[-1]
-                )
-            if detector is not None:
-                self.outbox.settle("data_drift", "feature", name, None, detector, times[-1])
 
     # -- outcomes (a prediction with its label) ----------------------------------------------
 
@@ -609,7 +514,7 @@ class ModelState:
 
     def signals(self) -> list[tuple[str, str, float, float, bool]]:
         """(signal, feature or version, statistic, threshold, detected) of every detector."""
-        out = self._feature_signals.rows()
+        out = self.feature_set.signals.rows()
         for version in self.versions.values():
             for signal, detector in (
                 ("prediction", version.prediction),
@@ -648,8 +553,8 @@ class ModelState:
                 "rollback": self.rollback.to_state(),
                 "watermark": self.watermark,
                 "last_event_at": self.last_event_at,
-                "rows": self._rows,
-                "rows_due": self._rows_due,
+                "rows": self.feature_set.rows,
+                "rows_due": self.feature_set.rows_due,
             },
         )
 
@@ -657,20 +562,6 @@ class ModelState:
         read_format(state, "ModelState", self.STATE_FORMAT)
         if state.get("model_id") != self.model_id:
             raise StateError("state of another model")
-        features = state["features"]
-        if len(features) > self.max_features:
-            raise StateError("more features than max_features")
-        self.features = {}
-        for name, feature_state in features.items():
-            kind = self.config.features.get(name, "auto")
-            monitor = FeatureMonitor(
-                name, "auto" if kind == "ignore" else kind, self.config.drift, self.config.quality
-            )
-            monitor.load_state(feature_state)
-            self.features[str(name)] = monitor
-        self._feature_signals = _SignalTable()
-        for name, monitor in self.features.items():
-            self._feature_signals.note(name, monitor.detector)
         versions = state["versions"]
         if len(versions) > max(self.config.max_versions, _PROTECTED_VERSIONS):
             raise StateError("more versions than max_versions")
@@ -690,76 +581,7 @@ class ModelState:
         watermark = state["watermark"]
         self.watermark = None if watermark is None else int(watermark)
         self.last_event_at = {str(k): int(v) for k, v in state["last_event_at"].items()}
-        rows = state["rows"]
-        if len(rows) > _MAX_ROWS:
-            raise StateError("too many waiting feature rows")
-        self._rows = [(int(ts), _feature_row(features)) for ts, features in rows]
-        self._rows_due = max(1, int(state["rows_due"]))
-
-
-def _feature_row(features: Any) -> dict[str, Any]:
-    """A waiting feature row from state: a name -> scalar mapping, as the decoder makes."""
-    if not isinstance(features, dict) or not all(
-        isinstance(k, str) and (v is None or type(v) in (bool, float, str))
-        for k, v in features.items()
-    ):
-        raise StateError("a waiting feature row is not a mapping of names to scalars")
-    return features
-
-
-def _columns(dicts: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]] | None:
-    """Feature columns when every row has the same names as the first (a producer's usual way),
-    or None. One pass over the rows, each read once: taking a column at a time from a fetch's
-    worth of rows reads every row once per feature, out of cache each time."""
-    first = dicts[0]
-    width = len(first)
-    if width < 2:
-        return None
-    names = tuple(first)
-    try:
-        rows = list(map(itemgetter(*names), dicts))
-    except KeyError:
-        return None
-    # Every row holds these names; the same count means no row holds others.
-    if set(map(len, dicts)) != {width}:
-        return None
-    return dict(zip(names, zip(*rows, strict=True), strict=True))
-
-
-class _SignalTable:
-    """Each feature's latest (statistic, threshold, detected), side by side in one array.
-
-    Written just after a feature's detector ran (its memory is in cache then) and read at every
-    scrape: walking a thousand models' detectors cold costs ~1 µs a feature on the machine
-    driftline is measured on (cache and TLB misses), reading one array per model a fraction.
-    A detector's readings change only when it runs, so the table is never stale; it starts
-    empty with fresh detectors (a rebaseline) and is rebuilt when state is loaded.
-    """
-
-    def __init__(self) -> None:
-        self.slots: dict[str, int] = {}
-        self.values = array("d")
-
-    def note(self, name: str, detector: Any) -> None:
-        if detector is None or not detector.ready:  # none (high cardinality) or still filling
-            self.slots.pop(name, None)  # its three numbers stay, unread: at most one per name
-            return
-        slot = self.slots.get(name)
-        if slot is None:
-            slot = self.slots[name] = len(self.values)
-            self.values.extend((0.0, 0.0, 0.0))
-        values = self.values
-        values[slot] = detector.statistic
-        values[slot + 1] = detector.threshold
-        values[slot + 2] = 1.0 if detector.drift_detected else 0.0
-
-    def rows(self) -> list[tuple[str, str, float, float, bool]]:
-        """As :meth:`ModelState.signals` reports them: ("feature", name, statistic, ...)."""
-        values = self.values
-        return [
-            ("feature", name, values[slot], values[slot + 1], values[slot + 2] == 1.0)
-            for name, slot in self.slots.items()
-        ]
+        self.feature_set.load(state["features"], state["rows"], state["rows_due"])
 
 
 class _Columns:
