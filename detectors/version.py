@@ -23,6 +23,9 @@ from detectors.saved_state import read_format, stamp
 
 __all__ = ["VersionState"]
 
+# Outcome times kept per version to date a change point (the retrain window's start): one in
+# every _TIME_STRIDE outcomes, the last _OUTCOME_TIMES of those (a performance window holds up
+# to 50,000 outcomes when positives are rare).
 _OUTCOME_TIMES = 8192
 _TIME_STRIDE = 8
 _TIME_SPAN = 8  # samples each side of a change point whose median dates it
