@@ -71,14 +71,6 @@ PARTITIONS = 8
 SECTIONS = ["throughput", "arrays", "latency", "memory", "fleet", "scaleout"]
 
 
-def metric_sum(text: str, name: str, **labels: str) -> float:
-    return Scrape(text).total(name, **labels)
-
-
-def label_values(text: str, name: str, label: str) -> set[str]:
-    return Scrape(text).label_values(name, label)
-
-
 def new_topics(bootstrap: str, append_time: bool = False) -> Topics:
     """Six fresh topics; with ``append_time`` the outputs are stamped by the broker when
     appended to the log, so a record's timestamp says when the alert or command became
@@ -650,7 +642,7 @@ def fleet(bootstrap: str, workdir: Path, models: int, per_model: int, features: 
         # Consumed while produced: the rate is the producer's, so it is not printed.
         wait_processed([worker], counted.events, every=1.0)
         text = worker.metrics()
-        tracked = metric_sum(text, "driftline_models")
+        tracked = Scrape(text).total("driftline_models")
         # Over one checkpoint interval (30 s): a round serialises every changed model's state,
         # so one sample may land on its transient or not; the median is the resident figure.
         rss_samples = []
@@ -705,11 +697,11 @@ def scaleout(bootstrap: str, workdir: Path, n: int, single: float | None) -> Non
             text = worker.metrics()
             print(
                 f"  worker {k + 1}: partitions {worker.health()['partitions']}, "
-                f"{len(label_values(text, 'driftline_model_outcomes', 'model_id'))} models, "
+                f"{len(Scrape(text).label_values('driftline_model_outcomes', 'model_id'))} models, "
                 f"{worker.applied(text):,.0f} events applied, "
-                f"{metric_sum(text, 'driftline_events_total', outcome='skipped'):,.0f} skipped"
+                f"{Scrape(text).total('driftline_events_total', outcome='skipped'):,.0f} skipped"
             )
-        ids = [label_values(w.metrics(), "driftline_model_outcomes", "model_id") for w in workers]
+        ids = [w.scrape().label_values("driftline_model_outcomes", "model_id") for w in workers]
         print(f"  models on both workers                       {len(ids[0] & ids[1]):>10}")
         if split_at is None or split_done is None or end - split_at < 1.0:
             print("  total: the partitions were not split long enough to measure")

@@ -349,16 +349,8 @@ class ErrorRateDriftDetector(DriftDetector):
                     adwin, ph = self._adwin, self._ph
                     rate, scale = self._watch_rate, self._watch_scale
                     continue
-            if (adwin._drift_detected or ph._drift_detected) and self._pending:
-                # A change detector fires again while a proposal waits: a new rise may have
-                # begun since, so the segment is split afresh (else a stale proposal of
-                # ordinary noise would dilute a sudden jump until the next periodic split).
-                if adwin._drift_detected:
-                    self._trigger = "adwin"  # ADWIN's two-window test backs the proposal
-                self._segment_n += 1
-                self._segment_errors += error
-                self._resplit(index)
-            elif (adwin._drift_detected or ph._drift_detected) and not self._pending:
+            fired = adwin._drift_detected or ph._drift_detected
+            if fired and not self._pending:
                 self._propose(index, "page_hinkley" if ph._drift_detected else "adwin")
             elif (
                 not self._pending
@@ -369,9 +361,14 @@ class ErrorRateDriftDetector(DriftDetector):
                 # The window alone is past the line (a rise too slow for the change detectors).
                 self._propose(index, "window")
             elif self._pending:
+                if adwin._drift_detected:
+                    self._trigger = "adwin"  # ADWIN's two-window test backs the proposal
                 self._segment_n += 1
                 self._segment_errors += error
-                if self._segment_n % size == 0:
+                # Split afresh every window, and whenever a change detector fires again while
+                # the proposal waits: a new rise may have begun since (else a stale proposal of
+                # ordinary noise would dilute a sudden jump until the next periodic split).
+                if fired or self._segment_n % size == 0:
                     self._resplit(index)
             if self._pending:
                 self._pending -= 1

@@ -78,9 +78,9 @@ class Outbox:
         # A flip list alternates states, ending in the detector's current one.
         state = detector.drift_detected
         states = [state if (len(flips) - k) % 2 == 1 else not state for k in range(len(flips))]
+        key = alert_key(alert, signal, feature, version)
+        name = detector_name(alert, detector)
         for index, firing in zip(flips, states, strict=True):
-            key = alert_key(alert, signal, feature, version)
-            name = detector_name(alert, detector)
             self.signal(key, firing, times[index], Reading.of(detector), name)
 
     def settle(
