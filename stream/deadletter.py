@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from schemas import DecodeError, Event, EventDecoder, EventKind
 
-__all__ = ["DeadLetter", "decode_record"]
+__all__ = ["DeadLetter", "decode_record", "valid_events"]
 
 
 @dataclass(slots=True)
@@ -89,3 +89,21 @@ def decode_record(
         for rejected in batch.rejected
     ]
     return batch.events, dead_letters
+
+
+def valid_events(
+    decoder: EventDecoder, kind: EventKind, value: bytes | None
+) -> list[tuple[int | None, Event]]:
+    """A record's valid events again, each with its index in an array message (None for a
+    single-event message): to find what the core was given, after it gave some back."""
+    if value is None:
+        return []
+    if value[:1] == b"{":
+        try:
+            return [(None, decoder.decode(kind, value))]
+        except DecodeError:
+            return []
+    batch = decoder.decode_batch(kind, value)
+    bad = {rejected.index for rejected in batch.rejected}
+    indices = (i for i in range(len(batch.events) + len(bad)) if i not in bad)
+    return list(zip(indices, batch.events, strict=False))

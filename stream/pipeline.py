@@ -43,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import zlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -52,19 +51,21 @@ from typing import Any
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import IllegalStateError
-from aiokafka.partitioner import murmur2
 from mode import Service
 
-from detectors.base import StateError
 from detectors.monitor import Monitor, Rejection
 from schemas import DecodeError, EventDecoder, encode
 from schemas.cloudevents import Alert, Command
-from stream.deadletter import DeadLetter, decode_record
+from stream.checkpoints import CheckpointBook
+from stream.deadletter import DeadLetter, decode_record, valid_events
 from stream.ordering import TimestampMerge
+from stream.restore import latest_states, restore_models
+from stream.routing import REROUTE_FIX, Route, Router, reroute_cause
 from stream.settings import Settings
-from stream.state import MAX_STATE_BYTES, StateCodec, StateRejected
+from stream.state import MAX_STATE_BYTES, StateCodec
 
 __all__ = ["InputPipeline", "PipelineStats"]
 
@@ -73,24 +74,6 @@ logger = logging.getLogger("driftline.pipeline")
 CLOUDEVENTS_HEADERS = [("content-type", b"application/cloudevents+json; charset=utf-8")]
 # Outputs waiting for the broker's acknowledgement before they are awaited.
 _MAX_IN_FLIGHT = 5_000
-# Model partitions remembered (a cache: cleared when full, recomputed on demand).
-_MAX_HOMES = 100_000
-
-#: Why a record was read away from its model's partition (``driftline_rerouted_total{cause}``),
-#: and what its producer should change.
-_REROUTE_FIX = {
-    "unkeyed": "Key every record by its model_id.",
-    "librdkafka_partitioner": (
-        "The record is keyed by model_id and sits where librdkafka's default partitioner "
-        "(CRC32, 'consistent_random': confluent-kafka and other librdkafka clients) puts it: "
-        "set partitioner=murmur2_random in that producer's configuration (Java-compatible)."
-    ),
-    "other_partitioner": (
-        "The record is keyed by model_id but was placed by another partitioner or an explicit "
-        "partition: use Kafka's default murmur2 partitioner (librdkafka: murmur2_random)."
-    ),
-    "other_key": "The record's key is not its model_id: key every record by its model_id.",
-}
 
 
 def _rejection_error(rejection: Rejection) -> DecodeError:
@@ -105,16 +88,6 @@ def _rejection_error(rejection: Rejection) -> DecodeError:
             cause=rejection.error,
         )
     return DecodeError(rejection.reason, "$", rejection.error)
-
-
-def _reroute_cause(key: bytes | None, model_id: str, partition: int, partitions: int) -> str:
-    if key is None:
-        return "unkeyed"
-    if key != model_id.encode():
-        return "other_key"
-    if zlib.crc32(key) % partitions == partition:
-        return "librdkafka_partitioner"
-    return "other_partitioner"
 
 
 @dataclass
@@ -149,7 +122,14 @@ class _Rebalance(ConsumerRebalanceListener):
 
 
 class InputPipeline(Service):
-    """Batched consumption of the input topics into a :class:`Monitor`."""
+    """Batched consumption of the input topics into a :class:`Monitor`.
+
+    What it decides is elsewhere, synchronous and tested on its own: where an event goes
+    (:class:`~stream.routing.Router`), what to save and commit
+    (:class:`~stream.checkpoints.CheckpointBook`), what the state topic's records restore
+    (:func:`~stream.restore.restore_models`), which records' turn has come
+    (:class:`~stream.ordering.TimestampMerge`). This class moves records and awaits.
+    """
 
     def __init__(
         self,
@@ -174,22 +154,15 @@ class InputPipeline(Service):
         self.consumer: AIOKafkaConsumer | None = None
         self.healthy = False
         self.error: str | None = None
+        self.book = CheckpointBook()
+        self.book.last_checkpoint = time.monotonic()
+        #: Set once the input topics' partition count is known (at start).
+        self.router: Router | None = None
         # Held while a fetch is processed, state is saved or a rebalance step runs; never
         # across getmany() or an offset commit (both can wait for a rebalance, whose callbacks
         # take this lock).
         self._lock = asyncio.Lock()
-        self._positions: dict[TopicPartition, int] = {}
-        self._owned: set[int] = set()  # input partitions this worker owns
-        self._partition_of: dict[str, int] = {}  # model_id -> its input partition
-        self._resume: dict[str, dict[str, int]] = {}  # model_id -> topic -> first new offset
-        self._dirty: set[str] = set()
         self._in_flight: list[Any] = []
-        self._partitions: dict[str, int] = {}  # input topic -> partition count
-        self._last_checkpoint = time.monotonic()
-        self._commanded: set[str] = set()  # models that just emitted a command
-        self._round: list[str] | None = None  # models left to save in the current round
-        self._round_offsets: dict[TopicPartition, int] = {}
-        self._round_failed = False
         # Fetched records wait here until their turn in record-timestamp order (per partition
         # number, across the input topics): see stream/ordering.py.
         self.order = TimestampMerge(
@@ -200,7 +173,6 @@ class InputPipeline(Service):
         )
         self._fetched: dict[TopicPartition, int] = {}  # next offset the consumer returns
         self._blocking: list[TopicPartition] = []  # lagging partitions that hold others back
-        self._homes: dict[str, int] = {}  # model_id -> its partition (a cache)
         self._warned: set[tuple[str, str]] = set()  # (topic, cause) of re-routes logged
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -219,26 +191,39 @@ class InputPipeline(Service):
             **settings.kafka_kwargs(),
         )
         await self.consumer.start()
-        for topic in self.kinds:
-            partitions = self.consumer.partitions_for_topic(topic)
-            if partitions is None:
-                await self.consumer._client.force_metadata_update()
-                partitions = self.consumer.partitions_for_topic(topic)
-            self._partitions[topic] = len(partitions or ())
-        counts = set(self._partitions.values())
+        partitions = await self._partition_counts()
+        counts = set(partitions.values())
         if len(counts) != 1 or 0 in counts:
-            self.error = (
-                f"input topics must be co-partitioned (same partition count): {self._partitions}"
-            )
+            self.error = f"input topics must be co-partitioned (same partition count): {partitions}"
             raise RuntimeError(self.error)
+        self.router = Router(counts.pop(), resume=self.book.resume)
         self.consumer.subscribe(list(self.kinds), listener=_Rebalance(self))
         logger.info("consuming %s as group %s", ", ".join(self.kinds), settings.app_id)
+
+    async def _partition_counts(self) -> dict[str, int]:
+        """Each input topic's partition count: from the consumer's metadata, or (topics just
+        created) asked of the cluster."""
+        assert self.consumer is not None
+        found = {topic: self.consumer.partitions_for_topic(topic) for topic in self.kinds}
+        if all(found.values()):
+            return {topic: len(numbers or ()) for topic, numbers in found.items()}
+        admin = AIOKafkaAdminClient(**self.settings.kafka_kwargs())
+        await admin.start()
+        try:
+            described = await admin.describe_topics(list(self.kinds))
+        finally:
+            await admin.close()
+        counts = dict.fromkeys(self.kinds, 0)
+        for topic in described:
+            if topic["topic"] in counts and topic["error_code"] == 0:
+                counts[topic["topic"]] = len(topic["partitions"])
+        return counts
 
     async def on_stop(self) -> None:
         self.healthy = False
         if self.consumer is not None:
             try:
-                await self._checkpoint()
+                await self.checkpoint()
             except Exception:
                 logger.exception("final checkpoint failed")
             await self.consumer.stop()
@@ -247,20 +232,19 @@ class InputPipeline(Service):
     async def _run(self) -> None:
         assert self.consumer is not None
         self.healthy = True
+        book = self.book
         try:
             while not self.should_stop:
                 records = await self._fetch()
                 async with self._lock:
                     released = await self._in_order(records)
                     if released:
-                        await self._handle(released)
-                if self._commanded:
+                        await self.handle(released)
+                if book.commanded:
                     await self._save_commanded()
-                if self._round is None:
-                    elapsed = time.monotonic() - self._last_checkpoint
-                    if elapsed >= self.settings.checkpoint_interval:
-                        self._start_round()
-                if self._round is not None:
+                if book.due(time.monotonic(), self.settings.checkpoint_interval):
+                    book.start_round(time.monotonic())
+                if book.in_round:
                     await self._advance_round()
         except asyncio.CancelledError:
             raise
@@ -348,20 +332,20 @@ class InputPipeline(Service):
 
     # -- processing ----------------------------------------------------------------------------
 
-    async def _handle(self, fetched: dict[TopicPartition, list[Any]]) -> None:
-        """One fetch: decode, re-route, skip what state already holds, run the core."""
+    async def handle(self, fetched: dict[TopicPartition, list[Any]]) -> None:
+        """One fetch: decode, route (core, re-route, skip), run the core, publish."""
+        assert self.router is not None
         stats = self.stats
         events: list[Any] = []
         labels: list[Any] = []
         decode = self.decoder.decode
+        route = self.router.route
         for tp, records in fetched.items():
             kind = self.kinds.get(tp.topic)
             if kind is None or not records:
                 continue
             topic, partition = tp.topic, tp.partition
             into = labels if kind == "label" else events
-            resume = self._resume
-            homes = self._homes
             ok = 0
             models: set[str] = set()
             for record in records:
@@ -396,26 +380,18 @@ class InputPipeline(Service):
                         self._dead_letter(letter)
                 for event in decoded:
                     model_id = event.model_id
-                    home = homes.get(model_id)
-                    if home is None:
-                        home = self._home(model_id)
-                    if home != partition:
-                        self._reroute(record, topic, model_id, event, home)
-                        continue
-                    if resume:
-                        done = resume.get(model_id)
-                        if done is not None and record.offset < done.get(topic, -1):
-                            stats.events[(topic, "skipped")] += 1
-                            continue
-                    ok += 1
-                    models.add(model_id)
-                    into.append(event)
-            self._positions[tp] = records[-1].offset + 1
+                    where = route(model_id, topic, partition, record.offset)
+                    if where is Route.OK:
+                        ok += 1
+                        models.add(model_id)
+                        into.append(event)
+                    elif where is Route.REROUTED:
+                        self._reroute(record, topic, model_id, event)
+                    else:
+                        stats.events[(topic, where.value)] += 1
+            self.book.applied(tp, records[-1].offset + 1, models)
             if ok:
                 stats.events[(topic, "ok")] += ok
-            for model_id in models:
-                self._partition_of[model_id] = partition
-            self._dirty |= models
         events.extend(labels)  # labels after this fetch's predictions: they may join at once
         if events:
             self._publish(self.monitor.process(events, now=int(time.time() * 1000)))
@@ -424,13 +400,15 @@ class InputPipeline(Service):
         stats.batches += 1
         stats.last_batch_at = time.monotonic()
         if len(self._in_flight) > _MAX_IN_FLIGHT:
-            await self._await_in_flight()
+            await self.flush()
 
     def _dead_letter_rejected(
         self, fetched: dict[TopicPartition, list[Any]], rejections: list[Rejection]
     ) -> None:
         """Dead-letter the events the core gave back (a model over ``max_models``, or one whose
-        update raised): found again in the fetch, by the same rules ``_handle`` kept them."""
+        update raised): found again in the fetch, by the rule ``handle`` kept them by."""
+        assert self.router is not None
+        route = self.router.route
         rejected = {r.model_id: r for r in rejections}
         for r in rejections:
             if r.reason == "internal_error":
@@ -442,9 +420,12 @@ class InputPipeline(Service):
                 continue
             topic, partition = tp.topic, tp.partition
             for record in records:
-                for index, event in self._redecode(kind, record.value):
+                for index, event in valid_events(self.decoder, kind, record.value):
                     r = rejected.get(event.model_id)
-                    if r is None or not self._kept(topic, partition, record, event.model_id):
+                    if (
+                        r is None
+                        or route(event.model_id, topic, partition, record.offset) is not Route.OK
+                    ):
                         continue
                     self.stats.events[(topic, "ok")] -= 1
                     self._dead_letter(
@@ -459,48 +440,18 @@ class InputPipeline(Service):
                         )
                     )
 
-    def _redecode(self, kind: str, value: bytes | None) -> list[tuple[int | None, Any]]:
-        """A record's valid events again, with their index when it is an array message."""
-        if value is None:
-            return []
-        if value[:1] == b"{":
-            try:
-                return [(None, self.decoder.decode(kind, value))]
-            except DecodeError:
-                return []
-        batch = self.decoder.decode_batch(kind, value)
-        bad = {rejected.index for rejected in batch.rejected}
-        indices = (i for i in range(len(batch.events) + len(bad)) if i not in bad)
-        return list(zip(indices, batch.events, strict=False))
-
-    def _kept(self, topic: str, partition: int, record: Any, model_id: str) -> bool:
-        """Whether ``_handle`` gave this event to the core (not re-routed, not skipped)."""
-        if self._home(model_id) != partition:
-            return False
-        done = self._resume.get(model_id)
-        return done is None or record.offset >= done.get(topic, -1)
-
     def _forget_state(self, model_id: str) -> None:
         """Tombstone a reset model's saved state: a restart must not bring back what failed."""
-        partition = self._partition_of.get(model_id)
+        partition = self.book.partition_of(model_id)
         if partition is not None:
             self._send(self.state_topic, model_id.encode(), None, partition=partition)
 
-    def _home(self, model_id: str) -> int:
-        """The model's partition: Kafka's default partitioner (Java client, aiokafka), murmur2
-        of the key, positive, modulo the partition count (the same for every input topic)."""
-        home = self._homes.get(model_id)
-        if home is None:
-            if len(self._homes) >= _MAX_HOMES:
-                self._homes.clear()
-            count = next(iter(self._partitions.values()))
-            home = self._homes[model_id] = (murmur2(model_id.encode()) & 0x7FFFFFFF) % count
-        return home
-
-    def _reroute(self, record: Any, topic: str, model_id: str, event: Any, home: int) -> None:
+    def _reroute(self, record: Any, topic: str, model_id: str, event: Any) -> None:
         """Send an event read away from its model's partition to that partition (the worker
         owning it applies it there), keeping the record's timestamp for the ordering."""
-        cause = _reroute_cause(record.key, model_id, record.partition, self._partitions[topic])
+        assert self.router is not None
+        home = self.router.home(model_id)
+        cause = reroute_cause(record.key, model_id, record.partition, self.router.partitions)
         self.stats.events[(topic, "rerouted")] += 1
         self.stats.rerouted[(topic, cause)] += 1
         if (topic, cause) not in self._warned:
@@ -512,7 +463,7 @@ class InputPipeline(Service):
                 model_id,
                 record.partition,
                 home,
-                _REROUTE_FIX[cause],
+                REROUTE_FIX[cause],
             )
         self._send(
             topic,
@@ -532,7 +483,7 @@ class InputPipeline(Service):
         for out in outputs:
             topic = self.topics.alerts if isinstance(out, Alert) else self.topics.commands
             if isinstance(out, Command):
-                self._commanded.add(out.subject)
+                self.book.command_emitted(out.subject)
             self._send(topic, out.subject.encode(), encode(out), headers=CLOUDEVENTS_HEADERS)
 
     def _send(
@@ -552,7 +503,7 @@ class InputPipeline(Service):
             )
         )
 
-    async def _await_in_flight(self) -> None:
+    async def flush(self) -> None:
         pending, self._in_flight = self._in_flight, []
         # Each send resolves to a future of the broker's acknowledgement.
         acks = await asyncio.gather(*pending)
@@ -565,23 +516,33 @@ class InputPipeline(Service):
             logger.error("model %s was reset after an internal error: %s", r.model_id, r.error)
             self._forget_state(r.model_id)
         for out in outputs:
-            self._dirty.add(out.subject)
+            self.book.changed(out.subject)
         self._publish(outputs)
         if outputs:
-            await self._await_in_flight()
+            await self.flush()
 
     # -- checkpoints and rebalances ------------------------------------------------------------
 
-    async def _checkpoint(self, only: set[int] | None = None) -> None:
+    async def checkpoint(self, only: set[int] | None = None) -> dict[TopicPartition, int]:
         """A whole checkpoint at once (stop, revoke): outputs acknowledged, then the state of
         every changed model written, then input offsets committed."""
         async with self._lock:
-            if self._round is not None:  # an unfinished spread-out round: fold it in
-                self._dirty.update(self._round)
-                self._round = None
             offsets = await self._save_state(only)
         if offsets:
             await self._commit(offsets)
+        return offsets
+
+    async def _save_state(self, only: set[int] | None) -> dict[TopicPartition, int]:
+        """Flush outputs and write the state of changed models (of partitions ``only``); the
+        offsets that may be committed. Called with the lock held."""
+        book = self.book
+        models = book.begin_checkpoint(time.monotonic(), only)
+        await self.flush()
+        failed = False
+        for model_id in models:
+            failed |= not self._save_model(model_id)
+        await self.flush()
+        return book.end_checkpoint(models, failed=failed, only=only)
 
     async def _save_commanded(self) -> None:
         """Save at once the state of models that emitted a command (once the command is
@@ -589,100 +550,47 @@ class InputPipeline(Service):
         command whose automation may already have acted. Only those models: their records hold
         their own input positions, so no offset commit (nor anyone else's state) is needed."""
         async with self._lock:
-            await self._await_in_flight()
-            models, self._commanded = sorted(self._commanded), set()
-            for model_id in models:
+            await self.flush()
+            for model_id in self.book.take_commanded():
                 self._save_model(model_id)
-            await self._await_in_flight()
-
-    def _start_round(self) -> None:
-        """Begin a spread-out checkpoint of the models changed since the last one."""
-        self._last_checkpoint = time.monotonic()
-        self._round = sorted(self._dirty, reverse=True)  # popped from the end: sorted order
-        self._dirty.clear()
-        self._round_offsets = dict(self._positions)
-        self._round_failed = False
+            await self.flush()
 
     async def _advance_round(self, budget: float = 0.01) -> None:
         """Save the next models of the round for at most ``budget`` seconds; when the round is
-        done, commit the offsets it started at. Each model's record holds the input positions
-        of the moment it is saved (the events it includes), so saving models one at a time while
-        events keep flowing stays consistent: the round's start positions are at or before
-        every one of them."""
-        assert self._round is not None
+        done, commit the offsets it started at (see stream/checkpoints.py)."""
+        book = self.book
         async with self._lock:
-            await self._await_in_flight()  # outputs acknowledged before the state that follows
+            await self.flush()  # outputs acknowledged before the state that follows
             started = time.perf_counter()
-            while self._round and time.perf_counter() - started < budget:
-                model_id = self._round.pop()
+            while time.perf_counter() - started < budget:
+                model_id = book.next_in_round()
+                if model_id is None:
+                    break
                 if not self._save_model(model_id):
-                    self._round_failed = True
-            if self._round:
-                return
-            await self._await_in_flight()  # the state records acknowledged
-            self._round = None
-            offsets = (
-                {}
-                if self._round_failed
-                else {
-                    tp: offset
-                    for tp, offset in self._round_offsets.items()
-                    if tp.partition in self._owned
-                }
-            )
-            self._forget_resumes()
+                    book.save_failed()
+            else:
+                return  # out of time: the round goes on after the next fetch
+            await self.flush()  # the state records acknowledged
+            offsets = book.finish_round()
         if offsets:
             await self._commit(offsets)
 
     def _save_model(self, model_id: str) -> bool:
         """Send one model's state (with the input positions it reflects); False if too large."""
-        partition = self._partition_of.get(model_id)
-        if partition is None or model_id not in self.monitor.models:
+        offsets = self.book.saved_offsets(model_id, self.kinds)
+        if offsets is None or model_id not in self.monitor.models:
             return True
-        record = {
-            "offsets": {
-                topic: self._positions.get(TopicPartition(topic, partition), 0)
-                for topic in self.kinds
-            },
-            "state": self.monitor.model_state(model_id),
-        }
-        blob = self.codec.encode(model_id, record)
+        blob = self.codec.encode(
+            model_id, {"offsets": offsets, "state": self.monitor.model_state(model_id)}
+        )
         if len(blob) > MAX_STATE_BYTES:
             self.stats.state["failed"] += 1
             logger.error("state of %s is %d bytes: too large to save", model_id, len(blob))
             return False
+        partition = self.book.partition_of(model_id)
         self._send(self.state_topic, model_id.encode(), blob, partition=partition)
         self.stats.state["saved"] += 1
         return True
-
-    def _forget_resumes(self) -> None:
-        for model_id, resume in list(self._resume.items()):
-            partition = self._partition_of.get(model_id)
-            if partition is None or all(
-                self._positions.get(TopicPartition(t, partition), 0) >= o for t, o in resume.items()
-            ):
-                del self._resume[model_id]
-
-    async def _save_state(self, only: set[int] | None) -> dict[TopicPartition, int]:
-        """Flush outputs and write the state of changed models; return the offsets it covers
-        (nothing if some state could not be saved: those events must be processed again)."""
-        self._last_checkpoint = time.monotonic()
-        self._commanded.clear()
-        await self._await_in_flight()
-        dirty = sorted(m for m in self._dirty if only is None or self._partition_of.get(m) in only)
-        failed = False
-        for model_id in dirty:
-            failed |= not self._save_model(model_id)
-        await self._await_in_flight()
-        self._dirty.difference_update(dirty)
-        self._forget_resumes()
-        if failed:
-            return {}  # do not commit past events whose state could not be saved
-        return {
-            tp: offset
-            for tp, offset in self._positions.items()
-            if only is None or tp.partition in only
-        }
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         if self.consumer is None:
@@ -698,23 +606,13 @@ class InputPipeline(Service):
         if not numbers:
             return
         async with self._lock:
-            if self._round is not None:  # an unfinished spread-out round: fold it in
-                self._dirty.update(self._round)
-                self._round = None
             offsets = await self._save_state(numbers)
-            gone = [m for m, p in self._partition_of.items() if p in numbers]
+            gone = self.book.revoke(numbers)
             self.monitor.drop_models(gone)
-            for model_id in gone:
-                self._partition_of.pop(model_id, None)
-                self._resume.pop(model_id, None)
-                self._dirty.discard(model_id)
-            for tp in [tp for tp in self._positions if tp.partition in numbers]:
-                del self._positions[tp]
             for tp in [tp for tp in self._fetched if tp.partition in numbers]:
                 del self._fetched[tp]
             # Held records were never applied: the next owner reads them from the commit.
             self.order.drop(numbers)
-            self._owned -= numbers
         if offsets:
             await self._commit(offsets)
         logger.info("revoked partitions %s (%d models handed over)", sorted(numbers), len(gone))
@@ -723,14 +621,33 @@ class InputPipeline(Service):
         """Partitions arrive: load their models' state."""
         numbers = {tp.partition for tp in partitions if tp.topic in self.kinds}
         async with self._lock:
-            new = numbers - self._owned
-            self._owned |= numbers
+            new = self.book.assign(numbers)
             if new:
                 await self._restore(new)
 
     async def _restore(self, partitions: set[int]) -> None:
         """Load the state of every model on these partitions from the state topic."""
         started = time.monotonic()
+        records = await self._read_state_topic(partitions)
+        restored = restore_models(latest_states(records), codec=self.codec, monitor=self.monitor)
+        for model_id, (partition, offsets) in restored.models.items():
+            self.book.restored(model_id, partition, offsets)
+        for model_id, reason in restored.rejected.items():
+            logger.warning("state of %s rejected, starting it afresh: %s", model_id, reason)
+        self.stats.state["restored"] += len(restored.models)
+        self.stats.state["rejected"] += len(restored.rejected)
+        logger.info(
+            "restored %d models from partitions %s in %.2fs (%d rejected)",
+            len(restored.models),
+            sorted(partitions),
+            time.monotonic() - started,
+            len(restored.rejected),
+        )
+
+    async def _read_state_topic(
+        self, partitions: set[int]
+    ) -> list[tuple[int, bytes | None, bytes | None]]:
+        """Every ``(partition, key, value)`` of the state topic's partitions, in offset order."""
         reader = AIOKafkaConsumer(
             enable_auto_commit=False,
             max_partition_fetch_bytes=MAX_STATE_BYTES + 1024 * 1024,
@@ -738,7 +655,7 @@ class InputPipeline(Service):
             **self.settings.kafka_kwargs(),
         )
         await reader.start()
-        latest: dict[str, tuple[int, bytes | None]] = {}
+        out: list[tuple[int, bytes | None, bytes | None]] = []
         try:
             tps = [TopicPartition(self.state_topic, p) for p in sorted(partitions)]
             reader.assign(tps)
@@ -748,40 +665,12 @@ class InputPipeline(Service):
             while remaining:
                 fetched = await reader.getmany(*remaining, timeout_ms=1000)
                 for tp, records in fetched.items():
-                    for record in records:
-                        if record.key is not None:
-                            latest[record.key.decode("utf-8", "replace")] = (
-                                tp.partition,
-                                record.value,
-                            )
+                    out.extend((tp.partition, r.key, r.value) for r in records)
                     if await reader.position(tp) >= ends[tp]:
                         remaining.discard(tp)
         finally:
             await reader.stop()
-        loaded = rejected = 0
-        for model_id, (partition, blob) in latest.items():
-            if blob is None:
-                continue  # a tombstone
-            try:
-                record = self.codec.decode(model_id, blob)
-                self.monitor.load_model_state(model_id, record["state"])
-                offsets = {str(t): int(o) for t, o in record["offsets"].items()}
-            except (StateRejected, StateError, KeyError, TypeError, ValueError) as exc:
-                rejected += 1
-                self.stats.state["rejected"] += 1
-                logger.warning("state of %s rejected, starting it afresh: %s", model_id, exc)
-                continue
-            loaded += 1
-            self.stats.state["restored"] += 1
-            self._partition_of[model_id] = partition
-            self._resume[model_id] = offsets
-        logger.info(
-            "restored %d models from partitions %s in %.2fs (%d rejected)",
-            loaded,
-            sorted(partitions),
-            time.monotonic() - started,
-            rejected,
-        )
+        return out
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -790,19 +679,19 @@ class InputPipeline(Service):
         consumer = self.consumer
         if consumer is None:
             return {}
+        positions = self.book.positions
         out = {}
         for tp in consumer.assignment():
             high = consumer.highwater(tp)
             if high is not None:
-                position = self._positions.get(tp, high)
-                out[(tp.topic, tp.partition)] = max(0, high - position)
+                out[(tp.topic, tp.partition)] = max(0, high - positions.get(tp, high))
         return out
 
     def health(self) -> dict[str, Any]:
         return {
             "status": "ok" if self.healthy else "failing",
             "error": self.error,
-            "partitions": sorted(self._owned),
+            "partitions": sorted(self.book.owned),
             "models": len(self.monitor.models),
             "batches": self.stats.batches,
             "seconds_since_last_batch": (
