@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -43,7 +43,15 @@ from schemas.events import Event, EventKind, event_types
 from schemas.explain import EventValidator, Problem, id_problem, name_problem, too_deep
 from schemas.limits import Limits
 
-__all__ = ["DecodeError", "DecodedBatch", "EventDecoder", "Rejected", "REASONS"]
+__all__ = [
+    "DecodeError",
+    "DecodedBatch",
+    "EventDecoder",
+    "JSONParser",
+    "Rejected",
+    "REASONS",
+    "nesting_depth",
+]
 
 #: Every value the ``reason`` of a :class:`DecodeError` can take: a bounded set, safe as a
 #: Prometheus label value.
@@ -71,7 +79,6 @@ _AS_SQUARE = bytes.maketrans(b"{}", b"[]")
 _PARSE_ERRORS = (msgspec.DecodeError, ValueError, RecursionError)
 # Any JSON text, for objects that repeat a key (see EventDecoder._decode_last_values).
 _LAST_VALUES = msgspec.json.Decoder(float_hook=float)
-_convert = msgspec.convert  # (a name of its own: tests reword the parser's messages)
 #: The error when msgspec refuses a record and driftline's own check finds no fault in it (they
 #: are kept in agreement by a property test, so this is a safety net, not a path in use).
 UNEXPLAINED: Final = Problem(
@@ -159,6 +166,35 @@ class DecodedBatch:
     rejected: list[Rejected] = field(default_factory=list)
 
 
+class JSONParser:
+    """The parser an :class:`EventDecoder` validates with while it parses (msgspec).
+
+    Its verdicts decide what is accepted; its messages only ride along as a dead letter's
+    cause. A decoder can be given another parser with the same verdicts (the tests give one
+    that words every refusal in nonsense, or one that must never be called).
+
+    Parameters
+    ----------
+    limits
+        The bounds the event types enforce.
+    """
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.types = event_types(limits or Limits())
+        #: One decoder per event kind: ``events[kind].decode(payload) -> Event``.
+        self.events: Mapping[EventKind, Any] = {
+            kind: msgspec.json.Decoder(t) for kind, t in self.types.items()
+        }
+        #: A JSON array's elements, unparsed: ``elements.decode(payload) -> list[Raw]``.
+        self.elements: Any = msgspec.json.Decoder(list[msgspec.Raw])
+
+    def last_values(self, kind: EventKind, payload: bytes) -> Event:
+        """An event from an object that repeats a key, on each key's last value."""
+        # msgspec's own JSON rules (UTF-8, no NaN, no lone surrogates), the last value of a key
+        # kept; 1e999 read as inf, for the validation to refuse where it is kept.
+        return msgspec.convert(_LAST_VALUES.decode(payload), self.types[kind])
+
+
 class EventDecoder:
     """Decode Kafka message values into typed events, enforcing :class:`~schemas.Limits`.
 
@@ -169,14 +205,25 @@ class EventDecoder:
     ----------
     limits
         Bounds applied to every message.
+    parser
+        What parses and validates (default: :class:`JSONParser` for ``limits``).
+    validator
+        What names the fault of a record the parser refused (default:
+        :class:`~schemas.explain.EventValidator` for ``limits``).
     """
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        *,
+        parser: JSONParser | None = None,
+        validator: EventValidator | None = None,
+    ) -> None:
         self.limits = limits or Limits()
-        self._types = event_types(self.limits)
-        self._single = {k: msgspec.json.Decoder(t) for k, t in self._types.items()}
-        self._elements = msgspec.json.Decoder(list[msgspec.Raw])
-        self._validator = EventValidator(self.limits)
+        self.parser = parser or JSONParser(self.limits)
+        self.validator = validator or EventValidator(self.limits)
+        self._single = self.parser.events
+        self._elements = self.parser.elements
         self._good_ids: set[str] = set()
         self._good_names: set[str] = set()
 
@@ -226,14 +273,14 @@ class EventDecoder:
         # (One C pass, cheaper than two counts.)
         if len(payload) - len(payload.translate(None, b"{[")) <= allowed:
             return
-        if _max_depth(payload, allowed) > allowed:
+        if nesting_depth(payload, allowed) > allowed:
             raise DecodeError(*too_deep(self.limits))
 
     def _split_array(self, payload: bytes) -> list[msgspec.Raw]:
         try:
             elements = self._elements.decode(payload)
         except _PARSE_ERRORS as exc:
-            raise self._explain(exc, self._validator.json_problem, payload) from None
+            raise self._explain(exc, self.validator.json_problem, payload) from None
         if not elements:
             raise DecodeError("not_an_object", "$", "empty array: expected at least one event")
         if len(elements) > self.limits.max_batch_events:
@@ -252,7 +299,7 @@ class EventDecoder:
         except msgspec.ValidationError as exc:
             event = self._decode_last_values(kind, payload, depth_used, exc)
         except _PARSE_ERRORS as exc:
-            raise self._explain(exc, self._validator.problem, kind, payload, depth_used) from None
+            raise self._explain(exc, self.validator.problem, kind, payload, depth_used) from None
         self._check_charsets(event)
         return event
 
@@ -266,14 +313,11 @@ class EventDecoder:
         valid events never come here.
         """
         if not _repeats_a_key(payload):
-            raise self._explain(exc, self._validator.problem, kind, payload, depth_used) from None
+            raise self._explain(exc, self.validator.problem, kind, payload, depth_used) from None
         try:
-            # msgspec's own JSON rules (UTF-8, no NaN, no lone surrogates), the last value of a
-            # key kept; 1e999 read as inf, for the validation below to refuse where it is kept.
-            document = _LAST_VALUES.decode(payload)
-            return _convert(document, self._types[kind])
+            return self.parser.last_values(kind, payload)
         except _PARSE_ERRORS as again:
-            raise self._explain(again, self._validator.problem, kind, payload, depth_used) from None
+            raise self._explain(again, self.validator.problem, kind, payload, depth_used) from None
 
     def _explain(
         self, exc: BaseException, find: Callable[..., Problem | None], *args: Any
@@ -322,7 +366,7 @@ class EventDecoder:
                 self._good_names.add(name)
 
 
-def _max_depth(payload: bytes, limit: int) -> int:
+def nesting_depth(payload: bytes, limit: int) -> int:
     """Nesting depth of a JSON text, counting past ``limit`` only as far as ``limit + 1``."""
     # Strings may hold brackets: drop them, keep only the brackets, then peel off the innermost
     # pairs one level per pass. All C-speed byte operations; at most ``limit + 1`` passes.

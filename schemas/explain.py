@@ -46,7 +46,15 @@ from typing import Any, Final, NamedTuple
 from schemas.events import EventKind, event_types, ms_to_rfc3339, rfc3339_to_ms
 from schemas.limits import ID_PATTERN, Limits
 
-__all__ = ["EventValidator", "Problem", "child_path", "id_problem", "name_problem", "too_deep"]
+__all__ = [
+    "EventValidator",
+    "Problem",
+    "child_path",
+    "id_problem",
+    "name_problem",
+    "rfc3339_ms",
+    "too_deep",
+]
 
 
 class Problem(NamedTuple):
@@ -330,7 +338,7 @@ class EventValidator:
             f"{ms_to_rfc3339(limits.min_timestamp_ms)} .. {ms_to_rfc3339(limits.max_timestamp_ms)}"
         )
         if type(value) is str:
-            ms = _rfc3339_ms(value)
+            ms = rfc3339_ms(value)
             if isinstance(ms, str):
                 return Problem("invalid_value", path, f"{_show(value)} {ms}")
             if not limits.min_timestamp_ms <= ms <= limits.max_timestamp_ms:
@@ -466,7 +474,7 @@ def _finite(value: float, path: str) -> Problem | None:
     return Problem("invalid_value", path, f"must be a finite number, got a number {_FLOAT_RANGE}")
 
 
-def _rfc3339_ms(text: str) -> int | str:
+def rfc3339_ms(text: str) -> int | str:
     """Epoch milliseconds of an RFC 3339 timestamp, read by msgspec's rules, or what is wrong.
 
     Date and time as ``YYYY-MM-DD``, ``T``, ``t`` or a space, ``hh:mm:ss``; any number of

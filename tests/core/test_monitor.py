@@ -170,7 +170,7 @@ def test_inputs_take_over_from_prediction_features():
     # inputs define the feature set from now on; the prediction-only feature is gone (it
     # would otherwise read as missing on every input and raise a false "nulls" alert)
     assert list(model.features) == ["from_input"]
-    assert model.features["from_input"]._buffer == [2.0]
+    assert model.features["from_input"].to_state()["buffer"] == [2.0]
 
 
 @pytest.mark.parametrize("cut", [1500, 4000, 6500])

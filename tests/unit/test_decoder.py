@@ -9,10 +9,10 @@ import msgspec
 import orjson
 import pytest
 
-import schemas.decoder as decoder_module
 from detectors.monitor import Monitor
 from schemas import REASONS, DecodeError, EventDecoder, Input, Label, Limits, Prediction
-from schemas.decoder import UNEXPLAINED
+from schemas.decoder import UNEXPLAINED, JSONParser
+from schemas.explain import EventValidator
 from stream.replay import replay
 from tests.contract_cases import BAD, TS, VALID, Bad
 
@@ -110,19 +110,22 @@ def garble(parse: Any, *args: Any) -> Any:
         raise type(exc)(NONSENSE) from None
 
 
-def garbled_convert(document: Any, target: Any) -> Any:
-    return garble(msgspec.convert, document, target)
+class GarbledParser(JSONParser):
+    """msgspec's verdicts, every message of it nonsense."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events = {kind: Garbled(d) for kind, d in self.events.items()}
+        self.elements = Garbled(self.elements)
+
+    def last_values(self, kind: Any, payload: bytes) -> Any:
+        return garble(super().last_values, kind, payload)
 
 
 @pytest.fixture
-def garbled(monkeypatch: pytest.MonkeyPatch) -> EventDecoder:
+def garbled() -> EventDecoder:
     """A decoder whose every msgspec message is nonsense."""
-    monkeypatch.setattr(decoder_module, "_LAST_VALUES", Garbled(decoder_module._LAST_VALUES))
-    monkeypatch.setattr(decoder_module, "_convert", garbled_convert)
-    decoder = EventDecoder()
-    decoder._single = {kind: Garbled(d) for kind, d in decoder._single.items()}
-    decoder._elements = Garbled(decoder._elements)
-    return decoder
+    return EventDecoder(parser=GarbledParser())
 
 
 REPEATED_KEY = (
@@ -163,9 +166,14 @@ class Refusing:
         raise msgspec.ValidationError("no, and no reason given")
 
 
+class RefusingParser(JSONParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.events = dict.fromkeys(self.events, Refusing())
+
+
 def test_a_refusal_driftline_cannot_explain_still_gets_driftline_words():
-    decoder = EventDecoder()
-    decoder._single = dict.fromkeys(decoder._single, Refusing())
+    decoder = EventDecoder(parser=RefusingParser())
     payload = orjson.dumps(VALID["label"][0])
     with pytest.raises(DecodeError) as info:
         decoder.decode("label", payload)
@@ -175,13 +183,13 @@ def test_a_refusal_driftline_cannot_explain_still_gets_driftline_words():
     assert error.cause == "no, and no reason given"
 
 
-def test_a_validator_that_fails_cannot_turn_a_bad_record_into_a_crash(monkeypatch):
-    decoder = EventDecoder()
-
-    def broken(*args: Any) -> None:
+class BrokenValidator(EventValidator):
+    def problem(self, *args: Any) -> None:
         raise RuntimeError("a bug in the validator")
 
-    monkeypatch.setattr(decoder._validator, "problem", broken)
+
+def test_a_validator_that_fails_cannot_turn_a_bad_record_into_a_crash():
+    decoder = EventDecoder(validator=BrokenValidator())
     batch = decoder.decode_batch("label", b'{"label": 1}')
     [rejected] = batch.rejected
     assert (rejected.error.reason, rejected.error.path, rejected.error.detail) == UNEXPLAINED

@@ -27,7 +27,6 @@ from hypothesis import assume, example, given, note, settings
 from hypothesis import strategies as st
 
 import schemas.decoder as decoder_module
-import schemas.explain as explain_module
 from schemas import (
     REASONS,
     DecodeError,
@@ -39,7 +38,8 @@ from schemas import (
     Limits,
     Prediction,
 )
-from schemas.decoder import UNEXPLAINED
+from schemas.decoder import UNEXPLAINED, JSONParser
+from schemas.explain import rfc3339_ms
 from schemas.limits import ID_PATTERN
 from stream.deadletter import decode_record
 from tests import contract_cases
@@ -110,7 +110,7 @@ def check_own_words(
     """
     if len(payload) > decoder.limits.max_message_bytes:
         return  # refused before anything reads it
-    problem = decoder._validator.problem(kind, payload)  # type: ignore[arg-type]
+    problem = decoder.validator.problem(kind, payload)  # type: ignore[arg-type]
     verdicts = (problem, error, getattr(error, "cause", None))
     assert (problem is None) == (error is None), verdicts
     if error is not None and error.cause is not None:
@@ -787,10 +787,15 @@ class _Unreachable:
 
 @contextlib.contextmanager
 def looking_into_messages() -> Iterator[list[str]]:
-    """Records every call of the decoder's depth measure and of the validator's reader (the
-    error path's parser)."""
+    """Records every call of the decoder's depth measure and of the validator's checks (the
+    error path, which reads a message again)."""
     calls: list[str] = []
-    spied = [(decoder_module, "_max_depth"), (EventValidator, "_read")]
+    spied = [
+        (decoder_module, "nesting_depth"),
+        (EventValidator, "problem"),
+        (EventValidator, "json_problem"),
+        (EventValidator, "document_problem"),
+    ]
 
     def spy(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -805,12 +810,21 @@ def looking_into_messages() -> Iterator[list[str]]:
         yield calls
 
 
+class _UnparsingParser(JSONParser):
+    """A parser that fails the test if it is ever called."""
+
+    def __init__(self, limits: Limits) -> None:
+        super().__init__(limits)
+        self.events = dict.fromkeys(KINDS, _Unreachable())
+        self.elements = _Unreachable()
+
+    def last_values(self, kind: Any, payload: bytes) -> Any:
+        return _Unreachable().decode(payload)
+
+
 def unparsing_decoder(limits: Limits) -> EventDecoder:
     """A decoder whose parsers fail the test if they are ever called."""
-    decoder = EventDecoder(limits)
-    decoder._single = dict.fromkeys(KINDS, _Unreachable())  # type: ignore[assignment]
-    decoder._elements = _Unreachable()  # type: ignore[assignment]
-    return decoder
+    return EventDecoder(limits, parser=_UnparsingParser(limits))
 
 
 @given(
@@ -1210,7 +1224,7 @@ def test_driftline_reads_rfc3339_as_the_parser_does(
     payload = encode_doc({**VALID_LABEL, "timestamp": text})
     outcome = decode_or_error("label", payload)  # (check_own_words: the same verdict)
     if not isinstance(outcome, DecodeError):
-        assert explain_module._rfc3339_ms(text) == outcome.timestamp
+        assert rfc3339_ms(text) == outcome.timestamp
 
 
 @pytest.mark.parametrize(
@@ -1248,7 +1262,7 @@ def test_driftline_reads_rfc3339_as_the_parser_does(
 def test_timestamp_edges_get_the_same_verdict_from_both(text: str) -> None:
     outcome = decode_or_error("label", encode_doc({**VALID_LABEL, "timestamp": text}))
     if not isinstance(outcome, DecodeError):
-        assert explain_module._rfc3339_ms(text) == outcome.timestamp
+        assert rfc3339_ms(text) == outcome.timestamp
 
 
 @pytest.mark.parametrize(
