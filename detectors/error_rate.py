@@ -59,69 +59,21 @@ from collections.abc import Iterable, Sequence
 from statistics import NormalDist
 from typing import Any
 
-import numpy as np
 from river import drift
 
 from detectors._river import dump_adwin, dump_page_hinkley, load_adwin, load_page_hinkley
 from detectors.base import DriftDetector, StateError
 from detectors.binomial import binomial_tail
+from detectors.rate_change import (
+    MIN_SEGMENT,
+    MIN_SEGMENT_ERRORS,
+    best_split,
+    confirming_errors,
+    scan_alpha,
+    spread,
+)
 
 __all__ = ["ErrorRateDriftDetector"]
-
-
-# Fewest outcomes, and errors, a rise is confirmed on: a near-perfect model's three errors in a
-# row are significant, and not a drift.
-_MIN_SEGMENT = 30
-_MIN_SEGMENT_ERRORS = 10
-
-
-def _scan_alpha(alpha: float, n: int, span: int) -> float:
-    """Significance for a segment of ``n`` outcomes picked as the most extreme of a history of
-    ``span``: about ``span / n`` segments that long were candidates (a scan statistic), so a
-    short cluster must be that much less likely. Long segments keep ``alpha``; a jump to a high
-    error rate is still confirmed in a few dozen outcomes, while a cluster of rare errors is not
-    (at a 0.75 % error rate, 10 errors in 250 outcomes happen about once per 300k outcomes)."""
-    return alpha * min(1.0, n / span) if span else alpha
-
-
-def _split(errors: bytearray, least: int = 5) -> int:
-    """How many of the last errors form the segment whose rate differs most convincingly from
-    the rate before it (the best two-rate split, by likelihood); 0 if none.
-
-    >>> _split(bytearray([0] * 50 + [1, 0] * 10)), _split(bytearray([1, 0] * 30))
-    (20, 0)
-    """
-    total_n = len(errors)
-    total_k = errors.count(1)
-    if total_n < 2 * least or total_k in (0, total_n):
-        return 0
-    # Every split at once (a history holds thousands of outcomes, split at every proposal).
-    n = np.arange(least, total_n - least + 1, dtype=np.float64)
-    k = np.cumsum(np.frombuffer(bytes(errors), dtype=np.uint8), dtype=np.float64)[
-        least - 1 : total_n - least
-    ]
-    rest_k, rest_n = total_k - k, total_n - n
-    rise = rest_k * n > k * rest_n
-    if not rise.any():
-        return 0
-    ll = _loglik(k, n) + _loglik(rest_k, rest_n)
-    ll[~rise] = -np.inf
-    return total_n - int(n[int(np.argmax(ll))])
-
-
-def _loglik(k: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Bernoulli log-likelihood of ``k`` successes in ``n`` at their own rate (0 log 0 = 0)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = k / n
-        out = k * np.log(p) + (n - k) * np.log1p(-p)
-    out[(k == 0) | (k == n)] = 0.0
-    return out
-
-
-def _spread(rate: float) -> float:
-    """Standard deviation of a 0/1 error at ``rate`` (kept away from 0 for rare errors)."""
-    clamped = min(max(rate, 0.005), 0.995)
-    return math.sqrt(clamped * (1 - clamped))
 
 
 class ErrorRateDriftDetector(DriftDetector):
@@ -383,7 +335,7 @@ class ErrorRateDriftDetector(DriftDetector):
                         flips.append(i)
                     # Watch on, against the episode's level: a further rise escalates.
                     level = max(self.level, self._rate)
-                    self._restart_change_detectors(level, _spread(level))
+                    self._restart_change_detectors(level, spread(level))
                     adwin, ph = self._adwin, self._ph
                     rate, scale = self._watch_rate, self._watch_scale
         return flips
@@ -432,7 +384,7 @@ class ErrorRateDriftDetector(DriftDetector):
         base_n, base_errors = self._ref_n - block, self._ref_errors - errors
         if errors * base_n <= (base_errors + 1) * block * (1 + self.min_effect):
             return False
-        alpha = _scan_alpha(self.alpha, block, self._ref_n)
+        alpha = scan_alpha(self.alpha, block, self._ref_n)
         return binomial_tail(self._ref_errors, block / self._ref_n, errors) < alpha
 
     def _restart_change_detectors(self, rate: float, scale: float) -> None:
@@ -475,7 +427,7 @@ class ErrorRateDriftDetector(DriftDetector):
         # Within an episode, only what came after its confirmation can hold a further rise.
         span = min(len(history), self._since_confirmed if self._in_drift else len(history))
         recent = history[len(history) - span :]
-        ago = _split(recent)
+        ago = best_split(recent)
         return ago, (sum(recent[len(recent) - ago :]) if ago else 0)
 
     def _baseline(self) -> tuple[int, int, float]:
@@ -493,7 +445,7 @@ class ErrorRateDriftDetector(DriftDetector):
 
     def _confirmed(self) -> bool:
         n, k = self._segment_n, self._segment_errors
-        if n < _MIN_SEGMENT or k < _MIN_SEGMENT_ERRORS:
+        if n < MIN_SEGMENT or k < MIN_SEGMENT_ERRORS:
             return False
         base_errors, base_n, base_rate = self._baseline()
         expected = base_rate * n
@@ -520,33 +472,22 @@ class ErrorRateDriftDetector(DriftDetector):
 
     def _confirming_errors(self, n: int, base_errors: int, base_n: int, base_rate: float) -> int:
         """The fewest errors in ``n`` outcomes that confirm a rise over the baseline."""
-        low = max(_MIN_SEGMENT_ERRORS, math.ceil(base_rate * n * (1 + self.min_effect) + 1e-9))
-        share = n / (n + base_n)
-        alpha = self._alpha_for(n)
-        if binomial_tail(low + base_errors, share, low) < alpha:
-            return low
-        high = n
-        if binomial_tail(high + base_errors, share, high) >= alpha:
-            return n + 1  # this many outcomes can never confirm
-        while high - low > 1:  # the tail falls as errors rise: bisect
-            middle = (low + high) // 2
-            if binomial_tail(middle + base_errors, share, middle) < alpha:
-                high = middle
-            else:
-                low = middle
-        return high
+        return confirming_errors(
+            n, base_errors, base_n, base_rate, self.min_effect, self._alpha_for(n)
+        )
 
     def _alpha_for(self, n: int) -> float:
-        """Significance for a rise over a segment of ``n`` outcomes (see :func:`_scan_alpha`):
-        the candidates are segments of the last window."""
+        """Significance for a rise over a segment of ``n`` outcomes (a scan statistic, see
+        :func:`~detectors.rate_change.scan_alpha`): the candidates are segments of the last
+        window."""
         if self._trigger == "adwin":
             return self.alpha
-        return _scan_alpha(self.alpha, n, max(self._window_size, len(self._history)))
+        return scan_alpha(self.alpha, n, max(self._window_size, len(self._history)))
 
     def _freeze_reference(self) -> None:
         rate = (self._ref_errors + 1) / (self._ref_n + 2)
         self._rate = rate
-        self._scale = _spread(rate)
+        self._scale = spread(rate)
         self._watch_rate, self._watch_scale = rate, self._scale
         size = math.ceil(self.min_errors / rate)
         self._window_size = min(self.max_window, max(self.min_window, size))
