@@ -24,6 +24,7 @@ scaleout    two workers in one consumer group: partitions and models split, tota
 ``--baseline REF`` also runs the worker of git revision ``REF`` (checked out in a temporary
 worktree) in the throughput and latency sections, on the same topic contents and load, and
 prints its figures next to this checkout's: a before/after in one run, on one machine.
+``--rounds N`` measures both workers' throughput N times each, alternated, and compares medians.
 
 ``--profile`` (with ``py-spy`` installed: ``pip install -e '.[bench]'``) samples the worker of
 the throughput section for 10 s at full speed and prints where its time goes: the share of the
@@ -342,6 +343,7 @@ def throughput(
     array: int = 1,
     profile: bool = False,
     baseline: tuple[str, Path] | None = None,
+    rounds: int = 1,
 ) -> float:
     topics = new_topics(bootstrap)
     start = time.perf_counter()
@@ -365,17 +367,34 @@ def throughput(
         return float("nan")
     raw = asyncio.run(raw_consumer(bootstrap, topics, total))
     print(f"  raw AIOKafkaConsumer.getmany + orjson.loads   {raw:>10,.0f} events/s")
-    before = float("nan")
-    if baseline is not None:
-        name, code = baseline
-        before = worker_rate(Worker(bootstrap, topics, workdir, new_app_id(), code=code), total)
-        print(f"  driftline worker at {name}".ljust(46) + f"{before:>10,.0f} events/s")
-        print(f"  ratio worker at {name} / raw".ljust(46) + f"{before / raw:>10.2f}")
-    rate = worker_rate(Worker(bootstrap, topics, workdir, new_app_id()), total)
-    print(f"  driftline worker (cold consumer group)        {rate:>10,.0f} events/s")
-    print(f"  ratio worker / raw                            {rate / raw:>10.2f}")
-    if baseline is not None:
-        print(f"  ratio worker / worker at {baseline[0]}".ljust(46) + f"{rate / before:>10.2f}")
+    if baseline is None:
+        rate = worker_rate(Worker(bootstrap, topics, workdir, new_app_id()), total)
+        print(f"  driftline worker (cold consumer group)        {rate:>10,.0f} events/s")
+        print(f"  ratio worker / raw                            {rate / raw:>10.2f}")
+        return rate
+    name, code = baseline
+    befores, rates = [], []
+    # Alternated (before, now, now, before, ...): a drift of the machine's speed over the run
+    # falls on both alike.
+    for round_ in range(rounds):
+        order = [True, False] if round_ % 2 == 0 else [False, True]
+        for is_before in order:
+            if is_before:
+                got = worker_rate(
+                    Worker(bootstrap, topics, workdir, new_app_id(), code=code), total
+                )
+                befores.append(got)
+                print(f"  driftline worker at {name}".ljust(46) + f"{got:>10,.0f} events/s")
+            else:
+                got = worker_rate(Worker(bootstrap, topics, workdir, new_app_id()), total)
+                rates.append(got)
+                print(
+                    "  driftline worker (cold consumer group)".ljust(46) + f"{got:>10,.0f} events/s"
+                )
+    before, rate = statistics.median(befores), statistics.median(rates)
+    print(f"  median of {rounds}: worker at {name} / raw".ljust(46) + f"{before / raw:>10.2f}")
+    print(f"  median of {rounds}: worker / raw".ljust(46) + f"{rate / raw:>10.2f}")
+    print(f"  ratio worker / worker at {name}".ljust(46) + f"{rate / before:>10.2f}")
     return rate
 
 
@@ -745,6 +764,12 @@ def main() -> None:
         help="also run the worker of this git revision (throughput, latency), same run",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="with --baseline: measure both workers this many times each, alternated (medians)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="sample the throughput worker with py-spy (its rate is then not measured)",
@@ -776,7 +801,9 @@ def main() -> None:
         single = None
         if "throughput" in wanted:
             print("\nthroughput")
-            single = throughput(bootstrap, workdir, int(1_000_000 * scale), baseline=baseline)
+            single = throughput(
+                bootstrap, workdir, int(1_000_000 * scale), baseline=baseline, rounds=args.rounds
+            )
             if args.profile:
                 print("\nprofile, the throughput workload again")
                 throughput(bootstrap, workdir, int(1_000_000 * scale), profile=True)
