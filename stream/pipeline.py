@@ -53,17 +53,17 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import IllegalStateError
 from mode import Service
 
 from detectors.monitor import Monitor, Rejection
-from schemas import DecodeError, EventDecoder, encode
+from schemas import DecodeError, EventDecoder
 from schemas.cloudevents import Alert, Command
 from stream.checkpoints import CheckpointBook
 from stream.deadletter import DeadLetter, decode_record, valid_events
-from stream.ordering import TimestampMerge
-from stream.restore import latest_states, restore_models
-from stream.routing import REROUTE_FIX, Route, Router, reroute_cause
+from stream.fetcher import OrderedFetcher
+from stream.outputs import Outputs
+from stream.restore import latest_states, read_state_topic, restore_models
+from stream.routing import Route, Router
 from stream.settings import Settings
 from stream.state import MAX_STATE_BYTES, StateCodec
 
@@ -71,7 +71,6 @@ __all__ = ["InputPipeline", "PipelineStats"]
 
 logger = logging.getLogger("driftline.pipeline")
 
-CLOUDEVENTS_HEADERS = [("content-type", b"application/cloudevents+json; charset=utf-8")]
 # Outputs waiting for the broker's acknowledgement before they are awaited.
 _MAX_IN_FLIGHT = 5_000
 
@@ -128,7 +127,9 @@ class InputPipeline(Service):
     (:class:`~stream.routing.Router`), what to save and commit
     (:class:`~stream.checkpoints.CheckpointBook`), what the state topic's records restore
     (:func:`~stream.restore.restore_models`), which records' turn has come
-    (:class:`~stream.ordering.TimestampMerge`). This class moves records and awaits.
+    (:class:`~stream.fetcher.OrderedFetcher` over :class:`~stream.ordering.TimestampMerge`);
+    what is produced goes through :class:`~stream.outputs.Outputs`. This class moves records
+    and awaits.
     """
 
     def __init__(
@@ -162,18 +163,9 @@ class InputPipeline(Service):
         # across getmany() or an offset commit (both can wait for a rebalance, whose callbacks
         # take this lock).
         self._lock = asyncio.Lock()
-        self._in_flight: list[Any] = []
-        # Fetched records wait here until their turn in record-timestamp order (per partition
-        # number, across the input topics): see stream/ordering.py.
-        self.order = TimestampMerge(
-            list(self.kinds),
-            max_held=max(1, settings.max_batch // 4),
-            max_wait=settings.order_wait,
-            key=TopicPartition,
-        )
-        self._fetched: dict[TopicPartition, int] = {}  # next offset the consumer returns
-        self._blocking: list[TopicPartition] = []  # lagging partitions that hold others back
-        self._warned: set[tuple[str, str]] = set()  # (topic, cause) of re-routes logged
+        self.outputs = Outputs(producer, settings.topics, self.state_topic, self.stats)
+        #: Fetches, and releases records in timestamp order (set at start, with the consumer).
+        self.fetcher: OrderedFetcher | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -197,6 +189,9 @@ class InputPipeline(Service):
             self.error = f"input topics must be co-partitioned (same partition count): {partitions}"
             raise RuntimeError(self.error)
         self.router = Router(counts.pop(), resume=self.book.resume)
+        self.fetcher = OrderedFetcher(
+            self.consumer, list(self.kinds), settings.max_batch, settings.order_wait
+        )
         self.consumer.subscribe(list(self.kinds), listener=_Rebalance(self))
         logger.info("consuming %s as group %s", ", ".join(self.kinds), settings.app_id)
 
@@ -230,14 +225,17 @@ class InputPipeline(Service):
 
     @Service.task
     async def _run(self) -> None:
-        assert self.consumer is not None
+        fetcher = self.fetcher
+        assert fetcher is not None
         self.healthy = True
         book = self.book
         try:
             while not self.should_stop:
-                records = await self._fetch()
+                records = await fetcher.fetch()
                 async with self._lock:
-                    released = await self._in_order(records)
+                    released = await fetcher.release(records)
+                    self.stats.order_held = fetcher.order.held
+                    self.stats.order_forced = fetcher.order.forced
                     if released:
                         await self.handle(released)
                 if book.commanded:
@@ -253,82 +251,6 @@ class InputPipeline(Service):
             self.error = f"{type(exc).__name__}: {exc}"
             logger.exception("input pipeline stopped")
             raise
-
-    # -- ordering --------------------------------------------------------------------------------
-
-    async def _fetch(self) -> dict[TopicPartition, list[Any]]:
-        """The next records: first those of partitions that hold others back (the consumer
-        returns what it prefetched in arrival order, and a lagging partition's records would
-        otherwise wait behind whole fetches of the others), then any partition with room."""
-        assert self.consumer is not None
-        max_records = self.settings.max_batch
-        if self._blocking:
-            blocking = [tp for tp in self._blocking if tp in self.consumer.assignment()]
-            self._blocking = []
-            if blocking:
-                records = await self.consumer.getmany(
-                    *blocking, timeout_ms=0, max_records=max_records
-                )
-                if records:
-                    return records
-        return await self.consumer.getmany(
-            *self._fetchable(), timeout_ms=100, max_records=max_records
-        )
-
-    def _fetchable(self) -> tuple[TopicPartition, ...]:
-        """The partitions to fetch from: all (an empty tuple), or those with room to hold."""
-        order = self.order
-        if not order.any_full or self.consumer is None:
-            return ()
-        return tuple(tp for tp in self.consumer.assignment() if not order.is_full(tp))
-
-    async def _in_order(
-        self, fetched: dict[TopicPartition, list[Any]]
-    ) -> dict[TopicPartition, list[Any]]:
-        """Hold a fetch's records; return those whose turn in timestamp order has come."""
-        order = self.order
-        for tp, records in fetched.items():
-            if records:
-                order.add(tp, records)
-                self._fetched[tp] = records[-1].offset + 1
-        waiting = order.waiting_on()
-        if not waiting and not order.held:
-            return {}
-        caught_up = []
-        blocking = []
-        for tp in waiting:
-            (caught_up if await self._caught_up(tp) else blocking).append(tp)
-        released = order.release(caught_up, time.monotonic())
-        self._blocking = blocking
-        for number in order.forced_partitions:
-            logger.warning(
-                "partition %d: no records from %s for %gs (DRIFTLINE_ORDER_WAIT): what the other "
-                "input topics held was applied out of timestamp order (early labels wait for "
-                "their prediction in the early-label store)",
-                number,
-                ", ".join(sorted(tp.topic for tp in blocking if tp.partition == number)) or "?",
-                self.settings.order_wait,
-            )
-        self.stats.order_held = order.held
-        self.stats.order_forced = order.forced
-        return released
-
-    async def _caught_up(self, tp: TopicPartition) -> bool:
-        """Whether the consumer has returned everything in ``tp`` up to its last known end
-        (the high watermark of its latest fetch response): nothing more of it is in Kafka."""
-        assert self.consumer is not None
-        high = self.consumer.highwater(tp)
-        if high is None:  # not fetched yet: unknown
-            return False
-        end = self._fetched.get(tp)
-        if end is None or end < high:
-            # The consumer's position also steps over transaction markers and compacted gaps.
-            try:
-                end = await asyncio.wait_for(self.consumer.position(tp), timeout=1.0)
-            except (IllegalStateError, TimeoutError):
-                return False
-            self._fetched[tp] = end
-        return end >= high
 
     # -- processing ----------------------------------------------------------------------------
 
@@ -355,7 +277,7 @@ class InputPipeline(Service):
                     try:
                         decoded = [decode(kind, value)]
                     except DecodeError as error:
-                        self._dead_letter(
+                        self.outputs.dead_letter(
                             DeadLetter.of(
                                 error,
                                 key=record.key,
@@ -377,7 +299,7 @@ class InputPipeline(Service):
                         value=value,
                     )
                     for letter in dead:
-                        self._dead_letter(letter)
+                        self.outputs.dead_letter(letter)
                 for event in decoded:
                     model_id = event.model_id
                     where = route(model_id, topic, partition, record.offset)
@@ -386,7 +308,7 @@ class InputPipeline(Service):
                         models.add(model_id)
                         into.append(event)
                     elif where is Route.REROUTED:
-                        self._reroute(record, topic, model_id, event)
+                        self.outputs.reroute(record, topic, event, self.router)
                     else:
                         stats.events[(topic, where.value)] += 1
             self.book.applied(tp, records[-1].offset + 1, models)
@@ -399,8 +321,8 @@ class InputPipeline(Service):
                 self._dead_letter_rejected(fetched, self.monitor.take_rejections())
         stats.batches += 1
         stats.last_batch_at = time.monotonic()
-        if len(self._in_flight) > _MAX_IN_FLIGHT:
-            await self.flush()
+        if self.outputs.in_flight > _MAX_IN_FLIGHT:
+            await self.outputs.flush()
 
     def _dead_letter_rejected(
         self, fetched: dict[TopicPartition, list[Any]], rejections: list[Rejection]
@@ -428,7 +350,7 @@ class InputPipeline(Service):
                     ):
                         continue
                     self.stats.events[(topic, "ok")] -= 1
-                    self._dead_letter(
+                    self.outputs.dead_letter(
                         DeadLetter.of(
                             _rejection_error(r),
                             key=record.key,
@@ -444,70 +366,13 @@ class InputPipeline(Service):
         """Tombstone a reset model's saved state: a restart must not bring back what failed."""
         partition = self.book.partition_of(model_id)
         if partition is not None:
-            self._send(self.state_topic, model_id.encode(), None, partition=partition)
-
-    def _reroute(self, record: Any, topic: str, model_id: str, event: Any) -> None:
-        """Send an event read away from its model's partition to that partition (the worker
-        owning it applies it there), keeping the record's timestamp for the ordering."""
-        assert self.router is not None
-        home = self.router.home(model_id)
-        cause = reroute_cause(record.key, model_id, record.partition, self.router.partitions)
-        self.stats.events[(topic, "rerouted")] += 1
-        self.stats.rerouted[(topic, cause)] += 1
-        if (topic, cause) not in self._warned:
-            self._warned.add((topic, cause))
-            logger.warning(
-                "%s: records for model %s arrive on partition %d, not on its partition %d: "
-                "re-routed there (counted in driftline_rerouted_total). %s",
-                topic,
-                model_id,
-                record.partition,
-                home,
-                REROUTE_FIX[cause],
-            )
-        self._send(
-            topic,
-            model_id.encode(),
-            msgspec.json.encode(event),
-            partition=home,
-            # (Seconds, rounded so that Faust's conversion back gives the same millisecond.)
-            timestamp=(record.timestamp + 0.5) / 1000 if record.timestamp >= 0 else None,
-        )
-
-    def _dead_letter(self, letter: DeadLetter) -> None:
-        self.stats.events[(letter.source_topic, "deadletter")] += 1
-        self.stats.deadletters[(letter.source_topic, letter.reason)] += 1
-        self._send(self.topics.deadletter, letter.key, letter.value, headers=letter.headers)
+            self.outputs.state(model_id, None, partition)
 
     def _publish(self, outputs: list[Alert | Command]) -> None:
+        self.outputs.cloudevents(outputs)
         for out in outputs:
-            topic = self.topics.alerts if isinstance(out, Alert) else self.topics.commands
             if isinstance(out, Command):
                 self.book.command_emitted(out.subject)
-            self._send(topic, out.subject.encode(), encode(out), headers=CLOUDEVENTS_HEADERS)
-
-    def _send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        *,
-        partition: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-        timestamp: float | None = None,
-    ) -> None:
-        # Faust's producer takes the timestamp in seconds.
-        self._in_flight.append(
-            asyncio.ensure_future(
-                self.producer.send(topic, key, value, partition, timestamp, headers)
-            )
-        )
-
-    async def flush(self) -> None:
-        pending, self._in_flight = self._in_flight, []
-        # Each send resolves to a future of the broker's acknowledgement.
-        acks = await asyncio.gather(*pending)
-        await asyncio.gather(*acks)
 
     async def tick(self) -> None:
         """Stall checks on the wall clock (called by a Faust timer)."""
@@ -519,7 +384,7 @@ class InputPipeline(Service):
             self.book.changed(out.subject)
         self._publish(outputs)
         if outputs:
-            await self.flush()
+            await self.outputs.flush()
 
     # -- checkpoints and rebalances ------------------------------------------------------------
 
@@ -537,11 +402,11 @@ class InputPipeline(Service):
         offsets that may be committed. Called with the lock held."""
         book = self.book
         models = book.begin_checkpoint(time.monotonic(), only)
-        await self.flush()
+        await self.outputs.flush()
         failed = False
         for model_id in models:
             failed |= not self._save_model(model_id)
-        await self.flush()
+        await self.outputs.flush()
         return book.end_checkpoint(models, failed=failed, only=only)
 
     async def _save_commanded(self) -> None:
@@ -550,17 +415,17 @@ class InputPipeline(Service):
         command whose automation may already have acted. Only those models: their records hold
         their own input positions, so no offset commit (nor anyone else's state) is needed."""
         async with self._lock:
-            await self.flush()
+            await self.outputs.flush()
             for model_id in self.book.take_commanded():
                 self._save_model(model_id)
-            await self.flush()
+            await self.outputs.flush()
 
     async def _advance_round(self, budget: float = 0.01) -> None:
         """Save the next models of the round for at most ``budget`` seconds; when the round is
         done, commit the offsets it started at (see stream/checkpoints.py)."""
         book = self.book
         async with self._lock:
-            await self.flush()  # outputs acknowledged before the state that follows
+            await self.outputs.flush()  # outputs acknowledged before the state that follows
             started = time.perf_counter()
             while time.perf_counter() - started < budget:
                 model_id = book.next_in_round()
@@ -570,7 +435,7 @@ class InputPipeline(Service):
                     book.save_failed()
             else:
                 return  # out of time: the round goes on after the next fetch
-            await self.flush()  # the state records acknowledged
+            await self.outputs.flush()  # the state records acknowledged
             offsets = book.finish_round()
         if offsets:
             await self._commit(offsets)
@@ -588,7 +453,8 @@ class InputPipeline(Service):
             logger.error("state of %s is %d bytes: too large to save", model_id, len(blob))
             return False
         partition = self.book.partition_of(model_id)
-        self._send(self.state_topic, model_id.encode(), blob, partition=partition)
+        assert partition is not None  # (saved_offsets said the model is held here)
+        self.outputs.state(model_id, blob, partition)
         self.stats.state["saved"] += 1
         return True
 
@@ -609,10 +475,9 @@ class InputPipeline(Service):
             offsets = await self._save_state(numbers)
             gone = self.book.revoke(numbers)
             self.monitor.drop_models(gone)
-            for tp in [tp for tp in self._fetched if tp.partition in numbers]:
-                del self._fetched[tp]
-            # Held records were never applied: the next owner reads them from the commit.
-            self.order.drop(numbers)
+            if self.fetcher is not None:
+                # Held records were never applied: the next owner reads them from the commit.
+                self.fetcher.drop(numbers)
         if offsets:
             await self._commit(offsets)
         logger.info("revoked partitions %s (%d models handed over)", sorted(numbers), len(gone))
@@ -628,7 +493,7 @@ class InputPipeline(Service):
     async def _restore(self, partitions: set[int]) -> None:
         """Load the state of every model on these partitions from the state topic."""
         started = time.monotonic()
-        records = await self._read_state_topic(partitions)
+        records = await read_state_topic(self.settings.kafka_kwargs(), self.state_topic, partitions)
         restored = restore_models(latest_states(records), codec=self.codec, monitor=self.monitor)
         for model_id, (partition, offsets) in restored.models.items():
             self.book.restored(model_id, partition, offsets)
@@ -643,34 +508,6 @@ class InputPipeline(Service):
             time.monotonic() - started,
             len(restored.rejected),
         )
-
-    async def _read_state_topic(
-        self, partitions: set[int]
-    ) -> list[tuple[int, bytes | None, bytes | None]]:
-        """Every ``(partition, key, value)`` of the state topic's partitions, in offset order."""
-        reader = AIOKafkaConsumer(
-            enable_auto_commit=False,
-            max_partition_fetch_bytes=MAX_STATE_BYTES + 1024 * 1024,
-            fetch_max_bytes=MAX_STATE_BYTES + 1024 * 1024,
-            **self.settings.kafka_kwargs(),
-        )
-        await reader.start()
-        out: list[tuple[int, bytes | None, bytes | None]] = []
-        try:
-            tps = [TopicPartition(self.state_topic, p) for p in sorted(partitions)]
-            reader.assign(tps)
-            await reader.seek_to_beginning(*tps)
-            ends = await reader.end_offsets(tps)
-            remaining = {tp for tp in tps if ends[tp] > 0}
-            while remaining:
-                fetched = await reader.getmany(*remaining, timeout_ms=1000)
-                for tp, records in fetched.items():
-                    out.extend((tp.partition, r.key, r.value) for r in records)
-                    if await reader.position(tp) >= ends[tp]:
-                        remaining.discard(tp)
-        finally:
-            await reader.stop()
-        return out
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -2,8 +2,9 @@
 
 The state topic is compacted and keyed by ``model_id``; a record's value is a
 :class:`~stream.state.StateCodec` blob holding the model's state and the input positions it
-reflects, a tombstone (no value) a model that was reset and must start afresh. Reading the
-topic is the pipeline's (it awaits); what the records mean is decided here, synchronously.
+reflects, a tombstone (no value) a model that was reset and must start afresh.
+:func:`read_state_topic` reads the records (the one function here that awaits); what they mean
+is decided by :func:`latest_states` and :func:`restore_models`, synchronously.
 
 Examples
 --------
@@ -18,14 +19,17 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from detectors.base import StateError
 from detectors.monitor import Monitor
-from stream.state import StateCodec, StateRejected
+from stream.state import MAX_STATE_BYTES, StateCodec, StateRejected
 
-__all__ = ["Restored", "latest_states", "restore_models"]
+__all__ = ["Restored", "latest_states", "read_state_topic", "restore_models"]
 
 
 @dataclass
@@ -68,3 +72,33 @@ def restore_models(
             continue
         restored.models[model_id] = (partition, offsets)
     return restored
+
+
+async def read_state_topic(
+    kafka_kwargs: dict[str, Any], topic: str, partitions: Collection[int]
+) -> list[tuple[int, bytes | None, bytes | None]]:
+    """Every ``(partition, key, value)`` of the state topic's ``partitions``, in offset order,
+    read from the beginning to the end they had when the read started (no consumer group)."""
+    reader = AIOKafkaConsumer(
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=MAX_STATE_BYTES + 1024 * 1024,
+        fetch_max_bytes=MAX_STATE_BYTES + 1024 * 1024,
+        **kafka_kwargs,
+    )
+    await reader.start()
+    out: list[tuple[int, bytes | None, bytes | None]] = []
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        reader.assign(tps)
+        await reader.seek_to_beginning(*tps)
+        ends = await reader.end_offsets(tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            fetched = await reader.getmany(*remaining, timeout_ms=1000)
+            for tp, records in fetched.items():
+                out.extend((tp.partition, r.key, r.value) for r in records)
+                if await reader.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await reader.stop()
+    return out

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 
 from schemas import Topics
@@ -124,6 +125,24 @@ async def produce_fast(
     return count
 
 
+async def partitions_of(bootstrap: str, names: list[str]) -> list[TopicPartition]:
+    """Every partition of the topics ``names`` (each must exist), asked of the cluster."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(names)
+    finally:
+        await admin.close()
+    parts = [
+        TopicPartition(topic["topic"], p["partition"])
+        for topic in described
+        if topic["error_code"] == 0
+        for p in topic["partitions"]
+    ]
+    assert {tp.topic for tp in parts} == set(names), f"not all of {names} exist"
+    return sorted(parts)
+
+
 async def group_offsets(bootstrap: str, group: str, names: list[str]) -> tuple[int, int]:
     """(offsets committed by ``group``, end offsets) summed over every partition of ``names``."""
     consumer = AIOKafkaConsumer(
@@ -131,13 +150,7 @@ async def group_offsets(bootstrap: str, group: str, names: list[str]) -> tuple[i
     )
     await consumer.start()
     try:
-        # (The consumer's metadata holds every topic that existed when it started.)
-        parts = [
-            TopicPartition(name, p)
-            for name in names
-            for p in sorted(consumer.partitions_for_topic(name) or ())
-        ]
-        assert len({tp.topic for tp in parts}) == len(names), f"not all of {names} exist"
+        parts = await partitions_of(bootstrap, names)
         committed = 0
         for tp in parts:
             committed += await consumer.committed(tp) or 0

@@ -295,7 +295,7 @@ def test_a_fetch_is_routed_dead_lettered_and_applied_by_one_rule():
                 TopicPartition(topics.labels, 0): [label],
             }
         )
-        await pipeline.flush()
+        await pipeline.outputs.flush()
 
         stats = pipeline.stats.events
         assert stats[(topics.predictions, "ok")] == 2
@@ -340,7 +340,7 @@ def test_events_the_core_refuses_are_dead_lettered_and_rerouted_ones_are_not():
             _record(topics.predictions, 0, 3, _prediction_bytes(second, "d"), second.encode()),
         ]
         await pipeline.handle({TopicPartition(topics.predictions, 0): records})
-        await pipeline.flush()
+        await pipeline.outputs.flush()
         dead = producer.on(topics.deadletter)
         assert [d["headers"]["driftline-source-offset"] for d in dead] == [b"1", b"3"]
         assert pipeline.stats.events[(topics.predictions, "ok")] == 1
