@@ -7,8 +7,10 @@
 Figures printed:
 
 throughput  events/s of a raw ``AIOKafkaConsumer.getmany`` loop decoding each message with
-            orjson (the ceiling), and of ``driftline worker`` (the real one, a separate process,
-            a cold consumer group) on the same topic contents; and their ratio. Workload:
+            orjson (the ceiling), of the script a user would write instead (the same loop plus
+            river's ``ADWIN`` per numeric feature and ``PageHinkley`` on the score, per model),
+            and of ``driftline worker`` (the real one, a separate process, a cold consumer
+            group) on the same topic contents; and their ratios. Workload:
             prediction events of ~400 bytes (10 numeric features, 1 categorical) for 100
             models, labels for 30 % of them (bench/workload.py); 1M predictions.
 arrays      the same, with producers that publish JSON arrays of 100 events per message.
@@ -178,6 +180,60 @@ async def raw_consumer(bootstrap: str, topics: Topics, expected_events: int) -> 
                 for record in records:
                     decoded = orjson.loads(record.value)
                     events += len(decoded) if isinstance(decoded, list) else 1
+        elapsed = time.perf_counter() - (start or time.perf_counter())
+    finally:
+        await consumer.stop()
+    return events / elapsed
+
+
+async def naive_consumer(bootstrap: str, topics: Topics, expected_events: int) -> float:
+    """What a user would write instead of driftline: the raw loop plus, per model, river's
+    ``ADWIN`` on each numeric feature and ``PageHinkley`` on the score; events/s. (No
+    validation, join, metrics, quality, stalls, state, checkpoints or dead letters.)"""
+    from river import drift
+
+    consumer = AIOKafkaConsumer(
+        topics.predictions,
+        topics.labels,
+        bootstrap_servers=bootstrap,
+        group_id=f"naive-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 << 20,
+        fetch_max_bytes=64 << 20,
+    )
+    await consumer.start()
+    features: dict[tuple[str, str], drift.ADWIN] = {}
+    scores: dict[str, drift.PageHinkley] = {}
+    drifts = events = 0
+    start = None
+    try:
+        while events < expected_events:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=20_000)
+            for records in batch.values():
+                if start is None:
+                    start = time.perf_counter()
+                for record in records:
+                    decoded = orjson.loads(record.value)
+                    for event in decoded if isinstance(decoded, list) else (decoded,):
+                        events += 1
+                        if "prediction" not in event:
+                            continue  # a label
+                        model = event["model_id"]
+                        for name, value in (event.get("features") or {}).items():
+                            if type(value) is float or type(value) is int:
+                                detector = features.get((model, name))
+                                if detector is None:
+                                    detector = features[(model, name)] = drift.ADWIN()
+                                detector.update(value)
+                                drifts += detector.drift_detected
+                        score = event.get("score")
+                        if type(score) is float:
+                            detector = scores.get(model)
+                            if detector is None:
+                                detector = scores[model] = drift.PageHinkley()
+                            detector.update(score)
+                            drifts += detector.drift_detected
         elapsed = time.perf_counter() - (start or time.perf_counter())
     finally:
         await consumer.stop()
@@ -367,10 +423,14 @@ def throughput(
         return float("nan")
     raw = asyncio.run(raw_consumer(bootstrap, topics, total))
     print(f"  raw AIOKafkaConsumer.getmany + orjson.loads   {raw:>10,.0f} events/s")
+    naive = asyncio.run(naive_consumer(bootstrap, topics, total))
+    print(f"  the same + river ADWIN / PageHinkley (naive)  {naive:>10,.0f} events/s")
+    print(f"  ratio naive / raw                             {naive / raw:>10.2f}")
     if baseline is None:
         rate = worker_rate(Worker(bootstrap, topics, workdir, new_app_id()), total)
         print(f"  driftline worker (cold consumer group)        {rate:>10,.0f} events/s")
         print(f"  ratio worker / raw                            {rate / raw:>10.2f}")
+        print(f"  ratio worker / naive                          {rate / naive:>10.2f}")
         return rate
     name, code = baseline
     befores, rates = [], []
@@ -394,6 +454,8 @@ def throughput(
     before, rate = statistics.median(befores), statistics.median(rates)
     print(f"  median of {rounds}: worker at {name} / raw".ljust(46) + f"{before / raw:>10.2f}")
     print(f"  median of {rounds}: worker / raw".ljust(46) + f"{rate / raw:>10.2f}")
+    print(f"  median of {rounds}: worker at {name} / naive".ljust(46) + f"{before / naive:>10.2f}")
+    print(f"  median of {rounds}: worker / naive".ljust(46) + f"{rate / naive:>10.2f}")
     print(f"  ratio worker / worker at {name}".ljust(46) + f"{rate / before:>10.2f}")
     return rate
 

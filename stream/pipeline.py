@@ -262,6 +262,7 @@ class InputPipeline(Service):
         labels: list[Any] = []
         decode = self.decoder.decode
         route = self.router.route
+        ok_route, rerouted = Route.OK, Route.REROUTED  # (enum members read once: ~0.1 us each)
         for tp, records in fetched.items():
             kind = self.kinds.get(tp.topic)
             if kind is None or not records:
@@ -303,11 +304,11 @@ class InputPipeline(Service):
                 for event in decoded:
                     model_id = event.model_id
                     where = route(model_id, topic, partition, record.offset)
-                    if where is Route.OK:
+                    if where is ok_route:
                         ok += 1
                         models.add(model_id)
                         into.append(event)
-                    elif where is Route.REROUTED:
+                    elif where is rerouted:
                         self.outputs.reroute(record, topic, event, self.router)
                     else:
                         stats.events[(topic, where.value)] += 1

@@ -53,6 +53,9 @@ class Route(StrEnum):
     SKIPPED = "skipped"
 
 
+# Enum members read through the class cost ~0.1 us each: the hot path returns these.
+_OK, _REROUTED, _SKIPPED = Route.OK, Route.REROUTED, Route.SKIPPED
+
 #: Why a record was read away from its model's partition (``driftline_rerouted_total{cause}``),
 #: and what its producer should change.
 REROUTE_FIX = {
@@ -112,9 +115,10 @@ class Router:
         if home is None:
             home = self.home(model_id)
         if home != partition:
-            return Route.REROUTED
-        if self.resume:
-            done = self.resume.get(model_id)
+            return _REROUTED
+        resume = self.resume
+        if resume:
+            done = resume.get(model_id)
             if done is not None and offset < done.get(topic, -1):
-                return Route.SKIPPED
-        return Route.OK
+                return _SKIPPED
+        return _OK

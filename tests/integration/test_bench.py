@@ -32,6 +32,8 @@ def test_the_benchmark_runs_and_prints_every_figure(kafka_bootstrap):
     assert result.returncode == 0, out + result.stderr
     number = r"[\d,.]+"
     assert re.search(rf"raw AIOKafkaConsumer\.getmany \+ orjson\.loads\s+{number} events/s", out)
+    assert re.search(rf"the same \+ river ADWIN / PageHinkley \(naive\)\s+{number} events/s", out)
+    assert re.search(r"median of 1: worker / naive\s+([\d.]+|nan)", out), out
     worker_lines = re.findall(r"ratio worker / raw\s+[\d.]+|too few to measure", out)
     assert len(worker_lines) >= 2, out  # plain and array messages
     # The worker of another revision (--baseline), on the same topic contents.
