@@ -49,6 +49,7 @@ from detectors.config_sections import (
     DriftConfig,
     FeatureKind,
     JoinConfig,
+    LatencyConfig,
     MetricsConfig,
     ModelConfig,
     QualityConfig,
@@ -64,6 +65,7 @@ __all__ = [
     "DriftConfig",
     "FeatureKind",
     "JoinConfig",
+    "LatencyConfig",
     "MetricsConfig",
     "ModelConfig",
     "MonitorConfig",
@@ -224,6 +226,15 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if len(errors) == 1 else f"{path}: {value!r} is not valid")
+    if origin is tuple:
+        # (Only tuple[T, ...]: a YAML list of T.)
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list")
+        item = args[0]
+        items = tuple(_coerce(item, v, f"{path}[{i}]") for i, v in enumerate(value))
+        if len(set(items)) != len(items):
+            raise ConfigError(f"{path}: {value!r} names an entry twice")
+        return items
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected a mapping")
@@ -317,6 +328,7 @@ def _check_ranges(obj: Any, where: str) -> None:
             "range_margin",
             "rmse_relative_rise",
             "min_effect",
+            "min_rise",
         ) and (value < 0):
             raise ConfigError(f"{path}: must not be negative, got {value!r}")
         if f.name == "f1_floor" and value is not None and not 0 <= value <= 1:
@@ -341,5 +353,13 @@ def _check_ranges(obj: Any, where: str) -> None:
         raise ConfigError(f"{where}: need window <= max_window and window <= max_reference")
     if isinstance(obj, MetricsConfig) and obj.f1_floor is not None and not 0 < obj.f1_floor < 1:
         raise ConfigError(f"{where}.f1_floor: must be between 0 and 1 (exclusive)")
+    if isinstance(obj, RollbackConfig) and not obj.reasons:
+        raise ConfigError(f"{where}.reasons: name at least one (or set enabled: false)")
+    if isinstance(obj, LatencyConfig) and obj.slo_p99 is not None and obj.slo_p99 <= 0:
+        raise ConfigError(f"{where}.slo_p99: must be positive (or null), got {obj.slo_p99}")
+    if isinstance(obj, LatencyConfig) and obj.reference_size < 100:
+        raise ConfigError(f"{where}.reference_size: must be at least 100")
+    if isinstance(obj, LatencyConfig) and obj.window < 4:
+        raise ConfigError(f"{where}.window: must be at least 4")
     if isinstance(obj, RollbackConfig) and obj.max_samples < obj.min_samples:
         raise ConfigError(f"{where}: max_samples must be at least min_samples")

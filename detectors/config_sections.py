@@ -22,11 +22,13 @@ __all__ = [
     "DriftConfig",
     "FeatureKind",
     "JoinConfig",
+    "LatencyConfig",
     "MetricsConfig",
     "ModelConfig",
     "QualityConfig",
     "RetrainConfig",
     "RollbackConfig",
+    "RollbackReason",
     "StallConfig",
 ]
 
@@ -179,8 +181,33 @@ class RetrainConfig:
 
 
 @dataclass(frozen=True)
+class LatencyConfig:
+    """Inference latency (a prediction's ``latency_ms``) per version: see
+    :mod:`detectors.latency`."""
+
+    #: A version's first latencies: its reference p99.
+    reference_size: int = 2000
+    #: Latencies in the rolling window the quantiles and the tests read (it slides by a
+    #: quarter of itself).
+    window: int = 1000
+    #: Significance of a p99 rise (against the reference, or the last good version's p99).
+    alpha: float = 1e-4
+    #: A rise must bring the window's p99 to at least (1 + min_rise) x the baseline's.
+    min_rise: float = 0.2
+    #: Alert whenever the window's p99 is over this (a duration: ``250ms``), from the first
+    #: full window on; None: no SLO.
+    slo_p99: int | None = _ms(default=None)
+
+
+RollbackReason = Literal["errors", "latency"]
+
+
+@dataclass(frozen=True)
 class RollbackConfig:
     enabled: bool = True
+    #: What rolls a new version back: significantly more errors than the last good version
+    #: (``errors``), a significantly higher p99 latency than it (``latency``), or either.
+    reasons: tuple[RollbackReason, ...] = ("errors",)
     #: Labelled outcomes of the new version before the first test.
     min_samples: int = 200
     #: The test is repeated at 2x, 4x, ... min_samples up to this; then the version is good.
@@ -213,6 +240,7 @@ class ModelConfig:
     alerts: AlertConfig = field(default_factory=AlertConfig)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
     rollback: RollbackConfig = field(default_factory=RollbackConfig)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
     #: When a new version starts serving, start data drift over from a fresh reference (a
     #: retrained model was trained on the new data).
     rebaseline_on_new_version: bool = True

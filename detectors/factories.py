@@ -4,8 +4,9 @@ its section of :class:`~detectors.config.ModelConfig`."""
 from __future__ import annotations
 
 from detectors.categorical import CategoricalDriftDetector
-from detectors.config import ConceptConfig, DriftConfig, ModelConfig, StallConfig
+from detectors.config import ConceptConfig, DriftConfig, LatencyConfig, ModelConfig, StallConfig
 from detectors.error_rate import ErrorRateDriftDetector
+from detectors.latency import LatencyWindow
 from detectors.numeric import NumericDriftDetector
 from detectors.performance import PerformanceTest
 from detectors.stall import StallDetector
@@ -13,6 +14,7 @@ from detectors.stall import StallDetector
 __all__ = [
     "categorical_detector",
     "concept_detector",
+    "latency_window",
     "numeric_detector",
     "performance_test",
     "stall_detector",
@@ -104,4 +106,14 @@ def stall_detector(config: StallConfig) -> StallDetector:
         max_timeout_ms=config.max_timeout,
         multiplier=config.multiplier,
         min_events=config.min_events,
+    )
+
+
+def latency_window(config: LatencyConfig) -> LatencyWindow:
+    """A version's latency window (made when its first ``latency_ms`` arrives)."""
+    return LatencyWindow(
+        reference_size=config.reference_size,
+        window=config.window,
+        alpha=config.alpha,
+        min_rise=config.min_rise,
     )

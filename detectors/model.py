@@ -25,7 +25,7 @@ from detectors.factories import stall_detector
 from detectors.feature_set import FeatureSet
 from detectors.features import FeatureMonitor
 from detectors.join import LabelJoiner, Outcome
-from detectors.metrics import bounded_error
+from detectors.latency_decisions import LatencyDecisions
 from detectors.numeric import NumericDriftDetector
 from detectors.outbox import Emission, Outbox
 from detectors.outcome_decisions import OutcomeDecisions
@@ -95,6 +95,9 @@ class ModelState:
         self.decisions = OutcomeDecisions(
             model_id, source, config, self.alerts, self.retrain, self.rollback, self.outbox
         )
+        self.latency_decisions = LatencyDecisions(
+            model_id, source, config, self.rollback, self.outbox
+        )
 
     @property
     def features(self) -> dict[str, FeatureMonitor]:
@@ -152,6 +155,9 @@ class ModelState:
                 score = event.score  # type: ignore[union-attr]
                 if score is not None:
                     column.add_score(ts, score)
+                latency = event.latency_ms  # type: ignore[union-attr]
+                if latency is not None:
+                    column.latencies.append(latency)
                 features = event.features  # type: ignore[union-attr]
                 if features is not None and not self.features_from_inputs:
                     run.append((ts, features))
@@ -231,6 +237,8 @@ class ModelState:
                 "prediction_drift", "prediction", None, version, detector, flips, times
             )
             self.outbox.settle("prediction_drift", "prediction", None, version, detector, times[-1])
+        if column.latencies and version.add_latencies(column.latencies):
+            self.latency_decisions.check(version, self.versions, column.times[-1])
         if column.scores:
             flips = version.score.update_many(column.scores)
             self.outbox.drift_flips(
@@ -272,39 +280,17 @@ class ModelState:
                 self.outbox.resolve_now(key, oldest.last_seen, reason="version no longer tracked")
         self.alerts.forget(lambda key: key.version == oldest.version)
 
-    # -- features --------------------------------------------------------------------------
-
     # -- outcomes (a prediction with its label) ----------------------------------------------
 
     def _outcome(self, outcome: Outcome) -> None:
         version = self.versions.get(outcome.version)
         if version is None:
             return  # a version no longer tracked
-        at = max(outcome.predicted_at, outcome.labelled_at)
-        prediction, label = outcome.prediction, outcome.label
-        performance = version.performance
-        if version.regression:
-            if type(prediction) not in (int, float) or type(label) not in (int, float):
-                Counters.add(self.counters.quality, "label_type_mismatch")
-                return
-            signed = bounded_error(label, prediction)
-            error = abs(signed)
-            version.metrics.update(float(label), float(prediction))
-            performance.update_error(signed)
-        else:
-            error = 0.0 if prediction == label else 1.0
-            metrics = version.metrics
-            metrics.update(label, prediction)  # type: ignore[arg-type]
-            positive = metrics.positive_class  # type: ignore[union-attr]
-            if positive is None:
-                performance.update_correct(prediction == label)
-            else:
-                performance.update(label == positive, prediction == positive)
-        version.outcomes += 1
-        # The change point is dated by prediction time: a retraining job selects the
-        # predictions made since the change, whose labels came later.
-        version.note_outcome_time(outcome.predicted_at)
-        self.decisions.apply(version, error, at)
+        error = version.record_outcome(outcome.prediction, outcome.label, outcome.predicted_at)
+        if error is None:
+            Counters.add(self.counters.quality, "label_type_mismatch")
+            return
+        self.decisions.apply(version, error, max(outcome.predicted_at, outcome.labelled_at))
 
     # -- alerts ----------------------------------------------------------------------------
 
@@ -319,21 +305,7 @@ class ModelState:
         """(signal, feature or version, statistic, threshold, detected) of every detector."""
         out = self.feature_set.signals.rows()
         for version in self.versions.values():
-            for signal, detector in (
-                ("prediction", version.prediction),
-                ("score", version.score),
-                ("error", version.concept),
-            ):
-                if detector.ready:
-                    out.append(
-                        (
-                            signal,
-                            version.version,
-                            detector.statistic,
-                            detector.threshold,
-                            detector.drift_detected,
-                        )
-                    )
+            out += version.signal_rows()
         return out
 
     # -- state -----------------------------------------------------------------------------
@@ -396,6 +368,7 @@ class _Columns:
         self.predictions: list[Any] = []
         self.score_times: list[int] = []
         self.scores: list[float] = []
+        self.latencies: list[float] = []
 
     def add_score(self, ts: int, score: float | dict[str, float]) -> None:
         # A class -> probability score is watched through its top probability (confidence).

@@ -93,7 +93,7 @@ class Outbox:
         at: int,
     ) -> None:
         """Give a clear-but-not-yet-resolved alert the chance to resolve (``resolve_after``)."""
-        if detector.drift_detected:
+        if detector.drift_detected or not self.alerts.any_firing:
             return
         key = alert_key(alert, signal, feature, version)
         if self.alerts.firing(key):
@@ -116,6 +116,7 @@ class Outbox:
         resolve_now: bool = False,
         reopen: bool = False,
         summary: str | None = None,
+        details: dict[str, Any] | None = None,
     ) -> Transition | None:
         """Observe an alert's condition; emit the alert when it fires or resolves.
 
@@ -156,6 +157,7 @@ class Outbox:
                 started_at_ms=transition.started_at,
                 summary=summary,
                 severity=SEVERITY[alert],  # type: ignore[arg-type]
+                details=details,
                 source=self.source,
             )
         )

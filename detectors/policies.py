@@ -74,6 +74,11 @@ class AlertBook:
     def firing(self, key: AlertKey) -> bool:
         return key in self._started
 
+    @property
+    def any_firing(self) -> bool:
+        """Whether any alert is firing (the common answer, no: checked before building a key)."""
+        return bool(self._started)
+
     def firing_keys(self) -> list[AlertKey]:
         return list(self._started)
 
@@ -375,6 +380,14 @@ class RollbackPolicy:
         if self._next_check > self.config.max_samples:
             self._promote(version, stats)  # survived every test
         return None
+
+    def roll_back(self, version: str) -> None:
+        """``version`` is rolled back for another reason than its errors (its latency): it is
+        no longer a candidate, and never tested again."""
+        self.rolled_back.add(version)
+        if self.candidate == version:
+            self.candidate = None
+            self._drop(version)
 
     def _promote(self, version: str, stats: _ErrorStats) -> None:
         """``version`` is the new last good version."""

@@ -14,10 +14,12 @@ from detectors.error_rate import ErrorRateDriftDetector
 from detectors.factories import (
     categorical_detector,
     concept_detector,
+    latency_window,
     numeric_detector,
     performance_test,
 )
-from detectors.metrics import RollingClassification, RollingRegression
+from detectors.latency import LatencyWindow
+from detectors.metrics import RollingClassification, RollingRegression, bounded_error
 from detectors.numeric import NumericDriftDetector
 from detectors.saved_state import read_format, stamp
 
@@ -57,10 +59,59 @@ class VersionState:
             else RollingClassification(metrics.window, metrics.positive_label)
         )
         self.performance = performance_test(config, regression)
+        self._latency_config = config.latency
+        #: Inference latency, once the version's predictions carry ``latency_ms``.
+        self.latency: LatencyWindow | None = None
         self.outcomes = 0
         # Prediction times of every _TIME_STRIDE-th outcome: a ring buffer of _OUTCOME_TIMES, grown
         # as outcomes come (a fleet's versions mostly see far fewer).
         self.outcome_times = array("q")
+
+    def add_latencies(self, values: list[float]) -> int:
+        """Add ``latency_ms`` values; return how many times the window slid (checks due)."""
+        if self.latency is None:
+            self.latency = latency_window(self._latency_config)
+        return self.latency.update_many(values)
+
+    def record_outcome(self, prediction: Any, label: Any, predicted_at: int) -> float | None:
+        """A labelled outcome into the rolling metrics and the performance test; its error
+        (0/1, or absolute for regression), or None when a regression's label or prediction is
+        not a number (counted by the caller)."""
+        performance = self.performance
+        if self.regression:
+            if type(prediction) not in (int, float) or type(label) not in (int, float):
+                return None
+            signed = bounded_error(label, prediction)
+            error = abs(signed)
+            self.metrics.update(float(label), float(prediction))
+            performance.update_error(signed)
+        else:
+            error = 0.0 if prediction == label else 1.0
+            metrics = self.metrics
+            metrics.update(label, prediction)  # type: ignore[arg-type]
+            positive = metrics.positive_class  # type: ignore[union-attr]
+            if positive is None:
+                performance.update_correct(prediction == label)
+            else:
+                performance.update(label == positive, prediction == positive)
+        self.outcomes += 1
+        # The change point is dated by prediction time: a retraining job selects the
+        # predictions made since the change, whose labels came later.
+        self.note_outcome_time(predicted_at)
+        return error
+
+    def signal_rows(self) -> list[tuple[str, str, float, float, bool]]:
+        """(signal, version, statistic, threshold, detected) of the version's ready detectors:
+        its prediction, score and error streams."""
+        return [
+            (signal, self.version, d.statistic, d.threshold, d.drift_detected)
+            for signal, d in (
+                ("prediction", self.prediction),
+                ("score", self.score),
+                ("error", self.concept),
+            )
+            if d.ready
+        ]
 
     def note_outcome_time(self, at: int) -> None:
         """The prediction time of the outcome just counted (``outcomes``)."""
@@ -115,9 +166,12 @@ class VersionState:
         return out
 
     def to_state(self) -> dict[str, Any]:
+        # (Latency only when the version has any: states of versions without keep their form.)
+        latency = {} if self.latency is None else {"latency": self.latency.to_state()}
         return stamp(
             self.STATE_FORMAT,
             {
+                **latency,
                 "version": self.version,
                 "regression": self.regression,
                 "first_seen": self.first_seen,
@@ -155,4 +209,8 @@ class VersionState:
         performance = state.get("performance")
         if performance is not None:  # (older states: the version's reference starts afresh)
             version.performance.load_state(performance)
+        latency = state.get("latency")
+        if latency is not None:
+            version.latency = latency_window(config.latency)
+            version.latency.load_state(latency)
         return version

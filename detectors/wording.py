@@ -31,6 +31,7 @@ SEVERITY = {
     "input_stall": "critical",
     "label_stall": "warning",
     "data_quality": "warning",
+    "latency_degradation": "warning",
 }
 
 

@@ -66,6 +66,7 @@ ALERT_TYPES: Final = {
         "input_stall",
         "label_stall",
         "data_quality",
+        "latency_degradation",
     )
 }
 #: Short command kind -> CloudEvents type.

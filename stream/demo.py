@@ -9,6 +9,8 @@ demo s   model                incident                                          
 20       ``fraud-detector``   concept drift: error rate 5 % -> 35 %                 retrain
 20       ``churn-predictor``  version 2 rolls out, with 4x the errors               rollback
 22       ``recommender``      covariate shift: ``basket_value`` +2 sd              data drift
+25       ``ranker``           version 2 rolls out, twice as slow (p99 latency)      latency alert,
+                                                                                    rollback
 30-45    ``pricing``          goes silent, then resumes                             stall, then
                                                                                     resolved
 -        ``search-ranking``   nothing: the control model                            nothing
@@ -17,7 +19,8 @@ demo s   model                incident                                          
 Everything is real: a Kafka broker (the project's own, unless ``DRIFTLINE_BOOTSTRAP_SERVERS``
 names one), ``driftline worker`` as a separate process, events produced to Kafka; the live view
 reads the worker's ``/metrics`` and the alert and command topics. The demo plays the automation
-too: on a rollback command it switches ``churn-predictor`` back to version 1.
+too: on a rollback command it switches ``churn-predictor`` (or ``ranker``) back to version 1.
+Every prediction carries its serving latency (``latency_ms``); the view shows each model's p99.
 """
 
 from __future__ import annotations
@@ -60,6 +63,10 @@ defaults:
 models:
   pricing:
     task: regression
+  ranker:
+    # A slower version is rolled back too; windows sized for the demo's minute (80 events/s).
+    rollback: {{reasons: [errors, latency]}}
+    latency: {{reference_size: 400, window: 400}}
 """
 
 
@@ -73,6 +80,7 @@ class SimModel:
     error: float = 0.05
     labelled: float = 1.0  # share of predictions that get a label
     silent: bool = False
+    slowdown: float = 1.0  # serving latency multiplier
     sent: int = 0
     rng: random.Random = field(default_factory=random.Random)
 
@@ -117,6 +125,7 @@ class SimModel:
         }
         if score is not None:
             event["score"] = score
+        event["latency_ms"] = round(r.lognormvariate(3.0, 0.4) * self.slowdown, 3)
         return orjson.dumps(event), pid, truth
 
 
@@ -184,7 +193,14 @@ def _scrape(worker: WorkerProcess) -> str:
 
 def _parse_metrics(text: str) -> dict[str, Any]:
     """The few figures the live view shows, per model."""
-    out: dict[str, Any] = {"drift": {}, "f1": {}, "silence": {}, "deadletters": 0.0, "mae": {}}
+    out: dict[str, Any] = {
+        "drift": {},
+        "f1": {},
+        "silence": {},
+        "deadletters": 0.0,
+        "mae": {},
+        "p99": {},
+    }
     if not text:
         return out
     scrape = Scrape(text)
@@ -196,6 +212,9 @@ def _parse_metrics(text: str) -> dict[str, Any]:
         for labels, value in scrape.of(name):
             if labels.get("model_id"):
                 out[key][(labels["model_id"], labels.get("model_version"))] = value
+    for labels, value in scrape.of("driftline_model_latency_seconds"):
+        if labels.get("model_id") and labels.get("quantile") == "0.99":
+            out["p99"][(labels["model_id"], labels.get("model_version"))] = value * 1000
     for labels, value in scrape.of("driftline_seconds_since_last_event"):
         model = labels.get("model_id")
         if model:
@@ -219,7 +238,7 @@ async def _fleet(
     tick = 0.05
     last = time.monotonic()
     malformed_at = {15.0: False, 40.0: False}
-    rolled_out = False
+    rolled_out = slow_rolled_out = False
     while state.demo_seconds() < state.duration:
         demo_s = state.demo_seconds()
         now_ms = int(time.time() * 1000)
@@ -229,6 +248,10 @@ async def _fleet(
         if demo_s >= 20 and not rolled_out:
             rolled_out = True
             churn.version, churn.error = "2", 0.4  # until the rollback command brings 1 back
+        ranker = models["ranker"]
+        if demo_s >= 25 and not slow_rolled_out:
+            slow_rolled_out = True
+            ranker.version, ranker.slowdown = "2", 2.0  # until the rollback command
         models["pricing"].silent = 30 <= demo_s < 45
         for at, done in list(malformed_at.items()):
             if demo_s >= at and not done:
@@ -297,14 +320,20 @@ def _observe(state: DemoState, event: dict[str, Any], models: dict[str, SimModel
         if kind == "rollback":
             line = (
                 f"{stamp}  COMMAND rollback  {model}: {data['from_version']} -> "
-                f"{data['to_version']}  ({data['evidence']['detector']}, z = "
-                f"{data['evidence']['statistic']:.1f})"
+                f"{data['to_version']}  ({data['evidence']['detector']}, "
+                f"{data['evidence']['statistic']:.3g} vs {data['evidence']['threshold']:.3g})"
             )
-            incident = state.incident("bad rollout")
-            if model == "churn-predictor" and not incident.caught:
-                incident.caught_at = at
-                # the automation acts on it: version 1 serves again
-                models[model].version, models[model].error = data["to_version"], 0.05
+            if model == "churn-predictor":
+                incident = state.incident("bad rollout")
+                if not incident.caught:
+                    incident.caught_at = at
+                    # the automation acts on it: version 1 serves again
+                    models[model].version, models[model].error = data["to_version"], 0.05
+            elif model == "ranker" and data["reason"] == "slower_than_previous_version":
+                incident = state.incident("slow rollout")
+                if not incident.caught:
+                    incident.caught_at = at
+                    models[model].version, models[model].slowdown = data["to_version"], 1.0
         else:
             line = (
                 f"{stamp}  COMMAND retrain   {model} v{data['model_version']}: "
@@ -346,7 +375,7 @@ def _render(state: DemoState, metrics_url: str, broker: str, serving: dict[str, 
         f"driftline demo  {int(at):3d}s / {int(state.duration)}s  [{bar}]  x{state.speed:g}",
         f"broker {broker}   metrics {metrics_url}",
         "",
-        f"{'model':<17}{'events/s':>9}  {'drift':<22}{'F1 / MAE':>12}  {'stall':<8}",
+        f"{'model':<17}{'events/s':>9}  {'drift':<22}{'F1 / MAE':>12}{'p99 ms':>8}  {'stall':<8}",
     ]
     now = time.monotonic()
     for model, sent in sorted(state.sent.items()):
@@ -360,9 +389,13 @@ def _render(state: DemoState, metrics_url: str, broker: str, serving: dict[str, 
         mae = m.get("mae", {}).get((model, version))
         quality = f"{f1:.2f}" if f1 is not None else (f"{mae:.1f}" if mae is not None else "-")
         drift = f"v{version} {drift}" if version and version != "1" else drift
+        p99 = m.get("p99", {}).get((model, version))
+        latency = f"{p99:.0f}" if p99 is not None else "-"
         silence = m.get("silence", {}).get(model)
         stall = "SILENT" if silence is not None and silence > 5 else "ok"
-        rows.append(f"{model:<17}{rate:9.0f}  {drift[:22]:<22}{quality:>12}  {stall:<8}")
+        rows.append(
+            f"{model:<17}{rate:9.0f}  {drift[:22]:<22}{quality:>12}{latency:>8}  {stall:<8}"
+        )
     rows += ["", "alerts and commands:"]
     rows += [f"  {line}" for line in state.feed] or ["  (none yet)"]
     rows += ["", "incidents:"]
@@ -457,6 +490,7 @@ async def _run(duration: float, speed: float) -> int:
         Incident("concept drift", "fraud-detector", 20),
         Incident("bad rollout", "churn-predictor", 20),
         Incident("covariate shift", "recommender", 22),
+        Incident("slow rollout", "ranker", 25),
         Incident("model goes silent", "pricing", 30, ends_at=45),
     ]
     tasks: list[asyncio.Task[Any]] = []
@@ -519,6 +553,7 @@ async def _run(duration: float, speed: float) -> int:
                 "recommender",
                 "pricing",
                 "search-ranking",
+                "ranker",
             )
         }
         models["churn-predictor"].error = 0.1

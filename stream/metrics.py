@@ -34,6 +34,9 @@ Metric names are part of driftline's interface (dashboards and alert rules rely 
                                                        bound short of evidence (never judges)
 ``driftline_model_reference_count{model_id,``          the reference's ``count``: outcomes,
 ``model_version, test, count}``                        positives, predicted_positives, errors
+``driftline_model_latency_seconds{model_id,``          inference latency over the rolling window,
+``model_version, quantile}``                           quantile 0.5 | 0.95 | 0.99
+``driftline_model_latency_reference_p99_seconds{...}``  a version's reference p99
 ``driftline_seconds_since_last_event{model_id, topic}``
 ``driftline_label_join_total{outcome}``                joined, expired, evicted, late, ...
 ``driftline_refused_total{what}``                      model | feature
@@ -303,6 +306,21 @@ class DriftlineMetrics:
                 "errors.",
             )
         ]
+        latency = [
+            _header(
+                "driftline_model_latency_seconds",
+                "gauge",
+                "Inference latency (the predictions' latency_ms) of each version over its "
+                "rolling window: quantile 0.5, 0.95, 0.99.",
+            )
+        ]
+        latency_reference = [
+            _header(
+                "driftline_model_latency_reference_p99_seconds",
+                "gauge",
+                "A version's reference p99 latency (its first latencies), once complete.",
+            )
+        ]
         since = [
             _header(
                 "driftline_seconds_since_last_event",
@@ -372,6 +390,18 @@ class DriftlineMetrics:
                         reference_count.append(
                             f'driftline_model_reference_count{tested},count="{count}"}} {value}.0\n'
                         )
+                window = version.latency
+                if window is not None:
+                    for q, value in window.quantiles().items():
+                        latency.append(
+                            f'driftline_model_latency_seconds{labels[:-2]},quantile="{q}"}} '
+                            f"{number(value / 1000)}\n"
+                        )
+                    if window.ready:
+                        latency_reference.append(
+                            f"driftline_model_latency_reference_p99_seconds{labels}"
+                            f"{number(window.reference_p99 / 1000)}\n"
+                        )
                 if n < minimum:
                     continue
                 for name, value in version.metrics.values().items():
@@ -392,6 +422,8 @@ class DriftlineMetrics:
             reference_ready,
             reference_starved,
             reference_count,
+            latency,
+            latency_reference,
             since,
         ]
         return ["".join(lines) for lines in families]

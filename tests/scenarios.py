@@ -19,7 +19,14 @@ Record = tuple[str, bytes]
 
 
 def _prediction(
-    model: str, version: str, pid: str, ts: int, prediction, features=None, score=None
+    model: str,
+    version: str,
+    pid: str,
+    ts: int,
+    prediction,
+    features=None,
+    score=None,
+    latency=None,
 ) -> bytes:
     event = {
         "model_id": model,
@@ -32,6 +39,8 @@ def _prediction(
         event["features"] = features
     if score is not None:
         event["score"] = score
+    if latency is not None:
+        event["latency_ms"] = latency
     return orjson.dumps(event)
 
 
@@ -192,6 +201,36 @@ def rollout(
             )
         )
         labels.hold(i, ("labels", _label(model, pid, ts + label_delay * step_ms, truth)))
+        out.extend(labels.due(i))
+    out.extend(labels.rest())
+    return out
+
+
+def slow_rollout(
+    model: str = "m-slow",
+    n_old: int = 2500,
+    n_new: int = 2500,
+    slowdown: float = 1.6,
+    t0: int = T0,
+    step_ms: int = 100,
+    seed: int = 13,
+) -> list[Record]:
+    """Version ``1`` serves ``n_old`` predictions at a lognormal latency (median 20 ms), then
+    version ``2``, as accurate, ``slowdown`` times slower."""
+    rng = random.Random(seed)
+    labels = Labelled(10)
+    out: list[Record] = []
+    for i in range(n_old + n_new):
+        ts = t0 + i * step_ms
+        version, factor = ("1", 1.0) if i < n_old else ("2", slowdown)
+        truth = rng.random() < 0.4
+        prediction = (not truth) if rng.random() < 0.1 else truth
+        pid = f"{model}-{i}"
+        latency = round(factor * rng.lognormvariate(3.0, 0.4), 3)
+        out.append(
+            ("predictions", _prediction(model, version, pid, ts, prediction, latency=latency))
+        )
+        labels.hold(i, ("labels", _label(model, pid, ts + 10 * step_ms, truth)))
         out.extend(labels.due(i))
     out.extend(labels.rest())
     return out

@@ -40,6 +40,7 @@ SCENARIOS: dict[str, Callable[[], list[Record]]] = {
     "recall_drop": scenarios.recall_drop,
     "quality_and_labels": scenarios.quality_and_labels,
     "escalating_drift": scenarios.escalating_drift,
+    "slow_rollout": scenarios.slow_rollout,
     "malformed": lambda: [(kind, payload) for kind, payload, _ in MALFORMED],
 }
 

@@ -34,6 +34,7 @@ def test_demo_runs_to_the_end_and_catches_every_scripted_incident(tmp_path):
         "bad rollout",
         "covariate shift",
         "model goes silent",
+        "slow rollout",
         "malformed events",
     ):
         assert any(
@@ -41,6 +42,7 @@ def test_demo_runs_to_the_end_and_catches_every_scripted_incident(tmp_path):
         ), incident
     assert "no false alarm" in out
     assert "COMMAND rollback  churn-predictor: 2 -> 1" in out
+    assert "COMMAND rollback  ranker: 2 -> 1  (latency_rollout_test" in out
     assert "COMMAND retrain   fraud-detector" in out
     assert "stopping the local broker" in out
     # the demo's broker is gone: nothing left listening

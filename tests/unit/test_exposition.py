@@ -32,6 +32,7 @@ def monitor_with_traffic(model_ids: list[str], feature_names: list[str]) -> Moni
                     timestamp=T0 + i * 10,
                     prediction=rng.random() < 0.4,
                     score=rng.random(),
+                    latency_ms=rng.lognormvariate(3, 0.5),
                     features={name: rng.gauss(0, 1) for name in feature_names},
                 )
             )
@@ -164,3 +165,23 @@ def test_numbers_and_escapes_follow_the_text_format():
     assert number(math.nan) == "NaN"
     assert escape('a\\b"c\nd') == 'a\\\\b\\"c\\nd'
     assert escape("plain ✓") == "plain ✓"
+
+
+def test_latency_quantiles_are_exposed_in_seconds_per_version(exposed):
+    monitor, series = exposed
+    seen = 0
+    for model_id, state in monitor.models.items():
+        for version in state.versions.values():
+            assert version.latency is not None
+            for q, value in version.latency.quantiles().items():
+                labels = (
+                    ("model_id", model_id),
+                    ("model_version", version.version),
+                    ("quantile", str(q)),
+                )
+                assert series[("driftline_model_latency_seconds", labels)] == value / 1000
+                seen += 1
+            # 300 latencies a version: its reference (2,000) is not complete, so no reference p99
+            reference = (("model_id", model_id), ("model_version", version.version))
+            assert ("driftline_model_latency_reference_p99_seconds", reference) not in series
+    assert seen == 3 * len(NASTY) * len(NASTY)
