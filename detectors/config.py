@@ -283,6 +283,7 @@ _POSITIVE_INTS = {
     "max_reference",
     "min_evidence",
     "max_window",
+    "confusion_classes",
 }
 # Smallest values the detectors accept (a setting they refuse would reset every model at its
 # first event, so it is refused here, at start).

@@ -159,6 +159,9 @@ class MetricsConfig:
     #: Most outcomes the test window grows to for rare positives, and the reference waits for.
     max_window: int = 50_000
     max_reference: int = 100_000
+    #: Classes the exposed confusion matrix names (the most frequent in the window); the rest
+    #: are folded into ``other``.
+    confusion_classes: int = 8
 
 
 @dataclass(frozen=True)

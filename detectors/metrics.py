@@ -149,6 +149,28 @@ class RollingClassification:
             "accuracy": cm.total_true_positives / cm.total_weight if cm.total_weight else 0.0,
         }
 
+    def confusion(self, top: int) -> list[tuple[str, str, int]]:
+        """(label, predicted, outcomes) of the window's confusion matrix, non-zero cells only:
+        the ``top`` classes seen most in the window by name, every other class folded into
+        ``other`` (a bounded set of Prometheus series). Classes are named as in JSON
+        (``true``, ``false``, ``3``, ``fraud``).
+
+        >>> m = RollingClassification(window=10)
+        >>> for y_true, y_pred in [("a", "a"), ("a", "b"), ("c", "c"), ("d", "a")]:
+        ...     m.update(y_true, y_pred)
+        >>> m.confusion(top=2)  # a and c are the busiest; b and d become other
+        [('a', 'a', 1), ('a', 'other', 1), ('c', 'c', 1), ('other', 'a', 1)]
+        """
+        kept = {c for c, _ in sorted(self._classes.items(), key=_busiest)[:top]}
+        cells: Counter[tuple[str, str]] = Counter()
+        for y_true, row in self._cm.data.items():
+            name = _class_name(y_true) if y_true in kept else "other"
+            for y_pred, count in row.items():
+                if count:
+                    predicted = _class_name(y_pred) if y_pred in kept else "other"
+                    cells[(name, predicted)] += int(count)
+        return sorted((label, predicted, n) for (label, predicted), n in cells.items())
+
     @property
     def positive_class(self) -> Any:
         """The positive class of a binary model (``None``: multiclass, macro-averaged)."""
@@ -181,6 +203,17 @@ class RollingClassification:
                     raise StateError("classes must be scalars")
             self.update(y_true, y_pred)
         self._multiclass = bool(state.get("multiclass", False))
+
+
+def _busiest(item: tuple[Any, int]) -> tuple[int, str]:
+    return (-item[1], _class_name(item[0]))
+
+
+def _class_name(value: Any) -> str:
+    """A class as JSON writes it (True -> ``true``), for a label value."""
+    if type(value) is bool:
+        return "true" if value else "false"
+    return str(value)
 
 
 #: Largest regression error counted (in absolute value). Two finite floats can be further apart

@@ -34,6 +34,8 @@ Metric names are part of driftline's interface (dashboards and alert rules rely 
                                                        bound short of evidence (never judges)
 ``driftline_model_reference_count{model_id,``          the reference's ``count``: outcomes,
 ``model_version, test, count}``                        positives, predicted_positives, errors
+``driftline_model_confusion{model_id,``                outcomes in the rolling window by label and
+``model_version, label, predicted}``                   predicted class (top classes, rest: other)
 ``driftline_model_latency_seconds{model_id,``          inference latency over the rolling window,
 ``model_version, quantile}``                           quantile 0.5 | 0.95 | 0.99
 ``driftline_model_latency_reference_p99_seconds{...}``  a version's reference p99
@@ -56,6 +58,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 
+from detectors.metrics import RollingClassification
 from detectors.monitor import Monitor
 
 if TYPE_CHECKING:
@@ -124,16 +127,17 @@ def _family(
 class DriftlineMetrics:
     """driftline's metrics of a :class:`Monitor` and the pipeline's counters, as text.
 
-    Examples
-    --------
-    >>> from detectors.monitor import Monitor
-    >>> from stream.pipeline import PipelineStats
-    >>> text = DriftlineMetrics(Monitor(), PipelineStats(), topic_of_kind={}).render().decode()
-    >>> lines = text.splitlines()
-    >>> for line in lines[lines.index("# TYPE driftline_models gauge") :][:2]:
-    ...     print(line)
-    # TYPE driftline_models gauge
-    driftline_models 0.0
+        Examples
+        --------
+        >>> from detectors.metrics import RollingClassification
+    from detectors.monitor import Monitor
+        >>> from stream.pipeline import PipelineStats
+        >>> text = DriftlineMetrics(Monitor(), PipelineStats(), topic_of_kind={}).render().decode()
+        >>> lines = text.splitlines()
+        >>> for line in lines[lines.index("# TYPE driftline_models gauge") :][:2]:
+        ...     print(line)
+        # TYPE driftline_models gauge
+        driftline_models 0.0
     """
 
     def __init__(
@@ -306,6 +310,14 @@ class DriftlineMetrics:
                 "errors.",
             )
         ]
+        confusion = [
+            _header(
+                "driftline_model_confusion",
+                "gauge",
+                "Labelled outcomes in a version's rolling window by label and predicted class "
+                "(the metrics.confusion_classes most frequent classes; the rest as other).",
+            )
+        ]
         latency = [
             _header(
                 "driftline_model_latency_seconds",
@@ -374,6 +386,7 @@ class DriftlineMetrics:
                     f'type="io.driftline.alert.{escape(kind)}"}} {count}.0\n'
                 )
             minimum = state.config.metrics.min_samples
+            top_classes = state.config.metrics.confusion_classes
             for version in state.versions.values():
                 n = version.metrics.n
                 labels = f'{{model_id="{model}",model_version="{escape(version.version)}"}} '
@@ -406,6 +419,12 @@ class DriftlineMetrics:
                     continue
                 for name, value in version.metrics.values().items():
                     per_version[name].append(f"driftline_model_{name}{labels}{number(value)}\n")
+                if isinstance(version.metrics, RollingClassification):
+                    for label, predicted, count in version.metrics.confusion(top_classes):
+                        confusion.append(
+                            f'driftline_model_confusion{labels[:-2]},label="{escape(label)}",'
+                            f'predicted="{escape(predicted)}"}} {count}.0\n'
+                        )
             for kind, at in state.last_event_at.items():
                 topic = escape(topic_of_kind.get(kind, kind))
                 seconds = max(0.0, (now_ms - at) / 1000)
@@ -422,6 +441,7 @@ class DriftlineMetrics:
             reference_ready,
             reference_starved,
             reference_count,
+            confusion,
             latency,
             latency_reference,
             since,

@@ -187,3 +187,27 @@ def test_load_state_refuses_more_pairs_than_the_window():
         big_regression.update(float(i), 0.0)
     with pytest.raises(StateError):
         RollingRegression(window=9).load_state(big_regression.to_state())
+
+
+def test_the_confusion_matrix_folds_rare_classes_into_other_and_keeps_every_outcome():
+    import random
+    from collections import Counter
+
+    from detectors.metrics import RollingClassification
+
+    rng = random.Random(3)
+    metrics = RollingClassification(window=500)
+    pairs = []
+    for _ in range(2000):
+        y_true = f"c{min(19, int(rng.expovariate(0.3)))}"
+        y_pred = y_true if rng.random() < 0.7 else f"c{rng.randrange(20)}"
+        metrics.update(y_true, y_pred)
+        pairs.append((y_true, y_pred))
+    window = pairs[-500:]
+    seen = Counter(c for pair in window for c in pair)
+    top = {c for c, _ in sorted(seen.items(), key=lambda kv: (-kv[1], kv[0]))[:5]}
+    expected = Counter((t if t in top else "other", p if p in top else "other") for t, p in window)
+    cells = metrics.confusion(top=5)
+    assert {(t, p): n for t, p, n in cells} == dict(expected)
+    assert sum(n for _, _, n in cells) == 500
+    assert len(cells) <= 36  # (5 + 1) x (5 + 1) at most

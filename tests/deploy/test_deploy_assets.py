@@ -71,6 +71,7 @@ def collected() -> tuple[frozenset[str], frozenset[str]]:
                 timestamp=T0 + i,
                 prediction=i % 3 == 0,
                 features={"amount": float(i % 17), "country": "FR" if i % 2 else "DE"},
+                latency_ms=float(5 + i % 29),
             )
         )
         events.append(
@@ -290,6 +291,8 @@ def test_the_collector_fixture_exposes_every_family_with_samples():
         "driftline_model_reference_ready",
         "driftline_model_reference_starved",
         "driftline_model_reference_count",
+        "driftline_model_confusion",
+        "driftline_model_latency_seconds",
         "driftline_seconds_since_last_event",
     ):
         assert name in sampled, name

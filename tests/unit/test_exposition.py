@@ -185,3 +185,26 @@ def test_latency_quantiles_are_exposed_in_seconds_per_version(exposed):
             reference = (("model_id", model_id), ("model_version", version.version))
             assert ("driftline_model_latency_reference_p99_seconds", reference) not in series
     assert seen == 3 * len(NASTY) * len(NASTY)
+
+
+def test_the_confusion_matrix_is_exposed_per_version_and_sums_to_the_window(exposed):
+    monitor, series = exposed
+    checked = 0
+    for model_id, state in monitor.models.items():
+        for version in state.versions.values():
+            cells = {
+                (dict(labels)["label"], dict(labels)["predicted"]): value
+                for name, labels in series
+                if name == "driftline_model_confusion"
+                and dict(labels)["model_id"] == model_id
+                and dict(labels)["model_version"] == version.version
+                for value in [series[(name, labels)]]
+            }
+            if version.metrics.n < state.config.metrics.min_samples:
+                assert cells == {}
+                continue
+            assert sum(cells.values()) == version.metrics.n
+            assert cells == {(t, p): n for t, p, n in version.metrics.confusion(8)}
+            assert {t for t, _ in cells} <= {"true", "false"}
+            checked += 1
+    assert checked > 0
