@@ -1,6 +1,6 @@
 """Saved model states of earlier releases keep loading, and the models carry on from them.
 
-``fixtures/states-format-1.json.gz``: models of five scenarios as this layout (every
+``fixtures/states-format-1.json.gz``: models of six scenarios as this layout (every
 component's record numbered 1, see :mod:`detectors.saved_state`) saves them.
 
 ``fixtures/states-8f8575c.json``: two models (a concept drift under way, a rollout) as the
@@ -65,7 +65,14 @@ def test_states_of_the_release_before_rare_events_load_and_carry_on():
 # -- today's format: every component's record numbered (detectors.saved_state) ----------------
 
 FORMAT_1 = FIXTURES / "states-format-1.json.gz"
-FORMAT_1_SCENARIOS = ("concept_drift", "rollout", "regression", "multiclass", "quality_and_labels")
+FORMAT_1_SCENARIOS = (
+    "concept_drift",
+    "rollout",
+    "regression",
+    "multiclass",
+    "quality_and_labels",
+    "slow_rollout",
+)
 
 
 def saved_now() -> dict:
@@ -103,6 +110,7 @@ def test_every_component_record_is_numbered():
     records = [model, model["join"], model["alerts"], model["retrain"], model["rollback"]]
     records += [version, version["metrics"], version["performance"], feature, feature["quality"]]
     records += [saved["m-reg"]["model"]["versions"]["1"]["metrics"]]
+    records += [saved["m-slow"]["model"]["versions"]["2"]["latency"]]
     assert all(record["format"] == 1 for record in records)
     # Detectors carry their own numbered layout (detectors.base.Detector.STATE_VERSION).
     assert version["concept"]["version"] == feature["detector"]["version"] == 1
@@ -121,14 +129,16 @@ def test_every_component_record_is_numbered():
         (("features", "plan"), "FeatureMonitor"),
         (("features", "plan", "quality"), "QualityCounter"),
         ((), "ModelState"),
+        (("versions", "2", "latency"), "LatencyWindow"),
     ],
 )
 def test_a_newer_format_is_refused_naming_its_component(path, component):
     """A state written by a newer driftline is refused with a reason, not misread."""
-    saved = orjson.loads(gzip.decompress(FORMAT_1.read_bytes()))["m-quality"]
+    model_id = "m-slow" if component == "LatencyWindow" else "m-quality"
+    saved = orjson.loads(gzip.decompress(FORMAT_1.read_bytes()))[model_id]
     record = saved["model"]
     for key in path:
         record = record[key]
     record["format"] = 2
     with pytest.raises(StateError, match=f"{component} state format 2 is newer"):
-        Monitor().load_model_state("m-quality", saved)
+        Monitor().load_model_state(model_id, saved)
