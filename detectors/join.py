@@ -24,7 +24,7 @@ Examples
 >>> joiner = LabelJoiner(JoinConfig(ttl=1000))
 >>> joiner.add_prediction("p1", 0, "v1", True)
 >>> joiner.add_label("p1", False, 500)
-Outcome(version='v1', prediction=True, label=False, predicted_at=0, labelled_at=500)
+Outcome(version='v1', prediction=True, label=False, predicted_at=0, labelled_at=500, score=None)
 >>> joiner.add_prediction("p2", 100, "v1", True)
 >>> joiner.expire(2000)
 >>> joiner.add_label("p2", True, 2100) is None, joiner.counts["expired"], joiner.counts["late"]
@@ -59,10 +59,16 @@ class Outcome:
     label: Any
     predicted_at: int
     labelled_at: int
+    #: The prediction's probability score, when it sent one in [0, 1] (kept to 1 / 65,536).
+    score: float | None = None
 
 
 #: (version, prediction) combinations a joiner codes its waiting predictions with.
 _CODES = 1024
+#: A probability score is kept to 1 / _STEPS (exact for halves, quarters, ...) as one of the
+#: levels of a waiting prediction's code (0: no score).
+_STEPS = 1 << 16
+_LEVELS = 1 << 17
 
 
 class _RecentIds:
@@ -155,7 +161,8 @@ class LabelJoiner:
     """Waiting predictions and early labels of one model."""
 
     #: Layout of :meth:`to_state` (see :mod:`detectors.saved_state`).
-    STATE_FORMAT: ClassVar[int] = 1
+    #: 2: a waiting prediction may carry its probability score as a fourth element.
+    STATE_FORMAT: ClassVar[int] = 2
 
     def __init__(self, config: JoinConfig, totals: dict[str, int] | None = None) -> None:
         self.config = config
@@ -175,22 +182,26 @@ class LabelJoiner:
         self._joined = _RecentIds(config.remember)
         self.counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
 
-    def _pack(self, predicted_at: int, version: str, prediction: Any) -> int | tuple[int, str, Any]:
+    def _pack(
+        self, predicted_at: int, version: str, prediction: Any, score: float | None = None
+    ) -> int | tuple[Any, ...]:
+        level = 0 if score is None else 1 + round(score * _STEPS)
         key = (version, type(prediction), prediction)  # True == 1, but they are other classes
         code = self._combo_codes.get(key)
         if code is None:
             if type(prediction) is float or len(self._combos) >= _CODES:
-                return (predicted_at, version, prediction)
+                return (predicted_at, version, prediction, score)
             code = self._combo_codes[key] = len(self._combos)
             self._combos.append((version, prediction))
-        return predicted_at * _CODES + code
+        return (predicted_at * _LEVELS + level) * _CODES + code
 
-    def _unpack(self, waiting: int | tuple[int, str, Any]) -> tuple[int, str, Any]:
+    def _unpack(self, waiting: int | tuple[Any, ...]) -> tuple[int, str, Any, float | None]:
         if type(waiting) is tuple:
-            return waiting
-        predicted_at, code = divmod(waiting, _CODES)  # floor division: exact for any sign
+            return waiting  # type: ignore[return-value]
+        rest, code = divmod(waiting, _CODES)  # floor division: exact for any sign
+        predicted_at, level = divmod(rest, _LEVELS)
         version, prediction = self._combos[code]
-        return predicted_at, version, prediction
+        return predicted_at, version, prediction, (level - 1) / _STEPS if level else None
 
     def _count(self, outcome: str, amount: int) -> None:
         self.counts[outcome] += amount
@@ -207,17 +218,28 @@ class LabelJoiner:
         return len(self._labels)
 
     def add_prediction(
-        self, prediction_id: str, predicted_at: int, version: str, prediction: Any
+        self,
+        prediction_id: str,
+        predicted_at: int,
+        version: str,
+        prediction: Any,
+        score: float | None = None,
     ) -> Outcome | None:
-        """Hold a prediction for its label; return the outcome at once if the label is here."""
+        """Hold a prediction for its label; return the outcome at once if the label is here.
+
+        ``score``: its probability score, kept when a float in [0, 1]."""
+        if score is not None:
+            # Kept at the level a waiting prediction holds it to, whichever topic comes first
+            # (a replay and the live service must decide alike).
+            score = round(score * _STEPS) / _STEPS if 0.0 <= score <= 1.0 else None
         early = self._labels.pop(prediction_id, None)
         if early is not None:
             self._count("joined", 1)
             self._joined.add(prediction_id)
-            return Outcome(version, prediction, early[1], predicted_at, early[0])
+            return Outcome(version, prediction, early[1], predicted_at, early[0], score)
         if prediction_id in self._predictions or prediction_id in self._joined:
             return None  # a re-sent prediction (at-least-once producers): keep the first
-        self._predictions[prediction_id] = self._pack(predicted_at, version, prediction)
+        self._predictions[prediction_id] = self._pack(predicted_at, version, prediction, score)
         if len(self._predictions) > self.config.max_pending:
             self.evict(1)
         return None
@@ -228,8 +250,8 @@ class LabelJoiner:
         if waiting is not None:
             self._count("joined", 1)
             self._joined.add(prediction_id)
-            predicted_at, version, prediction = self._unpack(waiting)
-            return Outcome(version, prediction, label, predicted_at, labelled_at)
+            predicted_at, version, prediction, score = self._unpack(waiting)
+            return Outcome(version, prediction, label, predicted_at, labelled_at, score)
         if prediction_id in self._joined or prediction_id in self._labels:
             self._count("duplicate", 1)
         elif prediction_id in self._expired:
@@ -278,8 +300,13 @@ class LabelJoiner:
         return stamp(
             self.STATE_FORMAT,
             {
-                # (id, (time, version, prediction)) pairs: orjson writes tuples as arrays, no copy
-                "predictions": [(pid, self._unpack(w)) for pid, w in self._predictions.items()],
+                # (id, [time, version, prediction]) pairs, with the score as a fourth element when
+                # the prediction has one (orjson writes tuples as arrays, no copy)
+                "predictions": [
+                    (pid, unpacked if unpacked[3] is not None else unpacked[:3])
+                    for pid, w in self._predictions.items()
+                    for unpacked in (self._unpack(w),)
+                ],
                 "labels": list(self._labels.items()),
                 "expired": self._expired.dump(),
                 "joined": self._joined.dump(),
@@ -288,8 +315,10 @@ class LabelJoiner:
         )
 
     def load_state(self, state: dict[str, Any]) -> None:
-        read_format(state, "LabelJoiner", self.STATE_FORMAT)
+        fmt = read_format(state, "LabelJoiner", self.STATE_FORMAT)
         predictions = state["predictions"]
+        if fmt == 1 and any(len(w) != 3 for _, w in predictions):
+            raise StateError("a format-1 waiting prediction is [time, version, prediction]")
         labels = state["labels"]
         if (
             len(predictions) > self.config.max_pending
@@ -298,7 +327,8 @@ class LabelJoiner:
             raise StateError("more waiting predictions or labels than the limits allow")
         self._combos, self._combo_codes = [], {}
         self._predictions = OrderedDict(
-            (str(pid), self._pack(int(t), str(v), _scalar(p))) for pid, (t, v, p) in predictions
+            (str(pid), self._pack(int(w[0]), str(w[1]), _scalar(w[2]), _score(w)))
+            for pid, w in predictions
         )
         self._labels = OrderedDict(
             (str(pid), (int(t), _scalar(label))) for pid, (t, label) in labels
@@ -306,6 +336,19 @@ class LabelJoiner:
         self._expired.load(state["expired"])
         self._joined.load(state["joined"])
         self.counts = {k: int(state["counts"].get(k, 0)) for k in OUTCOMES}
+
+
+def _score(waiting: Any) -> float | None:
+    """A saved waiting prediction's score: [time, version, prediction] or with a fourth
+    element, its probability score."""
+    if not 3 <= len(waiting) <= 4:
+        raise StateError("a waiting prediction is [time, version, prediction(, score)]")
+    if len(waiting) == 3 or waiting[3] is None:
+        return None
+    score = float(waiting[3])
+    if not 0.0 <= score <= 1.0:
+        raise StateError("a waiting prediction's score must be in [0, 1]")
+    return score
 
 
 def _scalar(value: Any) -> Any:

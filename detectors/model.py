@@ -144,7 +144,14 @@ class ModelState:
                     version.last_seen = ts
                 # version.version: the interned string, shared by every waiting prediction
                 prediction = event.prediction  # type: ignore[union-attr]
-                outcome = add_prediction(event.prediction_id, ts, version.version, prediction)  # type: ignore[union-attr]
+                score = event.score  # type: ignore[union-attr]
+                outcome = add_prediction(
+                    event.prediction_id,  # type: ignore[union-attr]
+                    ts,
+                    version.version,
+                    prediction,
+                    score if type(score) is float else None,
+                )
                 if outcome is not None:
                     self._outcome(outcome)
                 column = columns.get(version.version)
@@ -152,7 +159,6 @@ class ModelState:
                     column = columns[version.version] = _Columns(version)
                 column.times.append(ts)
                 column.predictions.append(prediction)
-                score = event.score  # type: ignore[union-attr]
                 if score is not None:
                     column.add_score(ts, score)
                 latency = event.latency_ms  # type: ignore[union-attr]
@@ -286,7 +292,9 @@ class ModelState:
         version = self.versions.get(outcome.version)
         if version is None:
             return  # a version no longer tracked
-        error = version.record_outcome(outcome.prediction, outcome.label, outcome.predicted_at)
+        error = version.record_outcome(
+            outcome.prediction, outcome.label, outcome.predicted_at, outcome.score
+        )
         if error is None:
             Counters.add(self.counters.quality, "label_type_mismatch")
             return

@@ -22,6 +22,7 @@ from detectors.latency import LatencyWindow
 from detectors.metrics import RollingClassification, RollingRegression, bounded_error
 from detectors.numeric import NumericDriftDetector
 from detectors.saved_state import read_format, stamp
+from detectors.score_quality import ScoreQuality
 
 __all__ = ["VersionState"]
 
@@ -60,6 +61,9 @@ class VersionState:
         )
         self.performance = performance_test(config, regression)
         self._latency_config = config.latency
+        self._metrics_window = metrics.window
+        #: ROC AUC, log loss, Brier, calibration, once a binary version's outcomes carry scores.
+        self.score_quality: ScoreQuality | None = None
         #: Inference latency, once the version's predictions carry ``latency_ms``.
         self.latency: LatencyWindow | None = None
         self.outcomes = 0
@@ -73,10 +77,13 @@ class VersionState:
             self.latency = latency_window(self._latency_config)
         return self.latency.update_many(values)
 
-    def record_outcome(self, prediction: Any, label: Any, predicted_at: int) -> float | None:
-        """A labelled outcome into the rolling metrics and the performance test; its error
-        (0/1, or absolute for regression), or None when a regression's label or prediction is
-        not a number (counted by the caller)."""
+    def record_outcome(
+        self, prediction: Any, label: Any, predicted_at: int, score: float | None = None
+    ) -> float | None:
+        """A labelled outcome into the rolling metrics, the score metrics (a binary model's
+        probability ``score``) and the performance test; its error (0/1, or absolute for
+        regression), or None when a regression's label or prediction is not a number (counted
+        by the caller)."""
         performance = self.performance
         if self.regression:
             if type(prediction) not in (int, float) or type(label) not in (int, float):
@@ -94,6 +101,10 @@ class VersionState:
                 performance.update_correct(prediction == label)
             else:
                 performance.update(label == positive, prediction == positive)
+                if score is not None:
+                    if self.score_quality is None:
+                        self.score_quality = ScoreQuality(self._metrics_window)
+                    self.score_quality.update(score, label == positive)
         self.outcomes += 1
         # The change point is dated by prediction time: a retraining job selects the
         # predictions made since the change, whose labels came later.
@@ -168,6 +179,8 @@ class VersionState:
     def to_state(self) -> dict[str, Any]:
         # (Latency only when the version has any: states of versions without keep their form.)
         latency = {} if self.latency is None else {"latency": self.latency.to_state()}
+        if self.score_quality is not None:
+            latency["score_quality"] = self.score_quality.to_state()
         return stamp(
             self.STATE_FORMAT,
             {
@@ -209,6 +222,10 @@ class VersionState:
         performance = state.get("performance")
         if performance is not None:  # (older states: the version's reference starts afresh)
             version.performance.load_state(performance)
+        quality = state.get("score_quality")
+        if quality is not None:
+            version.score_quality = ScoreQuality(config.metrics.window)
+            version.score_quality.load_state(quality)
         latency = state.get("latency")
         if latency is not None:
             version.latency = latency_window(config.latency)

@@ -26,7 +26,9 @@ Metric names are part of driftline's interface (dashboards and alert rules rely 
 ``driftline_alerts_firing{model_id, type}``            alerts firing now
 ``driftline_drift_statistic{model_id, signal, feature}``  and ``_threshold``, ``_detected``
 ``driftline_model_precision{model_id, model_version}``  ``_recall``, ``_f1``, ``_accuracy``,
-                                                       ``_mae``, ``_rmse``, ``_outcomes``
+                                                       ``_mae``, ``_rmse``, ``_outcomes``,
+                                                       ``_roc_auc``, ``_log_loss``, ``_brier``,
+                                                       ``_calibration_error``
 ``driftline_model_reference_ready{model_id,``          1 once the reference of ``test``
 ``model_version, test}``                               (performance | concept) holds enough
                                                        evidence; 0 while warming up
@@ -76,6 +78,10 @@ _PER_VERSION = (
     ("accuracy", "Rolling accuracy."),
     ("mae", "Rolling mean absolute error (regression)."),
     ("rmse", "Rolling root mean squared error (regression)."),
+    ("roc_auc", "Rolling ROC AUC of a binary model's probability scores."),
+    ("log_loss", "Rolling log loss of a binary model's probability scores."),
+    ("brier", "Rolling Brier score of a binary model's probability scores."),
+    ("calibration_error", "Rolling expected calibration error (10 bins) of the scores."),
 )
 
 
@@ -129,8 +135,7 @@ class DriftlineMetrics:
 
         Examples
         --------
-        >>> from detectors.metrics import RollingClassification
-    from detectors.monitor import Monitor
+        >>> from detectors.monitor import Monitor
         >>> from stream.pipeline import PipelineStats
         >>> text = DriftlineMetrics(Monitor(), PipelineStats(), topic_of_kind={}).render().decode()
         >>> lines = text.splitlines()
@@ -419,6 +424,9 @@ class DriftlineMetrics:
                     continue
                 for name, value in version.metrics.values().items():
                     per_version[name].append(f"driftline_model_{name}{labels}{number(value)}\n")
+                if version.score_quality is not None:
+                    for name, value in version.score_quality.values().items():
+                        per_version[name].append(f"driftline_model_{name}{labels}{number(value)}\n")
                 if isinstance(version.metrics, RollingClassification):
                     for label, predicted, count in version.metrics.confusion(top_classes):
                         confusion.append(

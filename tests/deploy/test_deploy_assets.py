@@ -72,6 +72,7 @@ def collected() -> tuple[frozenset[str], frozenset[str]]:
                 prediction=i % 3 == 0,
                 features={"amount": float(i % 17), "country": "FR" if i % 2 else "DE"},
                 latency_ms=float(5 + i % 29),
+                score=(i % 10) / 10,
             )
         )
         events.append(
@@ -292,6 +293,10 @@ def test_the_collector_fixture_exposes_every_family_with_samples():
         "driftline_model_reference_starved",
         "driftline_model_reference_count",
         "driftline_model_confusion",
+        "driftline_model_roc_auc",
+        "driftline_model_log_loss",
+        "driftline_model_brier",
+        "driftline_model_calibration_error",
         "driftline_model_latency_seconds",
         "driftline_seconds_since_last_event",
     ):

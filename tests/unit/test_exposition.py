@@ -116,6 +116,10 @@ def test_every_detector_and_metric_value_is_the_cores(exposed):
                 for metric, value in version.metrics.values().items():
                     assert series[(f"driftline_model_{metric}", labels)] == value
                     checked += 1
+                assert version.score_quality is not None  # binary, with scores
+                for metric, value in version.score_quality.values().items():
+                    assert series[(f"driftline_model_{metric}", labels)] == value
+                    checked += 1
     # every model: each feature's detector, and four metrics of each of its versions
     assert checked >= len(NASTY) * (len(NASTY) + 4 * len(NASTY))
 

@@ -1,0 +1,137 @@
+"""How good a binary classifier's probability scores are, over its last labelled outcomes.
+
+For the last ``window`` outcomes of a version that sends a probability ``score`` (of the
+positive class), with ``y`` = 1 when the label is the positive class:
+
+``roc_auc``
+    the probability that a positive scores above a negative (ties count one half): the
+    Mann-Whitney statistic from average ranks, ``(R+ - n+(n+ + 1)/2) / (n+ n-)``; undefined
+    (not reported) until the window holds both classes;
+``log_loss``
+    ``-mean(y log p + (1 - y) log(1 - p))``, ``p`` clipped to [eps, 1 - eps] (eps the float's
+    machine epsilon, as scikit-learn does);
+``brier``
+    ``mean((p - y)^2)``;
+``calibration_error``
+    the expected calibration error over ``bins`` equal-width bins of ``p``:
+    ``sum_b (n_b / n) |mean(y_b) - mean(p_b)|``.
+
+They are computed from the window when read (numpy, ~0.1 ms for 1,000 outcomes) and cached
+until the next outcome: a scrape or a check reads them, not every outcome.
+
+Examples
+--------
+>>> quality = ScoreQuality(window=4)
+>>> for score, positive in [(0.9, True), (0.2, False), (0.6, False), (0.7, True)]:
+...     quality.update(score, positive)
+>>> {k: round(v, 3) for k, v in quality.values().items()}
+{'roc_auc': 1.0, 'log_loss': 0.4, 'brier': 0.125, 'calibration_error': 0.3}
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from detectors.base import StateError
+from detectors.saved_state import read_format, stamp
+
+__all__ = ["ScoreQuality"]
+
+_CLIP = float(np.finfo(np.float64).eps)
+
+
+class ScoreQuality:
+    """Probability-score metrics of a binary classifier over a count window.
+
+    Parameters
+    ----------
+    window
+        Outcomes in the window.
+    bins
+        Equal-width bins of the calibration error.
+    """
+
+    #: Layout of :meth:`to_state` (see :mod:`detectors.saved_state`).
+    STATE_FORMAT: ClassVar[int] = 1
+
+    def __init__(self, window: int = 1000, bins: int = 10) -> None:
+        if window < 1 or bins < 1:
+            raise ValueError("window and bins must be positive")
+        self.window = window
+        self.bins = bins
+        self._scores = np.zeros(window)
+        self._positive = np.zeros(window, dtype=bool)
+        self._next = 0  # slot of the next outcome
+        self.n = 0
+        self._cached: dict[str, float] | None = None
+
+    def update(self, score: float, positive: bool) -> None:
+        """One labelled outcome: its score (probability of the positive class), and whether
+        its label is the positive class."""
+        slot = self._next
+        self._scores[slot] = score
+        self._positive[slot] = positive
+        self._next = (slot + 1) % self.window
+        self.n = min(self.n + 1, self.window)
+        self._cached = None
+
+    def _window(self) -> tuple[np.ndarray, np.ndarray]:
+        """The window's scores and labels, oldest first (sums in the same order before and
+        after a restart: the same values to the last bit)."""
+        if self.n < self.window:
+            return self._scores[: self.n], self._positive[: self.n]
+        order = np.r_[self._next : self.window, 0 : self._next]
+        return self._scores[order], self._positive[order]
+
+    def values(self) -> dict[str, float]:
+        """``roc_auc`` (when both classes are in the window), ``log_loss``, ``brier`` and
+        ``calibration_error``; empty before the first outcome."""
+        if self._cached is not None:
+            return self._cached
+        if not self.n:
+            return {}
+        p, y = self._window()
+        out: dict[str, float] = {}
+        positives = int(np.count_nonzero(y))
+        negatives = len(y) - positives
+        if positives and negatives:
+            _, inverse, counts = np.unique(p, return_inverse=True, return_counts=True)
+            ends = np.cumsum(counts)
+            ranks = (ends - counts + (counts + 1) / 2)[inverse]
+            rank_sum = float(ranks[y].sum())
+            out["roc_auc"] = (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+        clipped = np.clip(p, _CLIP, 1 - _CLIP)
+        out["log_loss"] = float(-np.mean(np.where(y, np.log(clipped), np.log1p(-clipped))))
+        out["brier"] = float(np.mean((p - y) ** 2))
+        which = np.minimum((p * self.bins).astype(np.int64), self.bins - 1)
+        gap = np.abs(
+            np.bincount(which, weights=y.astype(np.float64), minlength=self.bins)
+            - np.bincount(which, weights=p, minlength=self.bins)
+        )
+        out["calibration_error"] = float(gap.sum() / len(p))  # sum_b n_b/n |mean y - mean p|
+        self._cached = out
+        return out
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        p, y = self._window()
+        return stamp(
+            self.STATE_FORMAT,
+            {"scores": p.tolist(), "positive": "".join("1" if v else "0" for v in y)},
+        )
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        read_format(state, "ScoreQuality", self.STATE_FORMAT)
+        scores, positive = state["scores"], state["positive"]
+        if len(scores) > self.window or len(scores) != len(positive) or set(positive) - {"0", "1"}:
+            raise StateError("score window out of bounds")
+        values = [float(s) for s in scores]
+        if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values):
+            raise StateError("scores must be probabilities")
+        self.__init__(self.window, self.bins)  # type: ignore[misc]
+        for value, flag in zip(values, positive, strict=True):
+            self.update(value, flag == "1")
