@@ -67,7 +67,7 @@ class Outcome:
 _CODES = 1024
 #: A probability score is kept to 1 / _STEPS (exact for halves, quarters, ...) as one of the
 #: levels of a waiting prediction's code (0: no score).
-_STEPS = 1 << 16
+_STEPS = float(1 << 16)
 _LEVELS = 1 << 17
 
 
@@ -183,14 +183,14 @@ class LabelJoiner:
         self.counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
 
     def _pack(
-        self, predicted_at: int, version: str, prediction: Any, score: float | None = None
+        self, predicted_at: int, version: str, prediction: Any, level: int = 0
     ) -> int | tuple[Any, ...]:
-        level = 0 if score is None else 1 + round(score * _STEPS)
+        """A waiting prediction, its score as ``level`` (0: none; else 1 + score x _STEPS)."""
         key = (version, type(prediction), prediction)  # True == 1, but they are other classes
         code = self._combo_codes.get(key)
         if code is None:
             if type(prediction) is float or len(self._combos) >= _CODES:
-                return (predicted_at, version, prediction, score)
+                return (predicted_at, version, prediction, (level - 1) / _STEPS if level else None)
             code = self._combo_codes[key] = len(self._combos)
             self._combos.append((version, prediction))
         return (predicted_at * _LEVELS + level) * _CODES + code
@@ -228,18 +228,18 @@ class LabelJoiner:
         """Hold a prediction for its label; return the outcome at once if the label is here.
 
         ``score``: its probability score, kept when a float in [0, 1]."""
-        if score is not None:
-            # Kept at the level a waiting prediction holds it to, whichever topic comes first
-            # (a replay and the live service must decide alike).
-            score = round(score * _STEPS) / _STEPS if 0.0 <= score <= 1.0 else None
+        # A score is kept at a level (exact for halves, quarters, ...), whichever topic comes
+        # first: a replay and the live service must decide alike.
+        level = int(score * _STEPS + 1.5) if score is not None and 0.0 <= score <= 1.0 else 0
         early = self._labels.pop(prediction_id, None)
         if early is not None:
             self._count("joined", 1)
             self._joined.add(prediction_id)
-            return Outcome(version, prediction, early[1], predicted_at, early[0], score)
+            kept = (level - 1) / _STEPS if level else None
+            return Outcome(version, prediction, early[1], predicted_at, early[0], kept)
         if prediction_id in self._predictions or prediction_id in self._joined:
             return None  # a re-sent prediction (at-least-once producers): keep the first
-        self._predictions[prediction_id] = self._pack(predicted_at, version, prediction, score)
+        self._predictions[prediction_id] = self._pack(predicted_at, version, prediction, level)
         if len(self._predictions) > self.config.max_pending:
             self.evict(1)
         return None
@@ -327,7 +327,7 @@ class LabelJoiner:
             raise StateError("more waiting predictions or labels than the limits allow")
         self._combos, self._combo_codes = [], {}
         self._predictions = OrderedDict(
-            (str(pid), self._pack(int(w[0]), str(w[1]), _scalar(w[2]), _score(w)))
+            (str(pid), self._pack(int(w[0]), str(w[1]), _scalar(w[2]), _level(w)))
             for pid, w in predictions
         )
         self._labels = OrderedDict(
@@ -338,17 +338,17 @@ class LabelJoiner:
         self.counts = {k: int(state["counts"].get(k, 0)) for k in OUTCOMES}
 
 
-def _score(waiting: Any) -> float | None:
-    """A saved waiting prediction's score: [time, version, prediction] or with a fourth
+def _level(waiting: Any) -> int:
+    """A saved waiting prediction's score level: [time, version, prediction] or with a fourth
     element, its probability score."""
     if not 3 <= len(waiting) <= 4:
         raise StateError("a waiting prediction is [time, version, prediction(, score)]")
     if len(waiting) == 3 or waiting[3] is None:
-        return None
+        return 0
     score = float(waiting[3])
     if not 0.0 <= score <= 1.0:
         raise StateError("a waiting prediction's score must be in [0, 1]")
-    return score
+    return int(score * _STEPS + 1.5)  # (1 + the score rounded half up to a step)
 
 
 def _scalar(value: Any) -> Any:

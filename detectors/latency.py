@@ -42,7 +42,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
 from fastdigest import TDigest
 
 from detectors.base import StateError
@@ -232,30 +231,36 @@ class LatencyWindow:
 
     def update_many(self, values: Sequence[float]) -> int:
         """Add latencies (ms); return how many window buckets they completed (the checks due)."""
+        if not isinstance(values, list):
+            values = [float(v) for v in values]
         if not values:
             return 0
         self._cached = None
         # (Beyond 1e12 ms, 31 years, a latency is a bug in its producer: counted as that, so
         # the digest's sums stay finite and its state JSON.)
-        array = np.minimum(np.asarray(values, dtype=np.float64), _MAX_LATENCY_MS)
+        if max(values) > _MAX_LATENCY_MS:
+            values = [min(v, _MAX_LATENCY_MS) for v in values]
         if not self.ready:
-            take = min(len(array), self.reference_size - self.reference.n_values)
-            self.reference.batch_update(array[:take].tolist())
+            take = min(len(values), self.reference_size - self.reference.n_values)
+            self.reference.batch_update(values[:take])
             if self.reference.n_values >= self.reference_size:
                 self._freeze_reference()
         start = 0
         completed = 0
         size = self.bucket_size
-        while start < len(array):
+        # (A batch holds a version's few dozen latencies: plain Python beats numpy here.)
+        while start < len(values):
             bucket = self._filling
-            take = min(len(array) - start, size - bucket[1])
-            chunk = array[start : start + take]
-            bucket[0].batch_update(chunk.tolist())
+            take = min(len(values) - start, size - bucket[1])
+            chunk = values[start : start + take] if start or take < len(values) else values
+            bucket[0].batch_update(chunk)
             bucket[1] += take
             if self.ready:
-                bucket[2] += int(np.count_nonzero(chunk > self.reference_p99))
-            if self.watched is not None:
-                bucket[3] += int(np.count_nonzero(chunk > self.watched))
+                q = self.reference_p99
+                bucket[2] += sum(1 for v in chunk if v > q)
+            watched = self.watched
+            if watched is not None:
+                bucket[3] += sum(1 for v in chunk if v > watched)
             self.n += take
             start += take
             if bucket[1] >= size:

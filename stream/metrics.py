@@ -133,16 +133,16 @@ def _family(
 class DriftlineMetrics:
     """driftline's metrics of a :class:`Monitor` and the pipeline's counters, as text.
 
-        Examples
-        --------
-        >>> from detectors.monitor import Monitor
-        >>> from stream.pipeline import PipelineStats
-        >>> text = DriftlineMetrics(Monitor(), PipelineStats(), topic_of_kind={}).render().decode()
-        >>> lines = text.splitlines()
-        >>> for line in lines[lines.index("# TYPE driftline_models gauge") :][:2]:
-        ...     print(line)
-        # TYPE driftline_models gauge
-        driftline_models 0.0
+    Examples
+    --------
+    >>> from detectors.monitor import Monitor
+    >>> from stream.pipeline import PipelineStats
+    >>> text = DriftlineMetrics(Monitor(), PipelineStats(), topic_of_kind={}).render().decode()
+    >>> lines = text.splitlines()
+    >>> for line in lines[lines.index("# TYPE driftline_models gauge") :][:2]:
+    ...     print(line)
+    # TYPE driftline_models gauge
+    driftline_models 0.0
     """
 
     def __init__(
