@@ -156,18 +156,23 @@ class Counted:
 # -- consuming -------------------------------------------------------------------------------
 
 
-async def raw_consumer(bootstrap: str, topics: Topics, expected_events: int) -> float:
-    """The ceiling: getmany + orjson.loads of every message; events/s."""
-    consumer = AIOKafkaConsumer(
+def _input_consumer(bootstrap: str, topics: Topics, group: str) -> AIOKafkaConsumer:
+    """A consumer of the input topics from the start, in a fresh group named after ``group``."""
+    return AIOKafkaConsumer(
         topics.predictions,
         topics.labels,
         bootstrap_servers=bootstrap,
-        group_id=f"raw-{uuid.uuid4().hex[:6]}",
+        group_id=f"{group}-{uuid.uuid4().hex[:6]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         max_partition_fetch_bytes=8 << 20,
         fetch_max_bytes=64 << 20,
     )
+
+
+async def raw_consumer(bootstrap: str, topics: Topics, expected_events: int) -> float:
+    """The ceiling: getmany + orjson.loads of every message; events/s."""
+    consumer = _input_consumer(bootstrap, topics, "raw")
     await consumer.start()
     events = 0
     start = None
@@ -192,16 +197,7 @@ async def naive_consumer(bootstrap: str, topics: Topics, expected_events: int) -
     validation, join, metrics, quality, stalls, state, checkpoints or dead letters.)"""
     from river import drift
 
-    consumer = AIOKafkaConsumer(
-        topics.predictions,
-        topics.labels,
-        bootstrap_servers=bootstrap,
-        group_id=f"naive-{uuid.uuid4().hex[:6]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=8 << 20,
-        fetch_max_bytes=64 << 20,
-    )
+    consumer = _input_consumer(bootstrap, topics, "naive")
     await consumer.start()
     features: dict[tuple[str, str], drift.ADWIN] = {}
     scores: dict[str, drift.PageHinkley] = {}
