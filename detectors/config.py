@@ -55,6 +55,7 @@ from detectors.config_sections import (
     QualityConfig,
     RetrainConfig,
     RollbackConfig,
+    SegmentationConfig,
     StallConfig,
 )
 
@@ -72,6 +73,7 @@ __all__ = [
     "QualityConfig",
     "RetrainConfig",
     "RollbackConfig",
+    "SegmentationConfig",
     "StallConfig",
     "parse_duration",
 ]
@@ -284,6 +286,10 @@ _POSITIVE_INTS = {
     "min_evidence",
     "max_window",
     "confusion_classes",
+    "top",
+    "min_outcomes",
+    "check_every",
+    "reference",
 }
 # Smallest values the detectors accept (a setting they refuse would reset every model at its
 # first event, so it is refused here, at start).
@@ -295,8 +301,8 @@ _MINIMUMS = {
 }
 # Largest values of settings that size memory up front: join.remember's id tables are allocated
 # at a model's first label (~16 bytes per remembered id and model: 2**31 asked for 32 GB).
-_MAXIMUMS = {(JoinConfig, "remember"): 1_000_000}
-_UNIT_INTERVAL = {"adwin_delta", "alpha", "rate_threshold", "relative_drop"}
+_MAXIMUMS = {(JoinConfig, "remember"): 1_000_000, (SegmentationConfig, "top"): 255}
+_UNIT_INTERVAL = {"adwin_delta", "alpha", "rate_threshold", "relative_drop", "min_share"}
 # The significance of a one-sided z test: below one half.
 _HALF_INTERVAL = {(MetricsConfig, "alpha")}
 
@@ -362,5 +368,24 @@ def _check_ranges(obj: Any, where: str) -> None:
         raise ConfigError(f"{where}.reference_size: must be at least 100")
     if isinstance(obj, LatencyConfig) and obj.window < 4:
         raise ConfigError(f"{where}.window: must be at least 4")
+    if isinstance(obj, ModelConfig):
+        _check_segments(obj, where)
     if isinstance(obj, RollbackConfig) and obj.max_samples < obj.min_samples:
         raise ConfigError(f"{where}: max_samples must be at least min_samples")
+
+
+def _check_segments(config: ModelConfig, where: str) -> None:
+    names = config.segments
+    if any(not name for name in names):
+        raise ConfigError(f"{where}.segments: a segment name must not be empty")
+    if len(names) > _MAX_SEGMENT_NAMES:
+        raise ConfigError(f"{where}.segments: at most {_MAX_SEGMENT_NAMES} names, got {len(names)}")
+    # A waiting prediction carries its segments as one code of at most 16 bits.
+    if (config.segmentation.top + 1) ** len(names) > 1 << 16:
+        raise ConfigError(
+            f"{where}: (segmentation.top + 1) ** len(segments) must be at most 65536: "
+            f"{config.segmentation.top} values of {len(names)} segment names are too many"
+        )
+
+
+_MAX_SEGMENT_NAMES = 4

@@ -223,6 +223,32 @@ class RollbackConfig:
     min_margin: float = 0.01
 
 
+@dataclass(frozen=True)
+class SegmentationConfig:
+    """How a model's segments (``segments: [country, device]``) are watched: see
+    :mod:`detectors.segments`."""
+
+    #: Values tracked per segment name, the most frequent by traffic; the rest are ``other``.
+    top: int = 20
+    #: Mean life, in the model's labelled outcomes, of the weights the segments' error rates
+    #: are averaged with (each outcome's weight decays by 1 - 1/window per later outcome).
+    window: int = 10_000
+    #: Family-wise significance of one check over all the segments it tests (Bonferroni).
+    alpha: float = 1e-3
+    #: A segment is degraded when its error rate (MAE for regression) is significantly above
+    #: (1 + min_rise) x the rest of the model's traffic's.
+    min_rise: float = 0.25
+    #: Effective outcomes (Kish) a segment must hold to be tested.
+    min_outcomes: int = 200
+    #: Labelled outcomes between two checks.
+    check_every: int = 500
+    #: Predictions of the model before a segment value seen for the first time is news
+    #: (``segment_appeared``).
+    reference: int = 10_000
+    #: A segment that appears is reported once it carries this share of the traffic.
+    min_share: float = 0.01
+
+
 FeatureKind = Literal["auto", "numeric", "categorical", "ignore"]
 
 
@@ -244,6 +270,10 @@ class ModelConfig:
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
     rollback: RollbackConfig = field(default_factory=RollbackConfig)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
+    #: Tags (``tags`` of a prediction) or categorical features whose values split the model's
+    #: traffic into segments, each name on its own (at most 4 names).
+    segments: tuple[str, ...] = ()
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     #: When a new version starts serving, start data drift over from a fresh reference (a
     #: retrained model was trained on the new data).
     rebaseline_on_new_version: bool = True

@@ -23,8 +23,9 @@ Examples
 >>> from detectors.config import JoinConfig
 >>> joiner = LabelJoiner(JoinConfig(ttl=1000))
 >>> joiner.add_prediction("p1", 0, "v1", True)
->>> joiner.add_label("p1", False, 500)
-Outcome(version='v1', prediction=True, label=False, predicted_at=0, labelled_at=500, score=None)
+>>> outcome = joiner.add_label("p1", False, 500)
+>>> outcome.version, outcome.prediction, outcome.label, outcome.predicted_at, outcome.labelled_at
+('v1', True, False, 0, 500)
 >>> joiner.add_prediction("p2", 100, "v1", True)
 >>> joiner.expire(2000)
 >>> joiner.add_label("p2", True, 2100) is None, joiner.counts["expired"], joiner.counts["late"]
@@ -44,7 +45,7 @@ from detectors.base import StateError
 from detectors.config import JoinConfig
 from detectors.saved_state import read_format, stamp
 
-__all__ = ["LabelJoiner", "Outcome", "OUTCOMES"]
+__all__ = ["LabelJoiner", "Outcome", "OUTCOMES", "SEGMENT_CODES"]
 
 #: Counted outcomes (the ``outcome`` label of ``driftline_label_join_total``).
 OUTCOMES: Final = ("joined", "expired", "evicted", "late", "duplicate", "unknown_id")
@@ -61,6 +62,8 @@ class Outcome:
     labelled_at: int
     #: The prediction's probability score, when it sent one in [0, 1] (kept to 1 / 65,536).
     score: float | None = None
+    #: The prediction's segments, as the model's segmentation coded them (0: none).
+    segment: int = 0
 
 
 #: (version, prediction) combinations a joiner codes its waiting predictions with.
@@ -69,6 +72,8 @@ _CODES = 1024
 #: levels of a waiting prediction's code (0: no score).
 _STEPS = float(1 << 16)
 _LEVELS = 1 << 17
+#: Segment codes a waiting prediction carries (detectors/segments.py).
+SEGMENT_CODES: Final = 1 << 16
 
 
 class _RecentIds:
@@ -130,12 +135,14 @@ class _RecentIds:
         return previous + self._count
 
     def dump(self) -> list[int]:
-        """The remembered keys, the previous generation's first."""
+        """The remembered keys, the previous generation's first, each generation's in
+        ascending order: the order of a table's slots depends on the order the keys came in
+        (linear probing), so it would not survive a load and a save."""
         return [
             key
             for table in (self._previous, self._current)
             if table is not None
-            for key in filter(None, table)  # filter in C: tables have thousands of empty slots
+            for key in sorted(filter(None, table))  # filter in C: most slots are empty
         ]
 
     def load(self, keys: list[int]) -> None:
@@ -162,7 +169,8 @@ class LabelJoiner:
 
     #: Layout of :meth:`to_state` (see :mod:`detectors.saved_state`).
     #: 2: a waiting prediction may carry its probability score as a fourth element.
-    STATE_FORMAT: ClassVar[int] = 2
+    #: 3: and its segment code as a fifth (the score then null when it has none).
+    STATE_FORMAT: ClassVar[int] = 3
 
     def __init__(self, config: JoinConfig, totals: dict[str, int] | None = None) -> None:
         self.config = config
@@ -183,25 +191,28 @@ class LabelJoiner:
         self.counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
 
     def _pack(
-        self, predicted_at: int, version: str, prediction: Any, level: int = 0
+        self, predicted_at: int, version: str, prediction: Any, level: int = 0, segment: int = 0
     ) -> int | tuple[Any, ...]:
-        """A waiting prediction, its score as ``level`` (0: none; else 1 + score x _STEPS)."""
+        """A waiting prediction, its score as ``level`` (0: none; else 1 + score x _STEPS) and
+        its segment code."""
         key = (version, type(prediction), prediction)  # True == 1, but they are other classes
         code = self._combo_codes.get(key)
         if code is None:
             if type(prediction) is float or len(self._combos) >= _CODES:
-                return (predicted_at, version, prediction, (level - 1) / _STEPS if level else None)
+                score = (level - 1) / _STEPS if level else None
+                return (predicted_at, version, prediction, score, segment)
             code = self._combo_codes[key] = len(self._combos)
             self._combos.append((version, prediction))
-        return (predicted_at * _LEVELS + level) * _CODES + code
+        return ((predicted_at * _LEVELS + level) * SEGMENT_CODES + segment) * _CODES + code
 
-    def _unpack(self, waiting: int | tuple[Any, ...]) -> tuple[int, str, Any, float | None]:
+    def _unpack(self, waiting: int | tuple[Any, ...]) -> tuple[int, str, Any, float | None, int]:
         if type(waiting) is tuple:
             return waiting  # type: ignore[return-value]
         rest, code = divmod(waiting, _CODES)  # floor division: exact for any sign
+        rest, segment = divmod(rest, SEGMENT_CODES)
         predicted_at, level = divmod(rest, _LEVELS)
         version, prediction = self._combos[code]
-        return predicted_at, version, prediction, (level - 1) / _STEPS if level else None
+        return predicted_at, version, prediction, (level - 1) / _STEPS if level else None, segment
 
     def _count(self, outcome: str, amount: int) -> None:
         self.counts[outcome] += amount
@@ -224,10 +235,12 @@ class LabelJoiner:
         version: str,
         prediction: Any,
         score: float | None = None,
+        segment: int = 0,
     ) -> Outcome | None:
         """Hold a prediction for its label; return the outcome at once if the label is here.
 
-        ``score``: its probability score, kept when a float in [0, 1]."""
+        ``score``: its probability score, kept when a float in [0, 1]; ``segment``: its segment
+        code (below :data:`SEGMENT_CODES`)."""
         # A score is kept at a level (exact for halves, quarters, ...), whichever topic comes
         # first: a replay and the live service must decide alike.
         level = int(score * _STEPS + 1.5) if score is not None and 0.0 <= score <= 1.0 else 0
@@ -236,10 +249,12 @@ class LabelJoiner:
             self._count("joined", 1)
             self._joined.add(prediction_id)
             kept = (level - 1) / _STEPS if level else None
-            return Outcome(version, prediction, early[1], predicted_at, early[0], kept)
+            return Outcome(version, prediction, early[1], predicted_at, early[0], kept, segment)
         if prediction_id in self._predictions or prediction_id in self._joined:
             return None  # a re-sent prediction (at-least-once producers): keep the first
-        self._predictions[prediction_id] = self._pack(predicted_at, version, prediction, level)
+        self._predictions[prediction_id] = self._pack(
+            predicted_at, version, prediction, level, segment
+        )
         if len(self._predictions) > self.config.max_pending:
             self.evict(1)
         return None
@@ -250,8 +265,8 @@ class LabelJoiner:
         if waiting is not None:
             self._count("joined", 1)
             self._joined.add(prediction_id)
-            predicted_at, version, prediction, score = self._unpack(waiting)
-            return Outcome(version, prediction, label, predicted_at, labelled_at, score)
+            predicted_at, version, prediction, score, segment = self._unpack(waiting)
+            return Outcome(version, prediction, label, predicted_at, labelled_at, score, segment)
         if prediction_id in self._joined or prediction_id in self._labels:
             self._count("duplicate", 1)
         elif prediction_id in self._expired:
@@ -301,9 +316,10 @@ class LabelJoiner:
             self.STATE_FORMAT,
             {
                 # (id, [time, version, prediction]) pairs, with the score as a fourth element when
-                # the prediction has one (orjson writes tuples as arrays, no copy)
+                # the prediction has one, and its segment code as a fifth when it has one
+                # (orjson writes tuples as arrays, no copy)
                 "predictions": [
-                    (pid, unpacked if unpacked[3] is not None else unpacked[:3])
+                    (pid, unpacked if unpacked[4] else unpacked[: 3 if unpacked[3] is None else 4])
                     for pid, w in self._predictions.items()
                     for unpacked in (self._unpack(w),)
                 ],
@@ -319,6 +335,10 @@ class LabelJoiner:
         predictions = state["predictions"]
         if fmt == 1 and any(len(w) != 3 for _, w in predictions):
             raise StateError("a format-1 waiting prediction is [time, version, prediction]")
+        if fmt == 2 and any(len(w) > 4 for _, w in predictions):
+            raise StateError(
+                "a format-2 waiting prediction is [time, version, prediction(, score)]"
+            )
         labels = state["labels"]
         if (
             len(predictions) > self.config.max_pending
@@ -327,7 +347,7 @@ class LabelJoiner:
             raise StateError("more waiting predictions or labels than the limits allow")
         self._combos, self._combo_codes = [], {}
         self._predictions = OrderedDict(
-            (str(pid), self._pack(int(w[0]), str(w[1]), _scalar(w[2]), _level(w)))
+            (str(pid), self._pack(int(w[0]), str(w[1]), _scalar(w[2]), _level(w), _segment(w)))
             for pid, w in predictions
         )
         self._labels = OrderedDict(
@@ -340,15 +360,25 @@ class LabelJoiner:
 
 def _level(waiting: Any) -> int:
     """A saved waiting prediction's score level: [time, version, prediction] or with a fourth
-    element, its probability score."""
-    if not 3 <= len(waiting) <= 4:
-        raise StateError("a waiting prediction is [time, version, prediction(, score)]")
+    element, its probability score (null: none)."""
+    if not 3 <= len(waiting) <= 5:
+        raise StateError("a waiting prediction is [time, version, prediction(, score(, segment))]")
     if len(waiting) == 3 or waiting[3] is None:
         return 0
     score = float(waiting[3])
     if not 0.0 <= score <= 1.0:
         raise StateError("a waiting prediction's score must be in [0, 1]")
     return int(score * _STEPS + 1.5)  # (1 + the score rounded half up to a step)
+
+
+def _segment(waiting: Any) -> int:
+    """A saved waiting prediction's segment code: its fifth element, if any."""
+    if len(waiting) < 5:
+        return 0
+    segment = waiting[4]
+    if type(segment) is not int or not 0 <= segment < SEGMENT_CODES:
+        raise StateError(f"a waiting prediction's segment code must be in [0, {SEGMENT_CODES})")
+    return segment
 
 
 def _scalar(value: Any) -> Any:

@@ -6,6 +6,7 @@
 * per version (:class:`VersionState`): prediction and score drift, concept drift on the error
   stream, rolling metrics and the performance check;
 * the label join, the input and label stall detectors;
+* its segments (:class:`~detectors.segments.Segments`), when its configuration names some;
 * the alert book and the retrain and rollback policies.
 
 It turns what changes into CloudEvents (alerts and commands). Time is event time throughout;
@@ -31,6 +32,8 @@ from detectors.outbox import Emission, Outbox
 from detectors.outcome_decisions import OutcomeDecisions
 from detectors.policies import AlertBook, RetrainPolicy, RollbackPolicy
 from detectors.saved_state import read_format, stamp
+from detectors.segment_decisions import SegmentDecisions
+from detectors.segments import Segments
 from detectors.stall import StallDetector
 from detectors.version import VersionState
 from schemas import Input, Label, Prediction
@@ -98,6 +101,9 @@ class ModelState:
         self.latency_decisions = LatencyDecisions(
             model_id, source, config, self.rollback, self.outbox
         )
+        #: The traffic split by ``segments`` names (None: the model has none).
+        self.segments = Segments(config.segments, config.segmentation) if config.segments else None
+        self.segment_decisions = SegmentDecisions(model_id, config, self.alerts, self.outbox)
 
     @property
     def features(self) -> dict[str, FeatureMonitor]:
@@ -126,6 +132,7 @@ class ModelState:
         last_ts = {}
         versions = self.versions
         add_prediction = self.join.add_prediction
+        segments = self.segments
         for event in events:
             ts = event.timestamp
             if (clock_limit is None or ts <= clock_limit) and (watermark is None or ts > watermark):
@@ -145,12 +152,18 @@ class ModelState:
                 # version.version: the interned string, shared by every waiting prediction
                 prediction = event.prediction  # type: ignore[union-attr]
                 score = event.score  # type: ignore[union-attr]
+                segment = 0
+                if segments is not None:
+                    segment = segments.code(event.tags, event.features)  # type: ignore[union-attr]
+                    if segments.review_due:
+                        self.segment_decisions.review(segments, ts)
                 outcome = add_prediction(
                     event.prediction_id,  # type: ignore[union-attr]
                     ts,
                     version.version,
                     prediction,
                     score if type(score) is float else None,
+                    segment,
                 )
                 if outcome is not None:
                     self._outcome(outcome)
@@ -298,7 +311,13 @@ class ModelState:
         if error is None:
             Counters.add(self.counters.quality, "label_type_mismatch")
             return
-        self.decisions.apply(version, error, max(outcome.predicted_at, outcome.labelled_at))
+        at = max(outcome.predicted_at, outcome.labelled_at)
+        segments = self.segments
+        if segments is not None and segments.add_outcome(
+            outcome.segment, error, outcome.predicted_at, bool(self.regression)
+        ):
+            self.segment_decisions.check(segments, at, bool(self.regression))
+        self.decisions.apply(version, error, at)
 
     # -- alerts ----------------------------------------------------------------------------
 
@@ -338,6 +357,7 @@ class ModelState:
                 "last_event_at": self.last_event_at,
                 "rows": self.feature_set.rows,
                 "rows_due": self.feature_set.rows_due,
+                **({} if self.segments is None else {"segments": self.segments.to_state()}),
             },
         )
 
@@ -365,6 +385,14 @@ class ModelState:
         self.watermark = None if watermark is None else int(watermark)
         self.last_event_at = {str(k): int(v) for k, v in state["last_event_at"].items()}
         self.feature_set.load(state["features"], state["rows"], state["rows_due"])
+        # Segments saved under another configuration (names, top, window) start afresh.
+        saved = state.get("segments")
+        if (
+            self.segments is not None
+            and isinstance(saved, dict)
+            and saved.get("layout") == self.segments.layout()
+        ):
+            self.segments.load_state(saved)
 
 
 class _Columns:

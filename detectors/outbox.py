@@ -131,12 +131,14 @@ class Outbox:
             transition = self.alerts.observe(key, condition, at, resolve_now=resolve_now)
         if transition is None:
             return None
-        alert, signal, feature, version = key
+        alert, signal, feature, version, segment = key
         statistic, threshold = reading
         if alert.endswith("_stall"):
             statistic, threshold = statistic / 1000.0, threshold / 1000.0  # seconds
         if summary is None:
             what = f"{signal} {feature}" if feature else signal
+            if segment:
+                what += f" of segment {segment[0]}={segment[1]}"
             verb = "crossed" if transition.status == "firing" else "back within"
             summary = (
                 f"{alert.replace('_', ' ')} on {self.model_id}"
@@ -159,6 +161,7 @@ class Outbox:
                 severity=SEVERITY[alert],  # type: ignore[arg-type]
                 details=details,
                 source=self.source,
+                segment=dict([segment]) if segment else None,
             )
         )
         return transition
@@ -188,6 +191,7 @@ class Outbox:
                 summary=f"{alert} resolved: {reason}",
                 severity=SEVERITY[alert],  # type: ignore[arg-type]
                 source=self.source,
+                segment=dict([key.segment]) if key.segment else None,
             )
         )
 

@@ -32,6 +32,7 @@ SEVERITY = {
     "label_stall": "warning",
     "data_quality": "warning",
     "latency_degradation": "warning",
+    "segment_degradation": "warning",
 }
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "Evidence",
     "RetrainData",
     "RollbackData",
+    "SegmentAlertData",
     "TimeWindow",
     "decision_id",
     "decode_alert",
@@ -67,6 +68,7 @@ ALERT_TYPES: Final = {
         "label_stall",
         "data_quality",
         "latency_degradation",
+        "segment_degradation",
     )
 }
 #: Short command kind -> CloudEvents type.
@@ -105,6 +107,14 @@ class AlertData(msgspec.Struct, kw_only=True):
     started_at: str
     summary: str
     details: Details = {}
+
+
+class SegmentAlertData(AlertData, kw_only=True):
+    """The ``data`` of an alert about one segment of a model's traffic
+    (``segment_degradation``, and the ``segment_appeared`` / ``segment_vanished`` data-quality
+    checks): the same fields and the segment, e.g. ``{"country": "PT"}``."""
+
+    segment: dict[str, str]
 
 
 class Evidence(msgspec.Struct, kw_only=True):
@@ -174,7 +184,16 @@ class _RawCommand(_CloudEvent, kw_only=True):
     data: dict[str, Any]
 
 
+class _SegmentOnly(msgspec.Struct):
+    segment: dict[str, str] | None = None
+
+
+class _AlertSegment(msgspec.Struct):
+    data: _SegmentOnly
+
+
 _alert_decoder = msgspec.json.Decoder(Alert)
+_segment_decoder = msgspec.json.Decoder(_AlertSegment)
 _raw_command_decoder = msgspec.json.Decoder(_RawCommand)
 
 
@@ -196,10 +215,15 @@ def encode(event: Alert | Command) -> bytes:
 
 
 def decode_alert(payload: bytes) -> Alert:
-    """Parse and validate an alert CloudEvent (for consumers and tests)."""
+    """Parse and validate an alert CloudEvent (for consumers and tests); an alert about a
+    segment has :class:`SegmentAlertData`."""
     alert = _alert_decoder.decode(payload)
     if alert.type not in ALERT_TYPES.values():
         raise msgspec.ValidationError(f"unknown alert type {alert.type!r} - at `$.type`")
+    segment = _segment_decoder.decode(payload).data.segment
+    if segment is not None:
+        fields = msgspec.structs.asdict(alert.data)
+        alert = msgspec.structs.replace(alert, data=SegmentAlertData(**fields, segment=segment))
     return alert
 
 
@@ -233,33 +257,49 @@ def make_alert(
     severity: Severity = "warning",
     details: Details | None = None,
     source: str = DEFAULT_SOURCE,
+    segment: dict[str, str] | None = None,
 ) -> Alert:
     """Build an alert; its id is fixed by (model, version, kind, signal, feature, episode,
-    status): two versions firing the same alert in the same millisecond get two ids."""
+    status, and the segment when there is one): two versions firing the same alert in the same
+    millisecond get two ids."""
     ce_type = ALERT_TYPES[kind]
+    parts: list[str | int | None] = [
+        "alert",
+        model_id,
+        model_version,
+        ce_type,
+        signal,
+        feature,
+        started_at_ms,
+        status,
+    ]
+    fields: dict[str, Any] = {
+        "model_id": model_id,
+        "model_version": model_version,
+        "status": status,
+        "severity": severity,
+        "signal": signal,
+        "detector": detector,
+        "statistic": float(statistic),
+        "threshold": float(threshold),
+        "feature": feature,
+        "event_time": ms_to_rfc3339(event_time_ms),
+        "started_at": ms_to_rfc3339(started_at_ms),
+        "summary": summary,
+        "details": details or {},
+    }
+    if segment:
+        parts += [f"{name}={value}" for name, value in sorted(segment.items())]
+        data: AlertData = SegmentAlertData(**fields, segment=dict(segment))
+    else:
+        data = AlertData(**fields)
     return Alert(
-        id=decision_id(
-            "alert", model_id, model_version, ce_type, signal, feature, started_at_ms, status
-        ),
+        id=decision_id(*parts),
         source=source,
         type=ce_type,
         time=ms_to_rfc3339(event_time_ms),
         subject=model_id,
-        data=AlertData(
-            model_id=model_id,
-            model_version=model_version,
-            status=status,
-            severity=severity,
-            signal=signal,
-            detector=detector,
-            statistic=float(statistic),
-            threshold=float(threshold),
-            feature=feature,
-            event_time=ms_to_rfc3339(event_time_ms),
-            started_at=ms_to_rfc3339(started_at_ms),
-            summary=summary,
-            details=details or {},
-        ),
+        data=data,
     )
 
 

@@ -347,6 +347,9 @@ class EventDecoder:
         score = getattr(event, "score", None)
         if type(score) is dict and not self._good_names.issuperset(score):
             self._check_names(score, "$.score")
+        tags = getattr(event, "tags", None)
+        if tags and not self._good_names.issuperset(tags):
+            self._check_names(tags, "$.tags")
 
     def _check_id(self, value: str, path: str) -> None:
         problem = id_problem(value, path)

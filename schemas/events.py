@@ -115,6 +115,7 @@ class ContractTypes:
             | None
         )
         self.OptionalLatency = Annotated[float, Meta(ge=0.0, le=_MAX_FLOAT)] | None
+        self.OptionalTags = Annotated[dict[name, text], Meta(max_length=limits.max_tags)] | None
 
 
 _DEFAULT_LIMITS = Limits()
@@ -162,6 +163,9 @@ class Prediction(_EventBase):
         Optional score in [0, 1], or class -> probability.
     latency_ms
         Optional serving latency.
+    tags
+        Optional request entities that are not model inputs (customer tier, region, device),
+        name -> string: what a model's ``segments`` may be defined by.
     event_id
         Optional producer-side id of this event.
     """
@@ -177,6 +181,7 @@ class Prediction(_EventBase):
     score: _T.OptionalScore = None
     latency_ms: _T.OptionalLatency = None
     event_id: _T.OptionalOpaqueId = None
+    tags: _T.OptionalTags = None
 
 
 class Input(_EventBase):

@@ -300,6 +300,7 @@ class EventValidator:
                 "a probability (a number from 0 to 1) or an object (class -> probability)",
             ),
             "latency_ms": (self._latency, "a number"),
+            "tags": (self._tags, "an object (tag name -> string)"),
         }
 
     def _string(
@@ -448,6 +449,26 @@ class EventValidator:
                     where,
                     f"expected a probability (a number from 0 to 1), got {_describe(probability)}",
                 )
+            if checked is not None:
+                return checked
+        return None
+
+    def _tags(self, value: Any, path: str) -> Problem | _Wrong | None:
+        if type(value) is not dict:
+            return _WRONG
+        limit = self.limits.max_tags
+        if len(value) > limit:
+            return Problem(
+                "too_many", path, f"{len(value)} tags; at most {limit} accepted (max_tags)"
+            )
+        for name, tag in value.items():
+            fault = self._name(name, path)
+            if fault is not None:
+                return fault
+            where = child_path(path, name)
+            checked = self._text(tag, where)
+            if checked is _WRONG:
+                return Problem("wrong_type", where, f"expected a string, got {_describe(tag)}")
             if checked is not None:
                 return checked
         return None

@@ -34,6 +34,8 @@ class Limits:
         Most entries in ``features``.
     max_classes
         Most entries in a class -> probability ``score``.
+    max_tags
+        Most entries in a prediction's ``tags`` (request entities: name -> string).
     max_depth
         Deepest nesting of JSON arrays and objects in a message, unknown fields included.
     max_id_length
@@ -41,9 +43,9 @@ class Limits:
     max_opaque_id_length
         Longest ``prediction_id`` / ``event_id``.
     max_name_length
-        Longest feature or class name.
+        Longest feature, class or tag name.
     max_string_length
-        Longest string value (a categorical feature, a string prediction or label).
+        Longest string value (a categorical feature, a tag, a string prediction or label).
     min_timestamp_ms, max_timestamp_ms
         Accepted event-time range, epoch milliseconds.
 
@@ -61,6 +63,7 @@ class Limits:
     max_batch_events: int = 10_000
     max_features: int = 1_000
     max_classes: int = 1_000
+    max_tags: int = 100
     max_depth: int = 32
     max_id_length: int = 128
     max_opaque_id_length: int = 256

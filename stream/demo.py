@@ -11,6 +11,8 @@ demo s   model                incident                                          
 22       ``recommender``      covariate shift: ``basket_value`` +2 sd              data drift
 25       ``ranker``           version 2 rolls out, twice as slow (p99 latency)      latency alert,
                                                                                     rollback
+25       ``credit-risk``      errs 45 % for ``region=islands`` (a tenth of its      segment alert
+                          traffic; 5 % elsewhere)
 30-45    ``pricing``          goes silent, then resumes                             stall, then
                                                                                     resolved
 -        ``search-ranking``   nothing: the control model                            nothing
@@ -67,7 +69,12 @@ models:
     # A slower version is rolled back too; windows sized for the demo's minute (80 events/s).
     rollback: {{reasons: [errors, latency]}}
     latency: {{reference_size: 400, window: 400}}
+  credit-risk:
+    # Its traffic split by two request tags; windows sized for the demo's minute.
+    segments: [region, channel]
+    segmentation: {{window: 1000, check_every: 100, min_outcomes: 60}}
 """
+REGIONS = ["north", "south", "east", "islands"]
 
 
 # -- the fleet ------------------------------------------------------------------------------
@@ -81,6 +88,7 @@ class SimModel:
     labelled: float = 1.0  # share of predictions that get a label
     silent: bool = False
     slowdown: float = 1.0  # serving latency multiplier
+    failing_region: str | None = None  # credit-risk: the region it errs for
     sent: int = 0
     rng: random.Random = field(default_factory=random.Random)
 
@@ -88,6 +96,7 @@ class SimModel:
         """(event, truth) of one prediction."""
         r = self.rng
         pid = f"{self.name}-{self.version}-{i}"
+        tags: dict[str, str] | None = None
         if self.name == "pricing":
             demand = r.gauss(100, 15)
             truth = 2.0 * demand + r.gauss(0, 5)
@@ -107,7 +116,13 @@ class SimModel:
             score = {"electronics": 0.3, "books": 0.2, "fashion": 0.5}
         else:
             truth = r.random() < 0.3
-            wrong = r.random() < self.error
+            error = self.error
+            if self.name == "credit-risk":
+                region = r.choices(REGIONS, weights=[4, 3, 2, 1])[0]
+                tags = {"region": region, "channel": r.choice(["branch", "app"])}
+                if region == self.failing_region:
+                    error = 0.45
+            wrong = r.random() < error
             prediction = (not truth) if wrong else truth
             features = {
                 "amount": r.lognormvariate(3, 1),
@@ -125,6 +140,8 @@ class SimModel:
         }
         if score is not None:
             event["score"] = score
+        if tags is not None:
+            event["tags"] = tags
         event["latency_ms"] = round(r.lognormvariate(3.0, 0.4) * self.slowdown, 3)
         return orjson.dumps(event), pid, truth
 
@@ -252,6 +269,7 @@ async def _fleet(
         if demo_s >= 25 and not slow_rolled_out:
             slow_rolled_out = True
             ranker.version, ranker.slowdown = "2", 2.0  # until the rollback command
+        models["credit-risk"].failing_region = "islands" if demo_s >= 25 else None
         models["pricing"].silent = 30 <= demo_s < 45
         for at, done in list(malformed_at.items()):
             if demo_s >= at and not done:
@@ -344,6 +362,9 @@ def _observe(state: DemoState, event: dict[str, Any], models: dict[str, SimModel
                 incident.caught_at = at
     else:
         what = data.get("feature") or data["signal"]
+        segment = data.get("segment")
+        if segment:
+            what += " " + ",".join(f"{k}={v}" for k, v in segment.items())
         line = (
             f"{stamp}  ALERT   {data['status']:<8} {kind:<23} {model}: {what} "
             f"({data['statistic']:.3g} vs {data['threshold']:.3g})"
@@ -351,6 +372,14 @@ def _observe(state: DemoState, event: dict[str, Any], models: dict[str, SimModel
         if kind == "data_drift" and model == "recommender" and data["feature"] == "basket_value":
             incident = state.incident("covariate shift")
             if data["status"] == "firing" and not incident.caught:
+                incident.caught_at = at
+        elif kind == "segment_degradation" and model == "credit-risk":
+            incident = state.incident("failing segment")
+            if (
+                data["status"] == "firing"
+                and segment == {"region": "islands"}
+                and not incident.caught
+            ):
                 incident.caught_at = at
         elif kind == "input_stall" and model == "pricing":
             incident = state.incident("model goes silent")
@@ -491,6 +520,7 @@ async def _run(duration: float, speed: float) -> int:
         Incident("bad rollout", "churn-predictor", 20),
         Incident("covariate shift", "recommender", 22),
         Incident("slow rollout", "ranker", 25),
+        Incident("failing segment", "credit-risk", 25),
         Incident("model goes silent", "pricing", 30, ends_at=45),
     ]
     tasks: list[asyncio.Task[Any]] = []
@@ -554,6 +584,7 @@ async def _run(duration: float, speed: float) -> int:
                 "pricing",
                 "search-ranking",
                 "ranker",
+                "credit-risk",
             )
         }
         models["churn-predictor"].error = 0.1

@@ -41,6 +41,11 @@ Metric names are part of driftline's interface (dashboards and alert rules rely 
 ``driftline_model_latency_seconds{model_id,``          inference latency over the rolling window,
 ``model_version, quantile}``                           quantile 0.5 | 0.95 | 0.99
 ``driftline_model_latency_reference_p99_seconds{...}``  a version's reference p99
+``driftline_segment_error{model_id, segment,``         a segment's error rate (MAE for regression),
+``value}``                                             decayed over segmentation.window outcomes;
+                                                       top values of each name, the rest: other
+``driftline_segment_outcomes{...}``                    its effective (Kish) labelled outcomes
+``driftline_segment_traffic_share{...}``               its share of the predictions
 ``driftline_seconds_since_last_event{model_id, topic}``
 ``driftline_label_join_total{outcome}``                joined, expired, evicted, late, ...
 ``driftline_refused_total{what}``                      model | feature
@@ -338,6 +343,29 @@ class DriftlineMetrics:
                 "A version's reference p99 latency (its first latencies), once complete.",
             )
         ]
+        segment_error = [
+            _header(
+                "driftline_segment_error",
+                "gauge",
+                "Error rate (MAE for regression) of each segment of a model's traffic, its "
+                "outcomes' weights decaying over segmentation.window outcomes (value other: "
+                "the values not tracked).",
+            )
+        ]
+        segment_outcomes = [
+            _header(
+                "driftline_segment_outcomes",
+                "gauge",
+                "Effective (Kish) labelled outcomes behind driftline_segment_error.",
+            )
+        ]
+        segment_share = [
+            _header(
+                "driftline_segment_traffic_share",
+                "gauge",
+                "Each segment's share of a model's predictions (decayed by review period).",
+            )
+        ]
         since = [
             _header(
                 "driftline_seconds_since_last_event",
@@ -433,6 +461,29 @@ class DriftlineMetrics:
                             f'driftline_model_confusion{labels[:-2]},label="{escape(label)}",'
                             f'predicted="{escape(predicted)}"}} {count}.0\n'
                         )
+            segments = state.segments
+            if segments is not None:
+                for index, slots in enumerate(segments.slots):
+                    shares = slots.shares()
+                    for slot in (0, *(slot for slot, _ in slots.tracked())):
+                        name, value = segments.describe(index, slot)
+                        labels = (
+                            f'{{model_id="{model}",segment="{escape(name)}",'
+                            f'value="{escape(value)}"}} '
+                        )
+                        segment_share.append(
+                            f"driftline_segment_traffic_share{labels}{number(shares[slot])}\n"
+                        )
+                        if segments.errors is None:
+                            continue
+                        error, outcomes = segments.errors.summary(index, slot)
+                        segment_outcomes.append(
+                            f"driftline_segment_outcomes{labels}{number(outcomes)}\n"
+                        )
+                        if outcomes >= minimum:
+                            segment_error.append(
+                                f"driftline_segment_error{labels}{number(error)}\n"
+                            )
             for kind, at in state.last_event_at.items():
                 topic = escape(topic_of_kind.get(kind, kind))
                 seconds = max(0.0, (now_ms - at) / 1000)
@@ -452,6 +503,9 @@ class DriftlineMetrics:
             confusion,
             latency,
             latency_reference,
+            segment_error,
+            segment_outcomes,
+            segment_share,
             since,
         ]
         return ["".join(lines) for lines in families]

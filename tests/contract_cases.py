@@ -37,6 +37,7 @@ VALID: dict[str, list[dict[str, Any]]] = {
             "score": {"approve": 0.7, "reject": 0.3},
             "latency_ms": 12.25,
             "event_id": "e-1",
+            "tags": {"country": "PT", "tier": "gold", "<img src=x onerror=alert(1)>": ""},
             "future_field_unknown_to_driftline": {"nested": [1, 2, {"x": None}]},
         },
         {
@@ -468,6 +469,22 @@ BAD: list[Bad] = [
         {"score": {"a": None}},
     ),
     Bad(
+        "tag value a number",
+        _P,
+        "wrong_type",
+        "$.tags.tier",
+        "expected a string, got an integer (3)",
+        {"tags": {"country": "PT", "tier": 3}},
+    ),
+    Bad(
+        "tags a string",
+        _P,
+        "wrong_type",
+        "$.tags",
+        'expected an object (tag name -> string) or null, got a string ("PT")',
+        {"tags": "PT"},
+    ),
+    Bad(
         "negative latency",
         _P,
         "invalid_value",
@@ -605,6 +622,22 @@ BAD: list[Bad] = [
         "$.features",
         "1001 features; at most 1000 accepted (max_features)",
         {"features": {f"f{i}": i for i in range(1001)}},
+    ),
+    Bad(
+        "tag value too long",
+        _P,
+        "too_long",
+        "$.tags.t",
+        "string of 1025 characters; at most 1024 (max_string_length)",
+        {"tags": {"t": "x" * 1025}},
+    ),
+    Bad(
+        "too many tags",
+        _P,
+        "too_many",
+        "$.tags",
+        "101 tags; at most 100 accepted (max_tags)",
+        {"tags": {f"t{i}": "x" for i in range(101)}},
     ),
     Bad(
         "too many classes",

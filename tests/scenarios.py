@@ -27,6 +27,7 @@ def _prediction(
     features=None,
     score=None,
     latency=None,
+    tags=None,
 ) -> bytes:
     event = {
         "model_id": model,
@@ -41,6 +42,8 @@ def _prediction(
         event["score"] = score
     if latency is not None:
         event["latency_ms"] = latency
+    if tags is not None:
+        event["tags"] = tags
     return orjson.dumps(event)
 
 
@@ -231,6 +234,53 @@ def slow_rollout(
             ("predictions", _prediction(model, version, pid, ts, prediction, latency=latency))
         )
         labels.hold(i, ("labels", _label(model, pid, ts + 10 * step_ms, truth)))
+        out.extend(labels.due(i))
+    out.extend(labels.rest())
+    return out
+
+
+#: The segmentation of :func:`failing_segment`'s model (a short window: a scenario is short).
+SEGMENTED = {
+    "segments": ["country", "device"],
+    "segmentation": {"window": 2000, "check_every": 250, "min_outcomes": 100, "reference": 3000},
+}
+
+
+def failing_segment(
+    model: str = "m-segment",
+    n: int = 9000,
+    fail_at: int = 4000,
+    t0: int = T0,
+    step_ms: int = 100,
+    seed: int = 17,
+) -> list[Record]:
+    """A classifier that errs 8 % of the time, its traffic shared by five countries (``tags``)
+    and three devices (a categorical feature); from prediction ``fail_at`` on it errs 35 % of
+    the time for country ``PT``. Country ``ES`` first shows up at prediction 5,000 (a tenth of
+    the traffic from then on), and ``FR`` is gone from prediction 6,500 on. Configure the model
+    with :data:`SEGMENTED`."""
+    rng = random.Random(seed)
+    labels = Labelled(20)
+    out: list[Record] = []
+    for i in range(n):
+        ts = t0 + i * step_ms
+        countries = ["PT", "DE", "FR", "IT", "NL"]
+        if i >= 6500:
+            countries.remove("FR")
+        country = "ES" if i >= 5000 and rng.random() < 0.1 else rng.choice(countries)
+        device = rng.choice(["ios", "android", "web"])
+        error_rate = 0.35 if country == "PT" and i >= fail_at else 0.08
+        truth = rng.random() < 0.4
+        prediction = (not truth) if rng.random() < error_rate else truth
+        pid = f"{model}-{i}"
+        features = {"x": round(rng.gauss(0, 1), 4), "device": device}
+        out.append(
+            (
+                "predictions",
+                _prediction(model, "1", pid, ts, prediction, features, tags={"country": country}),
+            )
+        )
+        labels.hold(i, ("labels", _label(model, pid, ts + 20 * step_ms, truth)))
         out.extend(labels.due(i))
     out.extend(labels.rest())
     return out

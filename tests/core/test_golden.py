@@ -19,6 +19,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from detectors.config import MonitorConfig
 from detectors.monitor import Monitor
 from schemas import Topics
 from schemas.cloudevents import ALERT_TYPES, COMMAND_TYPES
@@ -27,6 +28,8 @@ from tests import scenarios
 from tests.scenarios import MALFORMED, Record
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden"
+#: The configuration of the scenarios' models (only failing_segment's model has settings).
+CONFIG = MonitorConfig.from_dict({"models": {"m-segment": scenarios.SEGMENTED}})
 REGOLD = os.environ.get("DRIFTLINE_REGOLD") == "1"
 TOPICS = Topics()
 
@@ -41,6 +44,7 @@ SCENARIOS: dict[str, Callable[[], list[Record]]] = {
     "quality_and_labels": scenarios.quality_and_labels,
     "escalating_drift": scenarios.escalating_drift,
     "slow_rollout": scenarios.slow_rollout,
+    "failing_segment": scenarios.failing_segment,
     "malformed": lambda: [(kind, payload) for kind, payload, _ in MALFORMED],
 }
 
@@ -60,7 +64,7 @@ def lines(records: list[Record]) -> list[bytes]:
 
 def run(records: list[Record]) -> tuple[bytes, bytes]:
     """(every output, one per line; every model's saved state) of a replay of ``records``."""
-    monitor = Monitor()
+    monitor = Monitor(CONFIG)
     outputs = []
     for letter, cloudevent in replay(lines(records), monitor=monitor):
         if letter is None:

@@ -1,7 +1,10 @@
 """Saved model states of earlier releases keep loading, and the models carry on from them.
 
-``fixtures/states-format-2.json.gz``: the same models as today's layouts save them (the
-join's is 2: a waiting prediction may carry its score).
+``fixtures/states-format-3.json.gz``: the same models and a segmented one as today's layouts
+save them (the join's is 3: a waiting prediction may carry its score and its segment code).
+
+``fixtures/states-format-2.json.gz``: the same models as the join's layout 2 saved them (a
+waiting prediction may carry its score).
 
 ``fixtures/states-format-1.json.gz``: models of six scenarios as this layout (every
 component's record numbered 1, see :mod:`detectors.saved_state`) saves them.
@@ -68,10 +71,12 @@ def test_states_of_the_release_before_rare_events_load_and_carry_on():
 # -- today's format: every component's record numbered (detectors.saved_state) ----------------
 
 FORMAT_1 = FIXTURES / "states-format-1.json.gz"
-#: Today's layouts: the join's is 2 (a waiting prediction may carry its score).
-CURRENT = FIXTURES / "states-format-2.json.gz"
-#: Components whose layout moved on since format-1's fixture: (path in a model, number now).
-MOVED_ON = {"LabelJoiner": (("join",), 2)}
+FORMAT_2 = FIXTURES / "states-format-2.json.gz"
+#: Today's layouts: the join's is 3 (a waiting prediction may carry its score and its segment
+#: code), and a model's segments are saved.
+CURRENT = FIXTURES / "states-format-3.json.gz"
+#: Components whose layout moved on since a fixture: (path in a model, number now).
+MOVED_ON = {"LabelJoiner": (("join",), 3)}
 FORMAT_1_SCENARIOS = (
     "concept_drift",
     "rollout",
@@ -80,26 +85,33 @@ FORMAT_1_SCENARIOS = (
     "quality_and_labels",
     "slow_rollout",
 )
+CURRENT_SCENARIOS = (*FORMAT_1_SCENARIOS, "failing_segment")
 
 
 def saved_now() -> dict:
     """The models of the scenarios above, saved by this revision."""
     from stream.replay import replay
-    from tests.core.test_golden import SCENARIOS, lines
+    from tests.core.test_golden import CONFIG, SCENARIOS, lines
 
-    monitor = Monitor()
-    for name in FORMAT_1_SCENARIOS:
-        for _ in replay(lines(SCENARIOS[name]()), monitor=monitor):
+    monitor = Monitor(CONFIG)
+    for name in CURRENT_SCENARIOS:
+        records = SCENARIOS[name]()
+        if name == "failing_segment":
+            records = records[:-15]  # the last labels not in yet: predictions wait, segmented
+        for _ in replay(lines(records), monitor=monitor):
             pass
     return {model_id: monitor.model_state(model_id) for model_id in sorted(monitor.models)}
 
 
-def test_states_of_format_1_load_and_save_back_unchanged_but_for_newer_layouts():
-    """Written by the revision that numbered the layouts. Loading and saving again gives the
-    same record, bit for bit, except the layout number of the components that moved on since
-    (whose older layout their loader still reads): no component drops or renames what it was
-    given."""
-    saved = orjson.loads(gzip.decompress(FORMAT_1.read_bytes()))
+@pytest.mark.parametrize(("fixture", "join_format"), [(FORMAT_1, 1), (FORMAT_2, 2)])
+def test_states_of_older_formats_load_and_save_back_unchanged_but_for_newer_layouts(
+    fixture, join_format
+):
+    """Format 1: written by the revision that numbered the layouts; format 2: by the one whose
+    join carried scores. Loading and saving again gives the same record, bit for bit, except
+    the layout number of the components that moved on since (whose older layout their loader
+    still reads): no component drops or renames what it was given."""
+    saved = orjson.loads(gzip.decompress(fixture.read_bytes()))
     assert len(saved) == len(FORMAT_1_SCENARIOS)
     for model_id, state in saved.items():
         monitor = Monitor()
@@ -109,9 +121,22 @@ def test_states_of_format_1_load_and_save_back_unchanged_but_for_newer_layouts()
             record = state["model"]
             for key in path:
                 record = record[key]
-            assert record["format"] == 1
+            assert record["format"] == join_format
             record["format"] = number
+        join = state["model"]["join"]
+        for ids in ("joined", "expired"):
+            join[ids] = in_saved_order(join[ids], monitor.models[model_id].config.join.remember)
         assert again == state, first_difference(state, again, model_id)
+
+
+def in_saved_order(keys: list[int], remember: int) -> list[int]:
+    """Remembered id hashes as today's join saves them: each generation (the previous one's
+    ``remember // 2`` first) in ascending order; older revisions wrote them in the order of
+    their table's slots, which depends on the order they came in."""
+    generation = remember // 2
+    if len(keys) <= generation:
+        return sorted(keys)
+    return sorted(keys[:generation]) + sorted(keys[generation:])
 
 
 def test_states_of_todays_format_load_and_save_back_unchanged():
@@ -119,11 +144,14 @@ def test_states_of_todays_format_load_and_save_back_unchanged():
     changed; a change of layout adds a fixture, and keeps this one)."""
     if os.environ.get("DRIFTLINE_REGOLD") == "1":
         CURRENT.write_bytes(gzip.compress(orjson.dumps(saved_now()), mtime=0))
+    from tests.core.test_golden import CONFIG
+
     saved = orjson.loads(gzip.decompress(CURRENT.read_bytes()))
-    assert len(saved) == len(FORMAT_1_SCENARIOS)
-    assert saved["m-rollout"]["model"]["join"]["format"] == 2
+    assert len(saved) == len(CURRENT_SCENARIOS)
+    assert saved["m-rollout"]["model"]["join"]["format"] == 3
+    assert any(len(w) == 5 for _, w in saved["m-segment"]["model"]["join"]["predictions"])
     for model_id, state in saved.items():
-        monitor = Monitor()
+        monitor = Monitor(CONFIG)
         monitor.load_model_state(model_id, state)
         again = orjson.loads(orjson.dumps(monitor.model_state(model_id)))
         assert again == state, first_difference(state, again, model_id)
@@ -138,7 +166,9 @@ def test_every_component_record_is_numbered():
     records += [version, version["metrics"], version["performance"], feature, feature["quality"]]
     records += [saved["m-reg"]["model"]["versions"]["1"]["metrics"]]
     records += [saved["m-slow"]["model"]["versions"]["2"]["latency"]]
-    assert all(record["format"] == (2 if record is model["join"] else 1) for record in records)
+    segments = saved["m-segment"]["model"]["segments"]
+    records += [segments, segments["errors"], *segments["slots"]]
+    assert all(record["format"] == (3 if record is model["join"] else 1) for record in records)
     # Detectors carry their own numbered layout (detectors.base.Detector.STATE_VERSION).
     assert version["concept"]["version"] == feature["detector"]["version"] == 1
 
@@ -157,15 +187,22 @@ def test_every_component_record_is_numbered():
         (("features", "plan", "quality"), "QualityCounter"),
         ((), "ModelState"),
         (("versions", "2", "latency"), "LatencyWindow"),
+        (("segments",), "Segments"),
+        (("segments", "slots", 1), "SegmentSlots"),
+        (("segments", "errors"), "SegmentErrors"),
     ],
 )
 def test_a_newer_format_is_refused_naming_its_component(path, component):
     """A state written by a newer driftline is refused with a reason, not misread."""
-    model_id = "m-slow" if component == "LatencyWindow" else "m-quality"
+    from tests.core.test_golden import CONFIG
+
+    model_id = {"LatencyWindow": "m-slow"}.get(component, "m-quality")
+    if component.startswith("Segment"):
+        model_id = "m-segment"
     saved = orjson.loads(gzip.decompress(CURRENT.read_bytes()))[model_id]
     record = saved["model"]
     for key in path:
         record = record[key]
-    record["format"] = 3
-    with pytest.raises(StateError, match=f"{component} state format 3 is newer"):
-        Monitor().load_model_state(model_id, saved)
+    record["format"] = 9
+    with pytest.raises(StateError, match=f"{component} state format 9 is newer"):
+        Monitor(CONFIG).load_model_state(model_id, saved)

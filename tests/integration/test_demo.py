@@ -35,6 +35,7 @@ def test_demo_runs_to_the_end_and_catches_every_scripted_incident(tmp_path):
         "covariate shift",
         "model goes silent",
         "slow rollout",
+        "failing segment",
         "malformed events",
     ):
         assert any(

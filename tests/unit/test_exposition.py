@@ -212,3 +212,53 @@ def test_the_confusion_matrix_is_exposed_per_version_and_sums_to_the_window(expo
             assert {t for t, _ in cells} <= {"true", "false"}
             checked += 1
     assert checked > 0
+
+
+def test_segments_are_exposed_with_escaped_values_and_bounded_series():
+    """Tag values written by producers become label values: escaped, and at most
+    segmentation.top of them per name (the rest as other)."""
+    from detectors.config import MonitorConfig
+
+    config = MonitorConfig.from_dict(
+        {"defaults": {"segments": ["tier"], "segmentation": {"top": 3, "window": 2000}}}
+    )
+    monitor = Monitor(config)
+    rng = random.Random(3)
+    events = []
+    for i in range(3_000):
+        pid = f"p{i}"
+        tier = rng.choice([*NASTY, "t6", "t7"])
+        events.append(
+            Prediction(
+                model_id="m",
+                model_version="1",
+                prediction_id=pid,
+                timestamp=T0 + i,
+                prediction=True,
+                tags={"tier": tier},
+            )
+        )
+        events.append(
+            Label(model_id="m", prediction_id=pid, timestamp=T0 + i, label=rng.random() < 0.8)
+        )
+    monitor.process(events)
+    metrics = DriftlineMetrics(monitor, PipelineStats(), topic_of_kind={}, lag=lambda: {})
+    series = samples(metrics.render().decode())
+    segments = monitor.models["m"].segments
+    shares = {
+        dict(labels)["value"]: value
+        for (name, labels), value in series.items()
+        if name == "driftline_segment_traffic_share"
+    }
+    tracked = {value for _, value in segments.slots[0].tracked()}
+    assert set(shares) == tracked | {"other"}
+    assert len(tracked) == 3
+    assert tracked <= set(NASTY)  # the first three values seen, as they were written
+    assert sum(shares.values()) == pytest.approx(1.0)
+    for value in tracked:
+        labels = (("model_id", "m"), ("segment", "tier"), ("value", value))
+        index = next(slot for slot, v in segments.slots[0].tracked() if v == value)
+        error, outcomes = segments.errors.summary(0, index)
+        assert series[("driftline_segment_outcomes", labels)] == pytest.approx(outcomes)
+        assert outcomes >= 200  # metrics.min_samples: the error is exposed from there on
+        assert series[("driftline_segment_error", labels)] == pytest.approx(error)

@@ -938,6 +938,8 @@ LENGTH_LIMITS = {
     "features.name": "max_name_length",
     "features.value": "max_string_length",
     "score.name": "max_name_length",
+    "tags.name": "max_name_length",
+    "tags.value": "max_string_length",
 }
 
 
@@ -960,7 +962,7 @@ def test_strings_are_rejected_as_too_long_exactly_past_their_limit(
     doc = dict(MINIMAL["prediction"])
     top, _, part = field.partition(".")
     if part == "name":
-        doc[top] = {text: 0.5}
+        doc[top] = {text: "x" if top == "tags" else 0.5}
     elif part == "value":
         doc[top] = {"f": text}
     else:
@@ -977,7 +979,7 @@ def test_strings_are_rejected_as_too_long_exactly_past_their_limit(
 
 
 @given(
-    what=st.sampled_from(["features", "score", "batch"]),
+    what=st.sampled_from(["features", "score", "tags", "batch"]),
     over=st.integers(-1, 2),
     limit=st.integers(1, 30),
     duplicates=st.integers(0, 3),
@@ -985,7 +987,12 @@ def test_strings_are_rejected_as_too_long_exactly_past_their_limit(
 def test_counts_are_rejected_as_too_many_exactly_past_their_limit(
     what: str, over: int, limit: int, duplicates: int
 ) -> None:
-    setting = {"features": "max_features", "score": "max_classes", "batch": "max_batch_events"}
+    setting = {
+        "features": "max_features",
+        "score": "max_classes",
+        "tags": "max_tags",
+        "batch": "max_batch_events",
+    }
     decoder = EventDecoder(Limits(**{setting[what]: limit}))
     count = limit + over
     assume(count >= 1)
@@ -993,7 +1000,8 @@ def test_counts_are_rejected_as_too_many_exactly_past_their_limit(
         payload = encode_doc([MINIMAL["prediction"]] * count)
     else:
         # Entries repeating a name count once (the last value wins).
-        entries = [f'"c{i}": 0.5' for i in range(count)] + ['"c0": 0.25'] * duplicates
+        value, last = ('"x"', '"y"') if what == "tags" else ("0.5", "0.25")
+        entries = [f'"c{i}": {value}' for i in range(count)] + [f'"c0": {last}'] * duplicates
         doc = encode_doc(dict(MINIMAL["prediction"], **{what: "@@"}))
         payload = doc.replace(b'"@@"', ("{" + ", ".join(entries) + "}").encode())
     batch = check_batch("prediction", payload, decoder)
@@ -1002,7 +1010,8 @@ def test_counts_are_rejected_as_too_many_exactly_past_their_limit(
         if what != "batch":
             mapping = getattr(batch.events[0], what)
             assert len(mapping) == count
-            assert mapping["c0"] == (0.25 if duplicates else 0.5)
+            last_value, first_value = ("y", "x") if what == "tags" else (0.25, 0.5)
+            assert mapping["c0"] == (last_value if duplicates else first_value)
     else:
         assert [r.error.reason for r in batch.rejected] == ["too_many"]
         assert batch.rejected[0].error.path == ("$" if what == "batch" else f"$.{what}")
@@ -1071,6 +1080,7 @@ GOOD_AND_BAD: dict[str, tuple[list[bytes], list[bytes]]] = {
         [b"[]", b'{"a": {}}', b'{"a": 1e999}', b'{"\\u0001": 1}', b'{"": 1}'],
     ),
     "score": ([b"0.5", b'{"a": 1}', b"null"], [b"1.5", b'{"a": -0.1}', b'"high"', b'{"a": 1e999}']),
+    "tags": ([b'{"a": "x"}', b"{}", b"null"], [b'{"a": 1}', b'"PT"', b'{"\\u0001": "x"}', b"[]"]),
 }
 DUPLICATE_KINDS = {
     "timestamp": "label",
@@ -1080,6 +1090,7 @@ DUPLICATE_KINDS = {
     "event_id": "label",
     "features": "input",
     "score": "prediction",
+    "tags": "prediction",
 }
 
 
