@@ -150,7 +150,7 @@ class ModelState:
                     ts,
                     version.version,
                     prediction,
-                    score if type(score) is float else None,
+                    score,
                 )
                 if outcome is not None:
                     self._outcome(outcome)

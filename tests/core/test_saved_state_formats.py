@@ -1,7 +1,11 @@
 """Saved model states of earlier releases keep loading, and the models carry on from them.
 
-``fixtures/states-format-2.json.gz``: the same models as today's layouts save them (the
-join's is 2: a waiting prediction may carry its score).
+``fixtures/states-format-3.json.gz``: the same models as today's layouts save them (the
+join's is 3: a waiting prediction's score may be a class -> probability object; a multiclass
+version keeps its score metrics, ``class_score_quality``).
+
+``fixtures/states-format-2.json.gz``: the same models as the layouts before saved them (the
+join's was 2: a waiting prediction may carry its probability score, a number).
 
 ``fixtures/states-format-1.json.gz``: models of six scenarios as this layout (every
 component's record numbered 1, see :mod:`detectors.saved_state`) saves them.
@@ -26,6 +30,7 @@ import scenarios
 from detectors.base import StateError
 from detectors.error_rate import ErrorRateDriftDetector
 from detectors.monitor import Monitor
+from schemas import Prediction
 from schemas.decoder import EventDecoder
 from tests.core.test_golden import first_difference
 
@@ -68,10 +73,15 @@ def test_states_of_the_release_before_rare_events_load_and_carry_on():
 # -- today's format: every component's record numbered (detectors.saved_state) ----------------
 
 FORMAT_1 = FIXTURES / "states-format-1.json.gz"
-#: Today's layouts: the join's is 2 (a waiting prediction may carry its score).
-CURRENT = FIXTURES / "states-format-2.json.gz"
-#: Components whose layout moved on since format-1's fixture: (path in a model, number now).
-MOVED_ON = {"LabelJoiner": (("join",), 2)}
+FORMAT_2 = FIXTURES / "states-format-2.json.gz"
+#: Today's layouts: the join's is 3 (a waiting score may be a class -> probability object).
+CURRENT = FIXTURES / "states-format-3.json.gz"
+#: Components whose layout moved on since each older fixture: path in a model -> (number
+#: then, number now).
+MOVED_ON = {
+    FORMAT_1: {("join",): (1, 3)},
+    FORMAT_2: {("join",): (2, 3)},
+}
 FORMAT_1_SCENARIOS = (
     "concept_drift",
     "rollout",
@@ -91,26 +101,43 @@ def saved_now() -> dict:
     for name in FORMAT_1_SCENARIOS:
         for _ in replay(lines(SCENARIOS[name]()), monitor=monitor):
             pass
+    # The multiclass scenario's labels all came: a few predictions still waiting for theirs
+    # put class -> probability scores in the join's state.
+    last = monitor.models["m-multi"].watermark
+    monitor.process(
+        [
+            Prediction(
+                model_id="m-multi",
+                model_version="1",
+                prediction_id=f"waiting-{i}",
+                timestamp=last + i,
+                prediction="cat",
+                score={"cat": 0.5 + i / 10, "dog": 0.3 - i / 20, "fox": 0.2 - i / 20},
+            )
+            for i in range(1, 4)
+        ]
+    )
     return {model_id: monitor.model_state(model_id) for model_id in sorted(monitor.models)}
 
 
-def test_states_of_format_1_load_and_save_back_unchanged_but_for_newer_layouts():
-    """Written by the revision that numbered the layouts. Loading and saving again gives the
-    same record, bit for bit, except the layout number of the components that moved on since
-    (whose older layout their loader still reads): no component drops or renames what it was
-    given."""
-    saved = orjson.loads(gzip.decompress(FORMAT_1.read_bytes()))
+@pytest.mark.parametrize("fixture", [FORMAT_1, FORMAT_2], ids=["format-1", "format-2"])
+def test_states_of_older_formats_load_and_save_back_unchanged_but_for_newer_layouts(fixture):
+    """Format 1 was written by the revision that numbered the layouts, format 2 by the one
+    before class -> probability scores. Loading and saving again gives the same record, bit
+    for bit, except the layout number of the components that moved on since (whose older
+    layout their loader still reads): no component drops or renames what it was given."""
+    saved = orjson.loads(gzip.decompress(fixture.read_bytes()))
     assert len(saved) == len(FORMAT_1_SCENARIOS)
     for model_id, state in saved.items():
         monitor = Monitor()
         monitor.load_model_state(model_id, state)
         again = orjson.loads(orjson.dumps(monitor.model_state(model_id)))
-        for path, number in MOVED_ON.values():
+        for path, (then, now) in MOVED_ON[fixture].items():
             record = state["model"]
             for key in path:
                 record = record[key]
-            assert record["format"] == 1
-            record["format"] = number
+            assert record["format"] == then
+            record["format"] = now
         assert again == state, first_difference(state, again, model_id)
 
 
@@ -121,7 +148,10 @@ def test_states_of_todays_format_load_and_save_back_unchanged():
         CURRENT.write_bytes(gzip.compress(orjson.dumps(saved_now()), mtime=0))
     saved = orjson.loads(gzip.decompress(CURRENT.read_bytes()))
     assert len(saved) == len(FORMAT_1_SCENARIOS)
-    assert saved["m-rollout"]["model"]["join"]["format"] == 2
+    assert saved["m-rollout"]["model"]["join"]["format"] == 3
+    multiclass = saved["m-multi"]["model"]
+    assert any(type(w[3]) is dict for _, w in multiclass["join"]["predictions"] if len(w) == 4)
+    assert multiclass["versions"]["1"]["class_score_quality"]["labels"]
     for model_id, state in saved.items():
         monitor = Monitor()
         monitor.load_model_state(model_id, state)
@@ -138,7 +168,8 @@ def test_every_component_record_is_numbered():
     records += [version, version["metrics"], version["performance"], feature, feature["quality"]]
     records += [saved["m-reg"]["model"]["versions"]["1"]["metrics"]]
     records += [saved["m-slow"]["model"]["versions"]["2"]["latency"]]
-    assert all(record["format"] == (2 if record is model["join"] else 1) for record in records)
+    records += [saved["m-multi"]["model"]["versions"]["1"]["class_score_quality"]]
+    assert all(record["format"] == (3 if record is model["join"] else 1) for record in records)
     # Detectors carry their own numbered layout (detectors.base.Detector.STATE_VERSION).
     assert version["concept"]["version"] == feature["detector"]["version"] == 1
 
@@ -157,15 +188,18 @@ def test_every_component_record_is_numbered():
         (("features", "plan", "quality"), "QualityCounter"),
         ((), "ModelState"),
         (("versions", "2", "latency"), "LatencyWindow"),
+        (("versions", "1", "class_score_quality"), "ClassScoreQuality"),
     ],
 )
 def test_a_newer_format_is_refused_naming_its_component(path, component):
     """A state written by a newer driftline is refused with a reason, not misread."""
-    model_id = "m-slow" if component == "LatencyWindow" else "m-quality"
+    model_id = {"LatencyWindow": "m-slow", "ClassScoreQuality": "m-multi"}.get(
+        component, "m-quality"
+    )
     saved = orjson.loads(gzip.decompress(CURRENT.read_bytes()))[model_id]
     record = saved["model"]
     for key in path:
         record = record[key]
-    record["format"] = 3
-    with pytest.raises(StateError, match=f"{component} state format 3 is newer"):
+    record["format"] = 9
+    with pytest.raises(StateError, match=f"{component} state format 9 is newer"):
         Monitor().load_model_state(model_id, saved)
