@@ -25,6 +25,7 @@ from detectors.metrics import _class_name as class_name
 from detectors.numeric import NumericDriftDetector
 from detectors.saved_state import read_format, stamp
 from detectors.score_quality import ScoreQuality
+from detectors.score_test import ScoreTest
 
 __all__ = ["VersionState"]
 
@@ -111,6 +112,8 @@ class VersionState:
                 performance.update_correct(prediction == label)
                 if type(score) is dict:
                     self._class_scores(score, label)
+                    if type(performance) is ScoreTest:
+                        performance.observe(self.score_quality)  # type: ignore[arg-type]
             else:
                 performance.update(label == positive, prediction == positive)
                 if type(score) is dict:
@@ -120,6 +123,8 @@ class VersionState:
                     if quality is None:
                         quality = self.score_quality = ScoreQuality(self._metrics_window)
                     quality.update(score, label == positive)  # type: ignore[union-attr,arg-type]
+                    if type(performance) is ScoreTest:
+                        performance.observe(quality)
         self.outcomes += 1
         # The change point is dated by prediction time: a retraining job selects the
         # predictions made since the change, whose labels came later.
@@ -246,7 +251,8 @@ class VersionState:
         if state.get("time_stride") == _TIME_STRIDE:
             version.outcome_times = array("q", (int(t) for t in times))
         performance = state.get("performance")
-        if performance is not None:  # (older states: the version's reference starts afresh)
+        # (Older states, or another signal configured since: the reference starts afresh.)
+        if performance is not None and performance.get("signal", "f1") == _signal(version):
             version.performance.load_state(performance)
         quality = state.get("score_quality")
         if quality is not None:
@@ -256,8 +262,16 @@ class VersionState:
         if quality is not None:
             version.score_quality = ClassScoreQuality(config.metrics.window)
             version.score_quality.load_state(quality)
+        if isinstance(version.performance, ScoreTest):
+            version.performance.attach(version.score_quality)
         latency = state.get("latency")
         if latency is not None:
             version.latency = latency_window(config.latency)
             version.latency.load_state(latency)
         return version
+
+
+def _signal(version: VersionState) -> str:
+    """What the version's performance test watches (``f1``: counts, or RMSE)."""
+    performance = version.performance
+    return performance.metric if isinstance(performance, ScoreTest) else "f1"
