@@ -302,7 +302,14 @@ _MINIMUMS = {
 # Largest values of settings that size memory up front: join.remember's id tables are allocated
 # at a model's first label (~16 bytes per remembered id and model: 2**31 asked for 32 GB).
 _MAXIMUMS = {(JoinConfig, "remember"): 1_000_000, (SegmentationConfig, "top"): 255}
-_UNIT_INTERVAL = {"adwin_delta", "alpha", "rate_threshold", "relative_drop", "min_share"}
+_UNIT_INTERVAL = {
+    "adwin_delta",
+    "alpha",
+    "rate_threshold",
+    "relative_drop",
+    "min_share",
+    "calibration_margin",
+}
 # The significance of a one-sided z test: below one half.
 _HALF_INTERVAL = {(MetricsConfig, "alpha")}
 
@@ -324,7 +331,15 @@ def _check_ranges(obj: Any, where: str) -> None:
         if (type(obj), f.name) in _HALF_INTERVAL and not value < 0.5:
             raise ConfigError(f"{path}: must be below 0.5, got {value!r}")
         if (
-            f.name in ("ph_threshold", "psi_threshold", "enter", "min_shift", "multiplier")
+            f.name
+            in (
+                "ph_threshold",
+                "psi_threshold",
+                "enter",
+                "min_shift",
+                "multiplier",
+                "loss_relative_rise",
+            )
             and value <= 0
         ):
             raise ConfigError(f"{path}: must be positive, got {value!r}")
@@ -360,6 +375,15 @@ def _check_ranges(obj: Any, where: str) -> None:
         raise ConfigError(f"{where}: need window <= max_window and window <= max_reference")
     if isinstance(obj, MetricsConfig) and obj.f1_floor is not None and not 0 < obj.f1_floor < 1:
         raise ConfigError(f"{where}.f1_floor: must be between 0 and 1 (exclusive)")
+    if isinstance(obj, MetricsConfig) and not 0 < obj.auc_drop < 0.5:
+        raise ConfigError(f"{where}.auc_drop: must be between 0 and 0.5, got {obj.auc_drop!r}")
+    if isinstance(obj, MetricsConfig) and obj.signal != "f1" and obj.window < 2:
+        raise ConfigError(f"{where}.window: a score signal needs a window of at least 2")
+    if isinstance(obj, ModelConfig) and obj.task == "regression" and obj.metrics.signal != "f1":
+        raise ConfigError(
+            f"{where}.metrics.signal: {obj.metrics.signal} is a classifier's score metric; "
+            "a regression model is watched on RMSE (leave signal at f1)"
+        )
     if isinstance(obj, RollbackConfig) and not obj.reasons:
         raise ConfigError(f"{where}.reasons: name at least one (or set enabled: false)")
     if isinstance(obj, LatencyConfig) and obj.slo_p99 is not None and obj.slo_p99 <= 0:

@@ -29,6 +29,7 @@ __all__ = [
     "RetrainConfig",
     "RollbackConfig",
     "RollbackReason",
+    "ScoreSignal",
     "StallConfig",
 ]
 
@@ -133,6 +134,9 @@ class JoinConfig:
     remember: int = 5_000
 
 
+ScoreSignal = Literal["f1", "roc_auc", "log_loss", "brier", "calibration_error"]
+
+
 @dataclass(frozen=True)
 class MetricsConfig:
     #: Rolling window of joined outcomes, per model version.
@@ -162,6 +166,16 @@ class MetricsConfig:
     #: Classes the exposed confusion matrix names (the most frequent in the window); the rest
     #: are folded into ``other``.
     confusion_classes: int = 8
+    #: What ``performance_degradation`` watches on a classifier: ``f1`` (F1, recall and
+    #: precision; accuracy when multiclass) or a score metric (detectors/score_test.py).
+    #: Regression models are watched on RMSE whatever this says.
+    signal: ScoreSignal = "f1"
+    #: The smallest drop of ROC AUC below the version's reference that matters.
+    auc_drop: float = 0.03
+    #: The smallest relative rise of log loss or Brier score that matters.
+    loss_relative_rise: float = 0.15
+    #: The smallest rise of the expected calibration error that matters.
+    calibration_margin: float = 0.03
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from detectors.error_rate import ErrorRateDriftDetector
 from detectors.latency import LatencyWindow
 from detectors.numeric import NumericDriftDetector
 from detectors.performance import PerformanceTest
+from detectors.score_test import ScoreTest
 from detectors.stall import StallDetector
 
 __all__ = [
@@ -82,9 +83,21 @@ def concept_detector(
         )
 
 
-def performance_test(config: ModelConfig, regression: bool) -> PerformanceTest:
-    """A version's performance test, as its model's configuration says."""
+def performance_test(config: ModelConfig, regression: bool) -> PerformanceTest | ScoreTest:
+    """A version's performance test, as its model's configuration says: on a score metric
+    when ``metrics.signal`` names one (classifiers only: regression is watched on RMSE)."""
     metrics = config.metrics
+    if metrics.signal != "f1" and not regression:
+        return ScoreTest(
+            metrics.signal,
+            auc_drop=metrics.auc_drop,
+            loss_relative_rise=metrics.loss_relative_rise,
+            calibration_margin=metrics.calibration_margin,
+            alpha=metrics.alpha,
+            min_evidence=metrics.min_evidence,
+            window=metrics.window,
+            max_reference=metrics.max_reference,
+        )
     return PerformanceTest(
         task="regression" if regression else "classification",
         relative_drop=metrics.relative_drop,

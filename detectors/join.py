@@ -45,7 +45,7 @@ from detectors.base import StateError
 from detectors.config import JoinConfig
 from detectors.saved_state import read_format, stamp
 
-__all__ = ["LabelJoiner", "Outcome", "OUTCOMES", "SEGMENT_CODES"]
+__all__ = ["LabelJoiner", "Outcome", "OUTCOMES", "SEGMENT_CODES", "on_grid"]
 
 #: Counted outcomes (the ``outcome`` label of ``driftline_label_join_total``).
 OUTCOMES: Final = ("joined", "expired", "evicted", "late", "duplicate", "unknown_id")
@@ -60,8 +60,10 @@ class Outcome:
     label: Any
     predicted_at: int
     labelled_at: int
-    #: The prediction's probability score, when it sent one in [0, 1] (kept to 1 / 65,536).
-    score: float | None = None
+    #: The prediction's probability score, when it sent one: a float in [0, 1] (a binary
+    #: model's, of its positive class) or a class -> probability map; every probability kept
+    #: to 1 / 65,536.
+    score: float | dict[str, float] | None = None
     #: The prediction's segments, as the model's segmentation coded them (0: none).
     segment: int = 0
 
@@ -74,6 +76,10 @@ _STEPS = float(1 << 16)
 _LEVELS = 1 << 17
 #: Segment codes a waiting prediction carries (detectors/segments.py).
 SEGMENT_CODES: Final = 1 << 16
+#: Most entries of a saved class -> probability score (ten times the decoder's default bound).
+MAX_SCORE_CLASSES: Final = 10_000
+#: Distinct class-name tuples of waiting maps a joiner shares (a model has one or a few).
+_SHARED_NAMES = 64
 
 
 class _RecentIds:
@@ -169,7 +175,8 @@ class LabelJoiner:
 
     #: Layout of :meth:`to_state` (see :mod:`detectors.saved_state`).
     #: 2: a waiting prediction may carry its probability score as a fourth element.
-    #: 3: and its segment code as a fifth (the score then null when it has none).
+    #: 3: that fourth element may also be an object, class -> probability (or null: none),
+    #: and a fifth, the prediction's segment code, follows when it has one.
     STATE_FORMAT: ClassVar[int] = 3
 
     def __init__(self, config: JoinConfig, totals: dict[str, int] | None = None) -> None:
@@ -184,6 +191,9 @@ class LabelJoiner:
         self._predictions: OrderedDict[str, int | tuple[int, str, Any]] = OrderedDict()
         self._combos: list[tuple[str, Any]] = []
         self._combo_codes: dict[tuple[str, type, Any], int] = {}
+        # A waiting class -> probability score is (its class names, shared, and its
+        # probabilities as float32 bytes: exact on the 1 / 65,536 grid), ~4 bytes a class.
+        self._names: dict[tuple[str, ...], tuple[str, ...]] = {}
         # prediction_id -> (labelled_at, label): labels that came before their prediction
         self._labels: OrderedDict[str, tuple[int, Any]] = OrderedDict()
         self._expired = _RecentIds(config.remember)
@@ -205,9 +215,47 @@ class LabelJoiner:
             self._combos.append((version, prediction))
         return ((predicted_at * _LEVELS + level) * SEGMENT_CODES + segment) * _CODES + code
 
-    def _unpack(self, waiting: int | tuple[Any, ...]) -> tuple[int, str, Any, float | None, int]:
+    def _pack_map(
+        self,
+        predicted_at: int,
+        version: str,
+        prediction: Any,
+        probabilities: dict[str, float],
+        segment: int = 0,
+    ) -> tuple[Any, ...]:
+        """A waiting prediction with a class -> probability score (already on the grid)."""
+        names = tuple(probabilities)
+        shared = self._names.get(names)
+        if shared is None:
+            shared = names
+            if len(self._names) < _SHARED_NAMES:
+                self._names[names] = names
+        levels = array("f", probabilities.values()).tobytes()
+        return (predicted_at, version, prediction, (shared, levels), segment)
+
+    def _waiting(
+        self,
+        predicted_at: int,
+        version: str,
+        prediction: Any,
+        score: int | dict[str, float],
+        segment: int,
+    ) -> int | tuple[Any, ...]:
+        """A waiting prediction with its score (a level, 0: none; or a map) and segment."""
+        if type(score) is int:
+            return self._pack(predicted_at, version, prediction, score, segment)
+        return self._pack_map(predicted_at, version, prediction, score, segment)  # type: ignore[arg-type]
+
+    def _unpack(
+        self, waiting: int | tuple[Any, ...]
+    ) -> tuple[int, str, Any, float | dict[str, float] | None, int]:
         if type(waiting) is tuple:
-            return waiting  # type: ignore[return-value]
+            score = waiting[3]
+            if type(score) is not tuple:
+                return waiting  # type: ignore[return-value]
+            names, levels = score
+            probabilities = dict(zip(names, array("f", levels).tolist(), strict=True))
+            return waiting[0], waiting[1], waiting[2], probabilities, waiting[4]
         rest, code = divmod(waiting, _CODES)  # floor division: exact for any sign
         rest, segment = divmod(rest, SEGMENT_CODES)
         predicted_at, level = divmod(rest, _LEVELS)
@@ -234,26 +282,40 @@ class LabelJoiner:
         predicted_at: int,
         version: str,
         prediction: Any,
-        score: float | None = None,
+        score: float | dict[str, float] | None = None,
         segment: int = 0,
     ) -> Outcome | None:
         """Hold a prediction for its label; return the outcome at once if the label is here.
 
-        ``score``: its probability score, kept when a float in [0, 1]; ``segment``: its segment
-        code (below :data:`SEGMENT_CODES`)."""
+        ``score``: its probability score, kept when a float in [0, 1] or a class ->
+        probability map (of probabilities in [0, 1]); ``segment``: its segment code (below
+        :data:`SEGMENT_CODES`)."""
         # A score is kept at a level (exact for halves, quarters, ...), whichever topic comes
         # first: a replay and the live service must decide alike.
-        level = int(score * _STEPS + 1.5) if score is not None and 0.0 <= score <= 1.0 else 0
+        level = 0
+        probabilities = None
+        if score is not None:
+            if type(score) is float:
+                if 0.0 <= score <= 1.0:
+                    level = int(score * _STEPS + 1.5)
+            else:
+                probabilities = on_grid(score)  # type: ignore[arg-type]
         early = self._labels.pop(prediction_id, None)
         if early is not None:
             self._count("joined", 1)
             self._joined.add(prediction_id)
-            kept = (level - 1) / _STEPS if level else None
+            kept = (
+                probabilities
+                if probabilities is not None
+                else ((level - 1) / _STEPS if level else None)
+            )
             return Outcome(version, prediction, early[1], predicted_at, early[0], kept, segment)
         if prediction_id in self._predictions or prediction_id in self._joined:
             return None  # a re-sent prediction (at-least-once producers): keep the first
-        self._predictions[prediction_id] = self._pack(
-            predicted_at, version, prediction, level, segment
+        self._predictions[prediction_id] = (
+            self._pack(predicted_at, version, prediction, level, segment)
+            if probabilities is None
+            else self._pack_map(predicted_at, version, prediction, probabilities, segment)
         )
         if len(self._predictions) > self.config.max_pending:
             self.evict(1)
@@ -315,9 +377,9 @@ class LabelJoiner:
         return stamp(
             self.STATE_FORMAT,
             {
-                # (id, [time, version, prediction]) pairs, with the score as a fourth element when
-                # the prediction has one, and its segment code as a fifth when it has one
-                # (orjson writes tuples as arrays, no copy)
+                # (id, [time, version, prediction]) pairs, with the score (a number, or an object
+                # class -> probability) as a fourth element when the prediction has one, and its
+                # segment code as a fifth when it has one (orjson writes tuples as arrays)
                 "predictions": [
                     (pid, unpacked if unpacked[4] else unpacked[: 3 if unpacked[3] is None else 4])
                     for pid, w in self._predictions.items()
@@ -345,9 +407,14 @@ class LabelJoiner:
             or len(labels) > self.config.max_pending_labels
         ):
             raise StateError("more waiting predictions or labels than the limits allow")
-        self._combos, self._combo_codes = [], {}
+        self._combos, self._combo_codes, self._names = [], {}, {}
         self._predictions = OrderedDict(
-            (str(pid), self._pack(int(w[0]), str(w[1]), _scalar(w[2]), _level(w), _segment(w)))
+            (
+                str(pid),
+                self._waiting(
+                    int(w[0]), str(w[1]), _scalar(w[2]), _saved_score(w, fmt), _segment(w)
+                ),
+            )
             for pid, w in predictions
         )
         self._labels = OrderedDict(
@@ -358,17 +425,59 @@ class LabelJoiner:
         self.counts = {k: int(state["counts"].get(k, 0)) for k in OUTCOMES}
 
 
-def _level(waiting: Any) -> int:
-    """A saved waiting prediction's score level: [time, version, prediction] or with a fourth
-    element, its probability score (null: none)."""
+def on_grid(probabilities: dict[str, float]) -> dict[str, float] | None:
+    """A class -> probability score with each probability rounded half up to 1 / 65,536 (the
+    grid of a binary score); ``None`` when empty or when a value is not a probability.
+
+    >>> on_grid({"cat": 0.7, "dog": 0.3}) == {"cat": 45875 / 65536, "dog": 19661 / 65536}
+    True
+    >>> on_grid({"cat": 1.5}), on_grid({})
+    (None, None)
+    """
+    kept = {}
+    for name, p in probabilities.items():
+        if not 0.0 <= p <= 1.0:  # (NaN too)
+            return None
+        kept[name] = int(p * _STEPS + 0.5) / _STEPS
+    return kept or None
+
+
+def _saved_score(waiting: Any, fmt: int) -> int | dict[str, float]:
+    """A saved waiting prediction's score: its level (0: none), or (format 3) its class ->
+    probability map; [time, version, prediction] or with a fourth element, the score."""
     if not 3 <= len(waiting) <= 5:
         raise StateError("a waiting prediction is [time, version, prediction(, score(, segment))]")
     if len(waiting) == 3 or waiting[3] is None:
         return 0
-    score = float(waiting[3])
+    score = waiting[3]
+    if isinstance(score, dict):
+        if fmt < 3:
+            raise StateError(f"a format-{fmt} waiting prediction's score is a number")
+        return _saved_map(score)
+    if isinstance(score, bool) or not isinstance(score, int | float):
+        raise StateError("a waiting prediction's score is a number or an object")
+    score = float(score)
     if not 0.0 <= score <= 1.0:
         raise StateError("a waiting prediction's score must be in [0, 1]")
     return int(score * _STEPS + 1.5)  # (1 + the score rounded half up to a step)
+
+
+def _saved_map(score: dict[Any, Any]) -> dict[str, float]:
+    """A saved class -> probability score, checked and put back on the grid."""
+    if not 0 < len(score) <= MAX_SCORE_CLASSES:
+        raise StateError(
+            f"a waiting class -> probability score has 1 to {MAX_SCORE_CLASSES} entries"
+        )
+    if not all(type(name) is str for name in score):
+        raise StateError("a waiting class -> probability score is keyed by class names")
+    values = score.values()
+    if not all(
+        not isinstance(p, bool) and isinstance(p, int | float) and 0.0 <= p <= 1.0 for p in values
+    ):
+        raise StateError("a waiting class -> probability score holds probabilities in [0, 1]")
+    kept = on_grid({name: float(p) for name, p in score.items()})
+    assert kept is not None  # (checked above)
+    return kept
 
 
 def _segment(waiting: Any) -> int:

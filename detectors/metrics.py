@@ -31,7 +31,7 @@ from river import metrics
 from detectors.base import StateError
 from detectors.saved_state import read_format, stamp
 
-__all__ = ["MAX_ERROR", "RollingClassification", "RollingRegression", "bounded_error"]
+__all__ = ["MAX_ERROR", "RollingClassification", "RollingRegression", "bounded_error", "class_name"]
 
 
 #: Distinct (label, prediction) pairs whose tuple the window shares (a few classes make few).
@@ -164,10 +164,10 @@ class RollingClassification:
         kept = {c for c, _ in sorted(self._classes.items(), key=_busiest)[:top]}
         cells: Counter[tuple[str, str]] = Counter()
         for y_true, row in self._cm.data.items():
-            name = _class_name(y_true) if y_true in kept else "other"
+            name = class_name(y_true) if y_true in kept else "other"
             for y_pred, count in row.items():
                 if count:
-                    predicted = _class_name(y_pred) if y_pred in kept else "other"
+                    predicted = class_name(y_pred) if y_pred in kept else "other"
                     cells[(name, predicted)] += int(count)
         return sorted((label, predicted, n) for (label, predicted), n in cells.items())
 
@@ -206,10 +206,10 @@ class RollingClassification:
 
 
 def _busiest(item: tuple[Any, int]) -> tuple[int, str]:
-    return (-item[1], _class_name(item[0]))
+    return (-item[1], class_name(item[0]))
 
 
-def _class_name(value: Any) -> str:
+def class_name(value: Any) -> str:
     """A class as JSON writes it (True -> ``true``), for a label value."""
     if type(value) is bool:
         return "true" if value else "false"

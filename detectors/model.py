@@ -162,7 +162,7 @@ class ModelState:
                     ts,
                     version.version,
                     prediction,
-                    score if type(score) is float else None,
+                    score,
                     segment,
                 )
                 if outcome is not None:

@@ -39,7 +39,7 @@ import numpy as np
 from detectors.base import StateError
 from detectors.saved_state import read_format, stamp
 
-__all__ = ["ScoreQuality"]
+__all__ = ["ScoreQuality", "roc_auc"]
 
 _CLIP = float(np.finfo(np.float64).eps)
 
@@ -100,14 +100,9 @@ class ScoreQuality:
             return {}
         p, y = self._window()
         out: dict[str, float] = {}
-        positives = int(np.count_nonzero(y))
-        negatives = len(y) - positives
-        if positives and negatives:
-            _, inverse, counts = np.unique(p, return_inverse=True, return_counts=True)
-            ends = np.cumsum(counts)
-            ranks = (ends - counts + (counts + 1) / 2)[inverse]
-            rank_sum = float(ranks[y].sum())
-            out["roc_auc"] = (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+        auc = roc_auc(p, y)
+        if auc is not None:
+            out["roc_auc"] = auc
         clipped = np.clip(p, _CLIP, 1 - _CLIP)
         out["log_loss"] = float(-np.mean(np.where(y, np.log(clipped), np.log1p(-clipped))))
         out["brier"] = float(np.mean((p - y) ** 2))
@@ -119,6 +114,28 @@ class ScoreQuality:
         out["calibration_error"] = float(gap.sum() / len(p))  # sum_b n_b/n |mean y - mean p|
         self._cached = out
         return out
+
+    # -- per outcome (what the score test reads, detectors/score_test.py) ---------------------
+
+    def outcome_losses(self, metric: str) -> np.ndarray:
+        """Each outcome's ``log_loss`` or ``brier`` term in the window, oldest first."""
+        p, y = self._window()
+        if metric == "brier":
+            return (p - y) ** 2
+        clipped = np.clip(p, _CLIP, 1 - _CLIP)
+        return -np.where(y, np.log(clipped), np.log1p(-clipped))
+
+    def auc_parts(self) -> list[tuple[float, int, int]]:
+        """(ROC AUC, positives, negatives) of the window; none without both classes."""
+        p, y = self._window()
+        auc = roc_auc(p, y)
+        positives = int(np.count_nonzero(y))
+        return [] if auc is None else [(auc, positives, len(y) - positives)]
+
+    def calibration_gaps(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each outcome's calibration bin and ``y - p``."""
+        p, y = self._window()
+        return np.minimum((p * self.bins).astype(np.int64), self.bins - 1), y - p
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -140,3 +157,17 @@ class ScoreQuality:
         self.__init__(self.window, self.bins)  # type: ignore[misc]
         for value, flag in zip(values, positive, strict=True):
             self.update(value, flag == "1")
+
+
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
+    """The Mann-Whitney ROC AUC of ``scores`` from average ranks (ties count one half);
+    ``None`` unless ``positive`` holds both classes."""
+    positives = int(np.count_nonzero(positive))
+    negatives = len(positive) - positives
+    if not positives or not negatives:
+        return None
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    ranks = (ends - counts + (counts + 1) / 2)[inverse]
+    rank_sum = float(ranks[positive].sum())
+    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from detectors.base import StateError
 from detectors.categorical import CategoricalDriftDetector
+from detectors.class_score_quality import ClassScoreQuality
 from detectors.config import ModelConfig
 from detectors.error_rate import ErrorRateDriftDetector
 from detectors.factories import (
@@ -19,10 +20,16 @@ from detectors.factories import (
     performance_test,
 )
 from detectors.latency import LatencyWindow
-from detectors.metrics import RollingClassification, RollingRegression, bounded_error
+from detectors.metrics import (
+    RollingClassification,
+    RollingRegression,
+    bounded_error,
+    class_name,
+)
 from detectors.numeric import NumericDriftDetector
 from detectors.saved_state import read_format, stamp
 from detectors.score_quality import ScoreQuality
+from detectors.score_test import ScoreTest
 
 __all__ = ["VersionState"]
 
@@ -62,8 +69,9 @@ class VersionState:
         self.performance = performance_test(config, regression)
         self._latency_config = config.latency
         self._metrics_window = metrics.window
-        #: ROC AUC, log loss, Brier, calibration, once a binary version's outcomes carry scores.
-        self.score_quality: ScoreQuality | None = None
+        #: ROC AUC, log loss, Brier, calibration, once the version's outcomes carry scores: of a
+        #: binary model's probabilities, or a multiclass model's class -> probability maps.
+        self.score_quality: ScoreQuality | ClassScoreQuality | None = None
         #: Inference latency, once the version's predictions carry ``latency_ms``.
         self.latency: LatencyWindow | None = None
         self.outcomes = 0
@@ -78,12 +86,19 @@ class VersionState:
         return self.latency.update_many(values)
 
     def record_outcome(
-        self, prediction: Any, label: Any, predicted_at: int, score: float | None = None
+        self,
+        prediction: Any,
+        label: Any,
+        predicted_at: int,
+        score: float | dict[str, float] | None = None,
     ) -> float | None:
-        """A labelled outcome into the rolling metrics, the score metrics (a binary model's
-        probability ``score``) and the performance test; its error (0/1, or absolute for
-        regression), or None when a regression's label or prediction is not a number (counted
-        by the caller)."""
+        """A labelled outcome into the rolling metrics, the score metrics and the performance
+        test; its error (0/1, or absolute for regression), or None when a regression's label or
+        prediction is not a number (counted by the caller).
+
+        ``score``: a binary model's probability of its positive class (or a class ->
+        probability map, read at the positive class's name), or a multiclass model's class ->
+        probability map (a float score says nothing of several classes: not used)."""
         performance = self.performance
         if self.regression:
             if type(prediction) not in (int, float) or type(label) not in (int, float):
@@ -99,17 +114,33 @@ class VersionState:
             positive = metrics.positive_class  # type: ignore[union-attr]
             if positive is None:
                 performance.update_correct(prediction == label)
+                if type(score) is dict:
+                    self._class_scores(score, label)
+                    if type(performance) is ScoreTest:
+                        performance.observe(self.score_quality)  # type: ignore[arg-type]
             else:
                 performance.update(label == positive, prediction == positive)
+                if type(score) is dict:
+                    score = score.get(class_name(positive))
                 if score is not None:
-                    if self.score_quality is None:
-                        self.score_quality = ScoreQuality(self._metrics_window)
-                    self.score_quality.update(score, label == positive)
+                    quality = self.score_quality
+                    if quality is None:
+                        quality = self.score_quality = ScoreQuality(self._metrics_window)
+                    quality.update(score, label == positive)  # type: ignore[union-attr,arg-type]
+                    if type(performance) is ScoreTest:
+                        performance.observe(quality)
         self.outcomes += 1
         # The change point is dated by prediction time: a retraining job selects the
         # predictions made since the change, whose labels came later.
         self.note_outcome_time(predicted_at)
         return error
+
+    def _class_scores(self, score: dict[str, float], label: Any) -> None:
+        quality = self.score_quality
+        if not isinstance(quality, ClassScoreQuality):
+            # (A version that turned multiclass: its binary score metrics end, as its F1 did.)
+            quality = self.score_quality = ClassScoreQuality(self._metrics_window)
+        quality.update(score, class_name(label))
 
     def signal_rows(self) -> list[tuple[str, str, float, float, bool]]:
         """(signal, version, statistic, threshold, detected) of the version's ready detectors:
@@ -179,8 +210,12 @@ class VersionState:
     def to_state(self) -> dict[str, Any]:
         # (Latency only when the version has any: states of versions without keep their form.)
         latency = {} if self.latency is None else {"latency": self.latency.to_state()}
-        if self.score_quality is not None:
-            latency["score_quality"] = self.score_quality.to_state()
+        quality = self.score_quality
+        if quality is not None:
+            key = (
+                "class_score_quality" if isinstance(quality, ClassScoreQuality) else "score_quality"
+            )
+            latency[key] = quality.to_state()
         return stamp(
             self.STATE_FORMAT,
             {
@@ -220,14 +255,27 @@ class VersionState:
         if state.get("time_stride") == _TIME_STRIDE:
             version.outcome_times = array("q", (int(t) for t in times))
         performance = state.get("performance")
-        if performance is not None:  # (older states: the version's reference starts afresh)
+        # (Older states, or another signal configured since: the reference starts afresh.)
+        if performance is not None and performance.get("signal", "f1") == _signal(version):
             version.performance.load_state(performance)
         quality = state.get("score_quality")
         if quality is not None:
             version.score_quality = ScoreQuality(config.metrics.window)
             version.score_quality.load_state(quality)
+        quality = state.get("class_score_quality")
+        if quality is not None:
+            version.score_quality = ClassScoreQuality(config.metrics.window)
+            version.score_quality.load_state(quality)
+        if isinstance(version.performance, ScoreTest):
+            version.performance.attach(version.score_quality)
         latency = state.get("latency")
         if latency is not None:
             version.latency = latency_window(config.latency)
             version.latency.load_state(latency)
         return version
+
+
+def _signal(version: VersionState) -> str:
+    """What the version's performance test watches (``f1``: counts, or RMSE)."""
+    performance = version.performance
+    return performance.metric if isinstance(performance, ScoreTest) else "f1"

@@ -88,7 +88,7 @@ def concept_summary(model_id: str, version: str, concept: Any) -> str | None:
 
 
 def performance_summary(model_id: str, version: str, verdict: Verdict) -> str:
-    rising = verdict.metric == "rmse"  # worse is higher
+    rising = verdict.metric in ("rmse", "log_loss", "brier", "calibration_error")  # worse: higher
     if verdict.degraded:
         worse = "above" if rising else "below"
         return (

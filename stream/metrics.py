@@ -83,10 +83,10 @@ _PER_VERSION = (
     ("accuracy", "Rolling accuracy."),
     ("mae", "Rolling mean absolute error (regression)."),
     ("rmse", "Rolling root mean squared error (regression)."),
-    ("roc_auc", "Rolling ROC AUC of a binary model's probability scores."),
-    ("log_loss", "Rolling log loss of a binary model's probability scores."),
-    ("brier", "Rolling Brier score of a binary model's probability scores."),
-    ("calibration_error", "Rolling expected calibration error (10 bins) of the scores."),
+    ("roc_auc", "Rolling ROC AUC of the probability scores (multiclass: macro one-vs-rest)."),
+    ("log_loss", "Rolling log loss of the probability scores."),
+    ("brier", "Rolling Brier score of the probability scores (multiclass: summed over classes)."),
+    ("calibration_error", "Rolling expected calibration error (10 bins; multiclass: top label)."),
 )
 
 

@@ -1,10 +1,12 @@
 """Saved model states of earlier releases keep loading, and the models carry on from them.
 
 ``fixtures/states-format-3.json.gz``: the same models and a segmented one as today's layouts
-save them (the join's is 3: a waiting prediction may carry its score and its segment code).
+save them (the join's is 3: a waiting prediction's score may be a class -> probability object,
+and its segment code may follow; a multiclass version keeps its score metrics,
+``class_score_quality``; a segmented model its segments).
 
-``fixtures/states-format-2.json.gz``: the same models as the join's layout 2 saved them (a
-waiting prediction may carry its score).
+``fixtures/states-format-2.json.gz``: the same models as the layouts before saved them (the
+join's was 2: a waiting prediction may carry its probability score, a number).
 
 ``fixtures/states-format-1.json.gz``: models of six scenarios as this layout (every
 component's record numbered 1, see :mod:`detectors.saved_state`) saves them.
@@ -29,6 +31,7 @@ import scenarios
 from detectors.base import StateError
 from detectors.error_rate import ErrorRateDriftDetector
 from detectors.monitor import Monitor
+from schemas import Prediction
 from schemas.decoder import EventDecoder
 from tests.core.test_golden import first_difference
 
@@ -72,11 +75,15 @@ def test_states_of_the_release_before_rare_events_load_and_carry_on():
 
 FORMAT_1 = FIXTURES / "states-format-1.json.gz"
 FORMAT_2 = FIXTURES / "states-format-2.json.gz"
-#: Today's layouts: the join's is 3 (a waiting prediction may carry its score and its segment
-#: code), and a model's segments are saved.
+#: Today's layouts: the join's is 3 (a waiting score may be a class -> probability object, and
+#: its segment code may follow), and a model's segments are saved.
 CURRENT = FIXTURES / "states-format-3.json.gz"
-#: Components whose layout moved on since a fixture: (path in a model, number now).
-MOVED_ON = {"LabelJoiner": (("join",), 3)}
+#: Components whose layout moved on since each older fixture: path in a model -> (number
+#: then, number now).
+MOVED_ON = {
+    FORMAT_1: {("join",): (1, 3)},
+    FORMAT_2: {("join",): (2, 3)},
+}
 FORMAT_1_SCENARIOS = (
     "concept_drift",
     "rollout",
@@ -100,29 +107,44 @@ def saved_now() -> dict:
             records = records[:-15]  # the last labels not in yet: predictions wait, segmented
         for _ in replay(lines(records), monitor=monitor):
             pass
+    # The multiclass scenario's labels all came: a few predictions still waiting for theirs
+    # put class -> probability scores in the join's state.
+    last = monitor.models["m-multi"].watermark
+    monitor.process(
+        [
+            Prediction(
+                model_id="m-multi",
+                model_version="1",
+                prediction_id=f"waiting-{i}",
+                timestamp=last + i,
+                prediction="cat",
+                score={"cat": 0.5 + i / 10, "dog": 0.3 - i / 20, "fox": 0.2 - i / 20},
+            )
+            for i in range(1, 4)
+        ]
+    )
     return {model_id: monitor.model_state(model_id) for model_id in sorted(monitor.models)}
 
 
-@pytest.mark.parametrize(("fixture", "join_format"), [(FORMAT_1, 1), (FORMAT_2, 2)])
-def test_states_of_older_formats_load_and_save_back_unchanged_but_for_newer_layouts(
-    fixture, join_format
-):
-    """Format 1: written by the revision that numbered the layouts; format 2: by the one whose
-    join carried scores. Loading and saving again gives the same record, bit for bit, except
-    the layout number of the components that moved on since (whose older layout their loader
-    still reads): no component drops or renames what it was given."""
+@pytest.mark.parametrize("fixture", [FORMAT_1, FORMAT_2], ids=["format-1", "format-2"])
+def test_states_of_older_formats_load_and_save_back_unchanged_but_for_newer_layouts(fixture):
+    """Format 1 was written by the revision that numbered the layouts, format 2 by the one
+    before class -> probability scores and segments. Loading and saving again gives the same
+    record, bit for bit, except the layout number of the components that moved on since (whose
+    older layout their loader still reads) and the order of the join's remembered ids: no
+    component drops or renames what it was given."""
     saved = orjson.loads(gzip.decompress(fixture.read_bytes()))
     assert len(saved) == len(FORMAT_1_SCENARIOS)
     for model_id, state in saved.items():
         monitor = Monitor()
         monitor.load_model_state(model_id, state)
         again = orjson.loads(orjson.dumps(monitor.model_state(model_id)))
-        for path, number in MOVED_ON.values():
+        for path, (then, now) in MOVED_ON[fixture].items():
             record = state["model"]
             for key in path:
                 record = record[key]
-            assert record["format"] == join_format
-            record["format"] = number
+            assert record["format"] == then
+            record["format"] = now
         join = state["model"]["join"]
         for ids in ("joined", "expired"):
             join[ids] = in_saved_order(join[ids], monitor.models[model_id].config.join.remember)
@@ -150,6 +172,9 @@ def test_states_of_todays_format_load_and_save_back_unchanged():
     assert len(saved) == len(CURRENT_SCENARIOS)
     assert saved["m-rollout"]["model"]["join"]["format"] == 3
     assert any(len(w) == 5 for _, w in saved["m-segment"]["model"]["join"]["predictions"])
+    multiclass = saved["m-multi"]["model"]
+    assert any(type(w[3]) is dict for _, w in multiclass["join"]["predictions"] if len(w) == 4)
+    assert multiclass["versions"]["1"]["class_score_quality"]["labels"]
     for model_id, state in saved.items():
         monitor = Monitor(CONFIG)
         monitor.load_model_state(model_id, state)
@@ -168,6 +193,7 @@ def test_every_component_record_is_numbered():
     records += [saved["m-slow"]["model"]["versions"]["2"]["latency"]]
     segments = saved["m-segment"]["model"]["segments"]
     records += [segments, segments["errors"], *segments["slots"]]
+    records += [saved["m-multi"]["model"]["versions"]["1"]["class_score_quality"]]
     assert all(record["format"] == (3 if record is model["join"] else 1) for record in records)
     # Detectors carry their own numbered layout (detectors.base.Detector.STATE_VERSION).
     assert version["concept"]["version"] == feature["detector"]["version"] == 1
@@ -190,13 +216,16 @@ def test_every_component_record_is_numbered():
         (("segments",), "Segments"),
         (("segments", "slots", 1), "SegmentSlots"),
         (("segments", "errors"), "SegmentErrors"),
+        (("versions", "1", "class_score_quality"), "ClassScoreQuality"),
     ],
 )
 def test_a_newer_format_is_refused_naming_its_component(path, component):
     """A state written by a newer driftline is refused with a reason, not misread."""
     from tests.core.test_golden import CONFIG
 
-    model_id = {"LatencyWindow": "m-slow"}.get(component, "m-quality")
+    model_id = {"LatencyWindow": "m-slow", "ClassScoreQuality": "m-multi"}.get(
+        component, "m-quality"
+    )
     if component.startswith("Segment"):
         model_id = "m-segment"
     saved = orjson.loads(gzip.decompress(CURRENT.read_bytes()))[model_id]

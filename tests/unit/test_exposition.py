@@ -262,3 +262,35 @@ def test_segments_are_exposed_with_escaped_values_and_bounded_series():
         assert series[("driftline_segment_outcomes", labels)] == pytest.approx(outcomes)
         assert outcomes >= 200  # metrics.min_samples: the error is exposed from there on
         assert series[("driftline_segment_error", labels)] == pytest.approx(error)
+
+
+def test_a_multiclass_versions_score_metrics_are_exposed_in_the_same_families():
+    rng = random.Random(3)
+    classes = ["cat", "dog", "fox"]
+    monitor = Monitor()
+    events = []
+    for i in range(600):
+        truth = rng.choice(classes)
+        weights = {c: rng.random() + (1.5 if c == truth else 0.0) for c in classes}
+        total = sum(weights.values())
+        pid = f"p{i}"
+        events.append(
+            Prediction(
+                model_id="multi",
+                model_version="v1",
+                prediction_id=pid,
+                timestamp=T0 + i,
+                prediction=max(weights, key=weights.__getitem__),
+                score={c: w / total for c, w in weights.items()},
+            )
+        )
+        events.append(Label(model_id="multi", prediction_id=pid, timestamp=T0 + i, label=truth))
+    monitor.process(events)
+    series = samples(DriftlineMetrics(monitor, PipelineStats(), topic_of_kind={}).render().decode())
+    quality = monitor.models["multi"].versions["v1"].score_quality
+    values = quality.values()
+    assert set(values) == {"roc_auc", "log_loss", "brier", "calibration_error"}
+    labels = (("model_id", "multi"), ("model_version", "v1"))
+    for metric, value in values.items():
+        assert series[(f"driftline_model_{metric}", labels)] == value
+    assert 0.5 < values["roc_auc"] <= 1
