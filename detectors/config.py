@@ -47,6 +47,7 @@ from detectors.config_sections import (
     AlertConfig,
     ConceptConfig,
     DriftConfig,
+    EstimationConfig,
     FeatureKind,
     JoinConfig,
     LatencyConfig,
@@ -64,6 +65,7 @@ __all__ = [
     "ConceptConfig",
     "ConfigError",
     "DriftConfig",
+    "EstimationConfig",
     "FeatureKind",
     "JoinConfig",
     "LatencyConfig",
@@ -290,6 +292,7 @@ _POSITIVE_INTS = {
     "min_outcomes",
     "check_every",
     "reference",
+    "min_class_outcomes",
 }
 # Smallest values the detectors accept (a setting they refuse would reset every model at its
 # first event, so it is refused here, at start).
@@ -309,6 +312,8 @@ _UNIT_INTERVAL = {
     "relative_drop",
     "min_share",
     "calibration_margin",
+    "min_drop",
+    "tolerance",
 }
 # The significance of a one-sided z test: below one half.
 _HALF_INTERVAL = {(MetricsConfig, "alpha")}
@@ -394,6 +399,8 @@ def _check_ranges(obj: Any, where: str) -> None:
         raise ConfigError(f"{where}.window: must be at least 4")
     if isinstance(obj, ModelConfig):
         _check_segments(obj, where)
+    if isinstance(obj, EstimationConfig) and obj.reference_size < 100:
+        raise ConfigError(f"{where}.reference_size: must be at least 100")
     if isinstance(obj, RollbackConfig) and obj.max_samples < obj.min_samples:
         raise ConfigError(f"{where}: max_samples must be at least min_samples")
 

@@ -263,6 +263,38 @@ class SegmentationConfig:
     min_share: float = 0.01
 
 
+EstimatedMetric = Literal["f1", "accuracy", "precision", "recall", "roc_auc"]
+
+
+@dataclass(frozen=True)
+class EstimationConfig:
+    """A binary classifier's metrics estimated from its calibrated scores before labels come:
+    see :mod:`detectors.estimation` and :mod:`detectors.estimator`."""
+
+    enabled: bool = True
+    #: Labelled outcomes with a score the calibration is learned from (the version's first).
+    reference_size: int = 2000
+    #: ... and at least this many of each class among them (the reference grows up to
+    #: 10 x reference_size to find them; then estimation is off: too_few_labels).
+    min_class_outcomes: int = 50
+    #: Predictions the estimate is taken over (the latest, labelled or not).
+    window: int = 1000
+    #: Predictions between two checks of the estimate.
+    check_every: int = 100
+    #: The metric the estimated_performance_degradation alert watches.
+    metric: EstimatedMetric = "f1"
+    #: The smallest drop of the estimated metric below its reference that matters (absolute).
+    min_drop: float = 0.03
+    #: One-sided significance of the drop.
+    alpha: float = 1e-3
+    #: Largest gap between the estimate and the realised metric on held-out reference outcomes
+    #: (a cross-fit of the calibration) for estimation to be trusted; beyond it (and beyond
+    #: the sampling error of the gap): off.
+    tolerance: float = 0.05
+    #: Also ask for a retrain when the estimate degrades (off: an estimate can be wrong).
+    retrain: bool = False
+
+
 FeatureKind = Literal["auto", "numeric", "categorical", "ignore"]
 
 
@@ -288,6 +320,7 @@ class ModelConfig:
     #: traffic into segments, each name on its own (at most 4 names).
     segments: tuple[str, ...] = ()
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
+    estimation: EstimationConfig = field(default_factory=EstimationConfig)
     #: When a new version starts serving, start data drift over from a fresh reference (a
     #: retrained model was trained on the new data).
     rebaseline_on_new_version: bool = True

@@ -22,6 +22,7 @@ from detectors.alerting import AlertKey, Reading
 from detectors.base import StateError
 from detectors.config import ModelConfig
 from detectors.counters import Counters
+from detectors.estimation_decisions import EstimationDecisions
 from detectors.factories import stall_detector
 from detectors.feature_set import FeatureSet
 from detectors.features import FeatureMonitor
@@ -104,6 +105,9 @@ class ModelState:
         #: The traffic split by ``segments`` names (None: the model has none).
         self.segments = Segments(config.segments, config.segmentation) if config.segments else None
         self.segment_decisions = SegmentDecisions(model_id, config, self.alerts, self.outbox)
+        self.estimation_decisions = EstimationDecisions(
+            model_id, config, self.outbox, self.retrain, self.decisions
+        )
 
     @property
     def features(self) -> dict[str, FeatureMonitor]:
@@ -173,7 +177,7 @@ class ModelState:
                 column.times.append(ts)
                 column.predictions.append(prediction)
                 if score is not None:
-                    column.add_score(ts, score)
+                    column.add_score(ts, score, prediction)
                 latency = event.latency_ms  # type: ignore[union-attr]
                 if latency is not None:
                     column.latencies.append(latency)
@@ -258,6 +262,8 @@ class ModelState:
             self.outbox.settle("prediction_drift", "prediction", None, version, detector, times[-1])
         if column.latencies and version.add_latencies(column.latencies):
             self.latency_decisions.check(version, self.versions, column.times[-1])
+        if column.scores and version.estimator is not None and not column.maps:
+            self._estimate(version, column)
         if column.scores:
             flips = version.score.update_many(column.scores)
             self.outbox.drift_flips(
@@ -266,6 +272,18 @@ class ModelState:
             self.outbox.settle(
                 "prediction_drift", "score", None, version, version.score, column.score_times[-1]
             )
+
+    def _estimate(self, version: VersionState, column: _Columns) -> None:
+        """A batch's scored predictions into the version's estimate (binary models)."""
+        estimator = version.estimator
+        assert estimator is not None
+        positive = version.metrics.positive_class  # type: ignore[union-attr]
+        if not estimator.on or positive is None:
+            return
+        predicted = [value == positive for value in column.score_predictions]
+        verdicts = estimator.add_predictions(column.score_times, column.scores, predicted)
+        if verdicts:
+            self.estimation_decisions.apply(version, verdicts)
 
     def _new_version(self, version_id: str, event: Prediction) -> VersionState:
         if self.regression is None:
@@ -305,13 +323,13 @@ class ModelState:
         version = self.versions.get(outcome.version)
         if version is None:
             return  # a version no longer tracked
+        at = max(outcome.predicted_at, outcome.labelled_at)
         error = version.record_outcome(
-            outcome.prediction, outcome.label, outcome.predicted_at, outcome.score
+            outcome.prediction, outcome.label, outcome.predicted_at, outcome.score, at
         )
         if error is None:
             Counters.add(self.counters.quality, "label_type_mismatch")
             return
-        at = max(outcome.predicted_at, outcome.labelled_at)
         segments = self.segments
         if segments is not None and segments.add_outcome(
             outcome.segment, error, outcome.predicted_at, bool(self.regression)
@@ -404,11 +422,20 @@ class _Columns:
         self.predictions: list[Any] = []
         self.score_times: list[int] = []
         self.scores: list[float] = []
+        self.score_predictions: list[Any] = []
+        self.maps = False  # some scores were class -> probability maps (their top one here)
         self.latencies: list[float] = []
 
-    def add_score(self, ts: int, score: float | dict[str, float]) -> None:
+    def add_score(self, ts: int, score: float | dict[str, float], prediction: Any) -> None:
         # A class -> probability score is watched through its top probability (confidence).
-        value = score if type(score) is float else max(score.values(), default=None)  # type: ignore[union-attr]
+        if type(score) is float:
+            self.score_times.append(ts)
+            self.scores.append(score)
+            self.score_predictions.append(prediction)
+            return
+        self.maps = True
+        value = max(score.values(), default=None)  # type: ignore[union-attr]
         if value is not None:
             self.score_times.append(ts)
             self.scores.append(float(value))
+            self.score_predictions.append(prediction)

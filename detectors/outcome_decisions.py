@@ -139,7 +139,7 @@ class OutcomeDecisions:
             details["error_rate_recent"] = concept.statistic
         else:
             details["abs_error_level_std"] = concept.level
-        self._command_retrain(
+        self.command_retrain(
             version,
             at,
             "concept_drift",
@@ -195,7 +195,7 @@ class OutcomeDecisions:
             and self.retrain.degraded(version.version, at)
         ):
             change = version.time_ago(performance.change_point())
-            self._command_retrain(
+            self.command_retrain(
                 version,
                 at,
                 "performance_degradation",
@@ -216,7 +216,7 @@ class OutcomeDecisions:
                 ),
             )
 
-    def _command_retrain(
+    def command_retrain(
         self,
         version: VersionState,
         at: int,

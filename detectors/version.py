@@ -12,6 +12,7 @@ from detectors.categorical import CategoricalDriftDetector
 from detectors.class_score_quality import ClassScoreQuality
 from detectors.config import ModelConfig
 from detectors.error_rate import ErrorRateDriftDetector
+from detectors.estimator import PerformanceEstimator
 from detectors.factories import (
     categorical_detector,
     concept_detector,
@@ -74,6 +75,10 @@ class VersionState:
         self.score_quality: ScoreQuality | ClassScoreQuality | None = None
         #: Inference latency, once the version's predictions carry ``latency_ms``.
         self.latency: LatencyWindow | None = None
+        #: Its performance estimated before labels, once a binary version's outcomes carry
+        #: scores (``estimation.enabled``).
+        self.estimator: PerformanceEstimator | None = None
+        self._estimation = config.estimation
         self.outcomes = 0
         # Prediction times of every _TIME_STRIDE-th outcome: a ring buffer of _OUTCOME_TIMES, grown
         # as outcomes come (a fleet's versions mostly see far fewer).
@@ -91,6 +96,7 @@ class VersionState:
         label: Any,
         predicted_at: int,
         score: float | dict[str, float] | None = None,
+        at: int | None = None,
     ) -> float | None:
         """A labelled outcome into the rolling metrics, the score metrics and the performance
         test; its error (0/1, or absolute for regression), or None when a regression's label or
@@ -98,7 +104,8 @@ class VersionState:
 
         ``score``: a binary model's probability of its positive class (or a class ->
         probability map, read at the positive class's name), or a multiclass model's class ->
-        probability map (a float score says nothing of several classes: not used)."""
+        probability map (a float score says nothing of several classes: not used); ``at``: the
+        event time it is decided at (default: ``predicted_at``)."""
         performance = self.performance
         if self.regression:
             if type(prediction) not in (int, float) or type(label) not in (int, float):
@@ -129,6 +136,16 @@ class VersionState:
                     quality.update(score, label == positive)  # type: ignore[union-attr,arg-type]
                     if type(performance) is ScoreTest:
                         performance.observe(quality)
+                    if self._estimation.enabled:
+                        estimator = self.estimator
+                        if estimator is None:
+                            estimator = self.estimator = PerformanceEstimator(self._estimation)
+                        estimator.add_outcome(
+                            score,  # type: ignore[arg-type]
+                            prediction == positive,
+                            label == positive,
+                            predicted_at if at is None else at,
+                        )
         self.outcomes += 1
         # The change point is dated by prediction time: a retraining job selects the
         # predictions made since the change, whose labels came later.
@@ -216,6 +233,8 @@ class VersionState:
                 "class_score_quality" if isinstance(quality, ClassScoreQuality) else "score_quality"
             )
             latency[key] = quality.to_state()
+        if self.estimator is not None:
+            latency["estimator"] = self.estimator.to_state()
         return stamp(
             self.STATE_FORMAT,
             {
@@ -262,6 +281,10 @@ class VersionState:
         if quality is not None:
             version.score_quality = ScoreQuality(config.metrics.window)
             version.score_quality.load_state(quality)
+        estimator = state.get("estimator")
+        if estimator is not None and config.estimation.enabled:
+            version.estimator = PerformanceEstimator(config.estimation)
+            version.estimator.load_state(estimator)
         quality = state.get("class_score_quality")
         if quality is not None:
             version.score_quality = ClassScoreQuality(config.metrics.window)

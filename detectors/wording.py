@@ -33,6 +33,7 @@ SEVERITY = {
     "data_quality": "warning",
     "latency_degradation": "warning",
     "segment_degradation": "warning",
+    "estimated_performance_degradation": "warning",
 }
 
 

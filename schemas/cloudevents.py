@@ -69,6 +69,7 @@ ALERT_TYPES: Final = {
         "data_quality",
         "latency_degradation",
         "segment_degradation",
+        "estimated_performance_degradation",
     )
 }
 #: Short command kind -> CloudEvents type.
@@ -139,7 +140,8 @@ class RetrainData(msgspec.Struct, kw_only=True):
 
     model_id: str
     model_version: str
-    #: ``concept_drift`` or ``performance_degradation``.
+    #: ``concept_drift``, ``performance_degradation`` or (when asked for)
+    #: ``estimated_performance_degradation``.
     reason: str
     evidence: Evidence
     #: From the estimated change point (the prediction time of the first outcome of the changed

@@ -13,6 +13,9 @@ demo s   model                incident                                          
                                                                                     rollback
 25       ``credit-risk``      errs 45 % for ``region=islands`` (a tenth of its      segment alert
                           traffic; 5 % elsewhere)
+25       ``loan-default``     its applicants crowd the decision boundary (F1        estimated F1
+                          0.77 -> 0.58); labels come 12 s late                  alert, before
+                                                                                    the labels
 30-45    ``pricing``          goes silent, then resumes                             stall, then
                                                                                     resolved
 -        ``search-ranking``   nothing: the control model                            nothing
@@ -22,13 +25,15 @@ Everything is real: a Kafka broker (the project's own, unless ``DRIFTLINE_BOOTST
 names one), ``driftline worker`` as a separate process, events produced to Kafka; the live view
 reads the worker's ``/metrics`` and the alert and command topics. The demo plays the automation
 too: on a rollback command it switches ``churn-predictor`` (or ``ranker``) back to version 1.
-Every prediction carries its serving latency (``latency_ms``); the view shows each model's p99.
+Every prediction carries its serving latency (``latency_ms``); the view shows each model's p99,
+and its F1 estimated from its scores before labels (``est F1``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import math
 import os
 import random
@@ -73,7 +78,12 @@ models:
     # Its traffic split by two request tags; windows sized for the demo's minute.
     segments: [region, channel]
     segmentation: {{window: 1000, check_every: 100, min_outcomes: 60}}
+  loan-default:
+    # Labels come late: its F1 is estimated from its scores meanwhile (sized for the demo).
+    estimation: {{reference_size: 400, window: 400, check_every: 50}}
 """
+#: Seconds (demo time) before a loan-default prediction's label arrives.
+LOAN_LABEL_DELAY = 12.0
 REGIONS = ["north", "south", "east", "islands"]
 
 
@@ -89,6 +99,8 @@ class SimModel:
     silent: bool = False
     slowdown: float = 1.0  # serving latency multiplier
     failing_region: str | None = None  # credit-risk: the region it errs for
+    crowded: bool = False  # loan-default: its inputs crowd the decision boundary
+    label_delay: float = LABEL_DELAY
     sent: int = 0
     rng: random.Random = field(default_factory=random.Random)
 
@@ -97,7 +109,15 @@ class SimModel:
         r = self.rng
         pid = f"{self.name}-{self.version}-{i}"
         tags: dict[str, str] | None = None
-        if self.name == "pricing":
+        if self.name == "loan-default":
+            # P(default | x) = sigmoid(3x - 1.5); the score is that probability (calibrated).
+            x = r.gauss(0.5, 0.15) if self.crowded else r.gauss(0.0, 1.0)
+            probability = 1.0 / (1.0 + math.exp(-(3.0 * x - 1.5)))
+            truth = r.random() < probability
+            prediction = probability > 0.5
+            features = {"debt_to_income": round(0.35 + 0.1 * x + r.gauss(0, 0.02), 4)}
+            score = round(probability, 4)
+        elif self.name == "pricing":
             demand = r.gauss(100, 15)
             truth = 2.0 * demand + r.gauss(0, 5)
             prediction = round(truth + r.gauss(0, 8), 2)
@@ -217,6 +237,7 @@ def _parse_metrics(text: str) -> dict[str, Any]:
         "deadletters": 0.0,
         "mae": {},
         "p99": {},
+        "estimated_f1": {},
     }
     if not text:
         return out
@@ -225,7 +246,11 @@ def _parse_metrics(text: str) -> dict[str, Any]:
         model = labels.get("model_id")
         if value == 1.0 and model:
             out["drift"].setdefault(model, []).append(labels.get("feature") or labels["signal"])
-    for name, key in (("driftline_model_f1", "f1"), ("driftline_model_mae", "mae")):
+    for name, key in (
+        ("driftline_model_f1", "f1"),
+        ("driftline_model_mae", "mae"),
+        ("driftline_model_estimated_f1", "estimated_f1"),
+    ):
         for labels, value in scrape.of(name):
             if labels.get("model_id"):
                 out[key][(labels["model_id"], labels.get("model_version"))] = value
@@ -249,7 +274,7 @@ async def _fleet(
     topics: Topics,
     models: dict[str, SimModel],
 ) -> None:
-    labels: deque[tuple[float, str, bytes]] = deque()
+    labels: list[tuple[float, int, str, bytes]] = []  # a heap: (due, order, model, label)
     next_index: Counter[str] = Counter()
     owed: Counter[str] = Counter()  # fractional events carried to the next round
     tick = 0.05
@@ -270,6 +295,7 @@ async def _fleet(
             slow_rolled_out = True
             ranker.version, ranker.slowdown = "2", 2.0  # until the rollback command
         models["credit-risk"].failing_region = "islands" if demo_s >= 25 else None
+        models["loan-default"].crowded = demo_s >= 25
         models["pricing"].silent = 30 <= demo_s < 45
         for at, done in list(malformed_at.items()):
             if demo_s >= at and not done:
@@ -296,13 +322,15 @@ async def _fleet(
                         {
                             "model_id": model.name,
                             "prediction_id": pid,
-                            "timestamp": now_ms + int(LABEL_DELAY * 1000),
+                            # stamped when it becomes known: when it is sent
+                            "timestamp": now_ms + int(model.label_delay * 1000 / state.speed),
                             "label": truth,
                         }
                     )
-                    labels.append((demo_s + LABEL_DELAY, model.name, label))
+                    due = demo_s + model.label_delay
+                    heapq.heappush(labels, (due, model.sent, model.name, label))
         while labels and labels[0][0] <= demo_s:
-            _, name, label = labels.popleft()
+            _, _, name, label = heapq.heappop(labels)
             await producer.send(topics.labels, label, key=name.encode())
         await asyncio.sleep(tick)
 
@@ -373,6 +401,12 @@ def _observe(state: DemoState, event: dict[str, Any], models: dict[str, SimModel
             incident = state.incident("covariate shift")
             if data["status"] == "firing" and not incident.caught:
                 incident.caught_at = at
+        elif kind == "estimated_performance_degradation" and model == "loan-default":
+            incident = state.incident("estimated drop")
+            # Caught only when it comes before the first label of the shifted applicants.
+            before_labels = at < incident.starts_at + LOAN_LABEL_DELAY
+            if data["status"] == "firing" and before_labels and not incident.caught:
+                incident.caught_at = at
         elif kind == "segment_degradation" and model == "credit-risk":
             incident = state.incident("failing segment")
             if (
@@ -404,7 +438,8 @@ def _render(state: DemoState, metrics_url: str, broker: str, serving: dict[str, 
         f"driftline demo  {int(at):3d}s / {int(state.duration)}s  [{bar}]  x{state.speed:g}",
         f"broker {broker}   metrics {metrics_url}",
         "",
-        f"{'model':<17}{'events/s':>9}  {'drift':<22}{'F1 / MAE':>12}{'p99 ms':>8}  {'stall':<8}",
+        f"{'model':<17}{'events/s':>9}  {'drift':<22}{'F1 / MAE':>12}{'est F1':>8}"
+        f"{'p99 ms':>8}  {'stall':<8}",
     ]
     now = time.monotonic()
     for model, sent in sorted(state.sent.items()):
@@ -420,10 +455,13 @@ def _render(state: DemoState, metrics_url: str, broker: str, serving: dict[str, 
         drift = f"v{version} {drift}" if version and version != "1" else drift
         p99 = m.get("p99", {}).get((model, version))
         latency = f"{p99:.0f}" if p99 is not None else "-"
+        estimated = m.get("estimated_f1", {}).get((model, version))
+        estimate = f"{estimated:.2f}" if estimated is not None else "-"
         silence = m.get("silence", {}).get(model)
         stall = "SILENT" if silence is not None and silence > 5 else "ok"
         rows.append(
-            f"{model:<17}{rate:9.0f}  {drift[:22]:<22}{quality:>12}{latency:>8}  {stall:<8}"
+            f"{model:<17}{rate:9.0f}  {drift[:22]:<22}{quality:>12}{estimate:>8}{latency:>8}"
+            f"  {stall:<8}"
         )
     rows += ["", "alerts and commands:"]
     rows += [f"  {line}" for line in state.feed] or ["  (none yet)"]
@@ -521,6 +559,7 @@ async def _run(duration: float, speed: float) -> int:
         Incident("covariate shift", "recommender", 22),
         Incident("slow rollout", "ranker", 25),
         Incident("failing segment", "credit-risk", 25),
+        Incident("estimated drop", "loan-default", 25),
         Incident("model goes silent", "pricing", 30, ends_at=45),
     ]
     tasks: list[asyncio.Task[Any]] = []
@@ -585,10 +624,12 @@ async def _run(duration: float, speed: float) -> int:
                 "search-ranking",
                 "ranker",
                 "credit-risk",
+                "loan-default",
             )
         }
         models["churn-predictor"].error = 0.1
         models["recommender"].labelled = 0.5
+        models["loan-default"].label_delay = LOAN_LABEL_DELAY
         models["pricing"].labelled = 0.5
         state.started = time.monotonic()
         tasks = [

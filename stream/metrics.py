@@ -41,6 +41,16 @@ Metric names are part of driftline's interface (dashboards and alert rules rely 
 ``driftline_model_latency_seconds{model_id,``          inference latency over the rolling window,
 ``model_version, quantile}``                           quantile 0.5 | 0.95 | 0.99
 ``driftline_model_latency_reference_p99_seconds{...}``  a version's reference p99
+``driftline_model_estimated_f1{model_id,``            a binary version's metrics estimated from its
+``model_version}``                                     calibrated scores over its last predictions,
+                                                       before labels: also ``_accuracy``,
+                                                       ``_precision``, ``_recall``, ``_roc_auc``
+``driftline_model_estimated_stderr{..., metric}``      each estimate's sampling standard error
+``driftline_model_estimation_error{..., metric}``      mean absolute gap estimate - realised, over
+                                                       blocks of labelled outcomes
+``driftline_model_estimation_status{..., status}``     1 for the version's status: collecting | on
+                                                       | too_few_labels | uninformative_scores
+                                                       | poor_calibration
 ``driftline_segment_error{model_id, segment,``         a segment's error rate (MAE for regression),
 ``value}``                                             decayed over segmentation.window outcomes;
                                                        top values of each name, the rest: other
@@ -65,6 +75,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 
+from detectors.estimation import ESTIMATED_METRICS
 from detectors.metrics import RollingClassification
 from detectors.monitor import Monitor
 
@@ -343,6 +354,40 @@ class DriftlineMetrics:
                 "A version's reference p99 latency (its first latencies), once complete.",
             )
         ]
+        estimated = {
+            name: [
+                _header(
+                    f"driftline_model_estimated_{name}",
+                    "gauge",
+                    f"A binary version's {name} estimated from its calibrated scores over its "
+                    "last estimation.window predictions, labelled or not (CBPE).",
+                )
+            ]
+            for name in ESTIMATED_METRICS
+        }
+        estimated_stderr = [
+            _header(
+                "driftline_model_estimated_stderr",
+                "gauge",
+                "The sampling standard error of each estimated metric (labels are draws).",
+            )
+        ]
+        estimation_error = [
+            _header(
+                "driftline_model_estimation_error",
+                "gauge",
+                "Mean absolute gap between a version's estimated and realised metric, over the "
+                "blocks of labelled outcomes compared so far.",
+            )
+        ]
+        estimation_status = [
+            _header(
+                "driftline_model_estimation_status",
+                "gauge",
+                "1 for what a version's estimation is doing: collecting its reference, on, or "
+                "off and why (too_few_labels, uninformative_scores, poor_calibration).",
+            )
+        ]
         segment_error = [
             _header(
                 "driftline_segment_error",
@@ -448,6 +493,27 @@ class DriftlineMetrics:
                             f"driftline_model_latency_reference_p99_seconds{labels}"
                             f"{number(window.reference_p99 / 1000)}\n"
                         )
+                estimator = version.estimator
+                if estimator is not None:
+                    estimation_status.append(
+                        f"driftline_model_estimation_status{labels[:-2]},"
+                        f'status="{estimator.status}"}} 1.0\n'
+                    )
+                    estimate = estimator.estimate()
+                    if estimate is not None:
+                        for name, value in estimate.values.items():
+                            estimated[name].append(
+                                f"driftline_model_estimated_{name}{labels}{number(value)}\n"
+                            )
+                            estimated_stderr.append(
+                                f'driftline_model_estimated_stderr{labels[:-2]},metric="{name}"}} '
+                                f"{number(estimate.stderr[name])}\n"
+                            )
+                    for name, value in estimator.estimation_error().items():
+                        estimation_error.append(
+                            f'driftline_model_estimation_error{labels[:-2]},metric="{name}"}} '
+                            f"{number(value)}\n"
+                        )
                 if n < minimum:
                     continue
                 for name, value in version.metrics.values().items():
@@ -503,6 +569,10 @@ class DriftlineMetrics:
             confusion,
             latency,
             latency_reference,
+            *estimated.values(),
+            estimated_stderr,
+            estimation_error,
+            estimation_status,
             segment_error,
             segment_outcomes,
             segment_share,

@@ -8,6 +8,7 @@ first record, so live tests can stamp events near the wall clock.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -281,6 +282,41 @@ def failing_segment(
             )
         )
         labels.hold(i, ("labels", _label(model, pid, ts + 20 * step_ms, truth)))
+        out.extend(labels.due(i))
+    out.extend(labels.rest())
+    return out
+
+
+#: The estimation settings of :func:`estimated_drop`'s model (sized for a short scenario).
+ESTIMATED = {"estimation": {"reference_size": 400, "window": 300, "check_every": 50}}
+
+
+def estimated_drop(
+    model: str = "m-estimate",
+    n: int = 6000,
+    shift_at: int = 3500,
+    label_delay: int = 1500,
+    t0: int = T0,
+    step_ms: int = 1000,
+    seed: int = 19,
+) -> list[Record]:
+    """A calibrated binary classifier (``P(y | x) = sigmoid(3x - 1.5)``, its score that
+    probability) whose labels come ``label_delay`` predictions late; from ``shift_at`` on its
+    inputs crowd its decision boundary (``x ~ N(0.5, 0.25)``, F1 0.77 -> 0.64): the estimated
+    F1 falls before the first label of the shifted inputs arrives. Configure the model with
+    :data:`ESTIMATED`."""
+    rng = random.Random(seed)
+    labels = Labelled(label_delay)
+    out: list[Record] = []
+    for i in range(n):
+        ts = t0 + i * step_ms
+        x = rng.gauss(0.5, 0.25) if i >= shift_at else rng.gauss(0.0, 1.0)
+        probability = 1.0 / (1.0 + math.exp(-(3.0 * x - 1.5)))
+        truth = rng.random() < probability
+        pid = f"{model}-{i}"
+        score = round(probability, 4)
+        out.append(("predictions", _prediction(model, "1", pid, ts, score > 0.5, score=score)))
+        labels.hold(i, ("labels", _label(model, pid, ts + label_delay * step_ms, truth)))
         out.extend(labels.due(i))
     out.extend(labels.rest())
     return out

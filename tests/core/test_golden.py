@@ -28,8 +28,11 @@ from tests import scenarios
 from tests.scenarios import MALFORMED, Record
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden"
-#: The configuration of the scenarios' models (only failing_segment's model has settings).
-CONFIG = MonitorConfig.from_dict({"models": {"m-segment": scenarios.SEGMENTED}})
+#: The configuration of the scenarios' models (only failing_segment's and estimated_drop's
+#: models have settings).
+CONFIG = MonitorConfig.from_dict(
+    {"models": {"m-segment": scenarios.SEGMENTED, "m-estimate": scenarios.ESTIMATED}}
+)
 REGOLD = os.environ.get("DRIFTLINE_REGOLD") == "1"
 TOPICS = Topics()
 
@@ -45,6 +48,7 @@ SCENARIOS: dict[str, Callable[[], list[Record]]] = {
     "escalating_drift": scenarios.escalating_drift,
     "slow_rollout": scenarios.slow_rollout,
     "failing_segment": scenarios.failing_segment,
+    "estimated_drop": scenarios.estimated_drop,
     "malformed": lambda: [(kind, payload) for kind, payload, _ in MALFORMED],
 }
 

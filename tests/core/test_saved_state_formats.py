@@ -92,7 +92,7 @@ FORMAT_1_SCENARIOS = (
     "quality_and_labels",
     "slow_rollout",
 )
-CURRENT_SCENARIOS = (*FORMAT_1_SCENARIOS, "failing_segment")
+CURRENT_SCENARIOS = (*FORMAT_1_SCENARIOS, "failing_segment", "estimated_drop")
 
 
 def saved_now() -> dict:
@@ -194,6 +194,8 @@ def test_every_component_record_is_numbered():
     segments = saved["m-segment"]["model"]["segments"]
     records += [segments, segments["errors"], *segments["slots"]]
     records += [saved["m-multi"]["model"]["versions"]["1"]["class_score_quality"]]
+    estimator = saved["m-estimate"]["model"]["versions"]["1"]["estimator"]
+    records += [estimator, estimator["calibration"]]
     assert all(record["format"] == (3 if record is model["join"] else 1) for record in records)
     # Detectors carry their own numbered layout (detectors.base.Detector.STATE_VERSION).
     assert version["concept"]["version"] == feature["detector"]["version"] == 1
@@ -217,6 +219,8 @@ def test_every_component_record_is_numbered():
         (("segments", "slots", 1), "SegmentSlots"),
         (("segments", "errors"), "SegmentErrors"),
         (("versions", "1", "class_score_quality"), "ClassScoreQuality"),
+        (("versions", "1", "estimator"), "PerformanceEstimator"),
+        (("versions", "1", "estimator", "calibration"), "IsotonicCalibration"),
     ],
 )
 def test_a_newer_format_is_refused_naming_its_component(path, component):
@@ -228,6 +232,8 @@ def test_a_newer_format_is_refused_naming_its_component(path, component):
     )
     if component.startswith("Segment"):
         model_id = "m-segment"
+    if component in ("PerformanceEstimator", "IsotonicCalibration"):
+        model_id = "m-estimate"
     saved = orjson.loads(gzip.decompress(CURRENT.read_bytes()))[model_id]
     record = saved["model"]
     for key in path:

@@ -36,6 +36,7 @@ def test_demo_runs_to_the_end_and_catches_every_scripted_incident(tmp_path):
         "model goes silent",
         "slow rollout",
         "failing segment",
+        "estimated drop",
         "malformed events",
     ):
         assert any(

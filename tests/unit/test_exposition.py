@@ -294,3 +294,33 @@ def test_a_multiclass_versions_score_metrics_are_exposed_in_the_same_families():
     for metric, value in values.items():
         assert series[(f"driftline_model_{metric}", labels)] == value
     assert 0.5 < values["roc_auc"] <= 1
+
+
+def test_estimated_metrics_their_band_error_and_status_are_exposed():
+    from stream.replay import replay
+    from tests import scenarios
+    from tests.core.test_golden import CONFIG, lines
+
+    monitor = Monitor(CONFIG)
+    for _ in replay(lines(scenarios.estimated_drop()), monitor=monitor):
+        pass
+    metrics = DriftlineMetrics(monitor, PipelineStats(), topic_of_kind={}, lag=lambda: {})
+    series = samples(metrics.render().decode())
+    estimator = monitor.models["m-estimate"].versions["1"].estimator
+    labels = (("model_id", "m-estimate"), ("model_version", "1"))
+    estimate = estimator.estimate()
+    assert set(estimate.values) == {"accuracy", "precision", "recall", "f1", "roc_auc"}
+    for name, value in estimate.values.items():
+        assert series[(f"driftline_model_estimated_{name}", labels)] == value
+        band = ("driftline_model_estimated_stderr", (("metric", name), *labels))
+        assert series[band] == estimate.stderr[name]
+    errors = estimator.estimation_error()
+    assert errors
+    for name, value in errors.items():
+        assert series[("driftline_model_estimation_error", (("metric", name), *labels))] == value
+    status = {
+        dict(key)["status"]: value
+        for (name, key), value in series.items()
+        if name == "driftline_model_estimation_status" and dict(key)["model_id"] == "m-estimate"
+    }
+    assert status == {"on": 1.0}
