@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["ESTIMATED_METRICS", "Estimate", "estimate_binary"]
+__all__ = ["ESTIMATED_METRICS", "Estimate", "estimate_binary", "estimate_metric"]
 
 #: The metrics estimated for a binary classifier.
 ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
@@ -111,6 +111,34 @@ def estimate_binary(
             n1, n0 = positives, float(q.sum())
             stderr["roc_auc"] = spread["roc_auc"] = _hanley_mcneil(auc, n1, n0)
     return Estimate(values, stderr, n, spread)
+
+
+def estimate_metric(
+    p: np.ndarray, predicted: np.ndarray, metric: str
+) -> tuple[float, float] | None:
+    """One estimated metric and its spread (what a check needs), in a few array operations:
+    the same values :func:`estimate_binary` gives (ROC AUC through it).
+
+    >>> p = np.array([0.9, 0.8, 0.6, 0.3, 0.1])
+    >>> value, spread = estimate_metric(p, p > 0.5, "f1")
+    >>> round(value, 3) == round(estimate_binary(p, p > 0.5).values["f1"], 3)
+    True
+    """
+    if metric == "roc_auc" or not len(p):
+        full = estimate_binary(p, predicted, p if metric == "roc_auc" else None)
+        return (full.values[metric], full.spread[metric]) if metric in full.values else None
+    yhat = predicted.astype(np.float64)
+    hit = p * yhat
+    if metric == "accuracy":
+        correct = hit + (1.0 - p) * (1.0 - yhat)
+        return float(correct.mean()), float(correct.std()) / math.sqrt(len(p))
+    bottom = {"f1": p + yhat, "precision": yhat, "recall": p}[metric]
+    top = 2.0 * hit if metric == "f1" else hit
+    total = float(bottom.sum())
+    if total <= 0.0:
+        return None
+    value = float(top.sum()) / total
+    return value, _ratio_spread(top, bottom, value)
 
 
 def _ratio_spread(top: np.ndarray, bottom: np.ndarray, ratio: float) -> float:
