@@ -45,7 +45,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["ESTIMATED_METRICS", "Estimate", "estimate_binary", "estimate_metric"]
+__all__ = [
+    "ESTIMATED_METRICS",
+    "Estimate",
+    "estimate_binary",
+    "estimate_from_sums",
+    "estimate_metric",
+    "expected_auc",
+    "window_sums",
+]
 
 #: The metrics estimated for a binary classifier.
 ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
@@ -62,23 +70,40 @@ class Estimate:
     spread: dict[str, float] = field(default_factory=dict)
 
 
+def window_sums(p: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """The five sums an estimate is made of: ``sum p``, ``sum yhat``, ``sum p yhat``,
+    ``sum p^2``, ``sum p^2 yhat`` (``yhat`` 1 for a predicted positive). They add up over
+    parts of a window (a window's estimate can be kept as predictions come and go)."""
+    p = np.asarray(p, dtype=np.float64)
+    yhat = np.asarray(predicted, dtype=np.bool_).astype(np.float64)
+    p2 = p * p
+    return np.array([p.sum(), yhat.sum(), p @ yhat, p2.sum(), p2 @ yhat])
+
+
 def estimate_binary(
     p: np.ndarray, predicted: np.ndarray, scores: np.ndarray | None = None
 ) -> Estimate:
     """The estimated metrics of a window: calibrated probabilities ``p``, whether each
     prediction is the positive class, and (for ROC AUC) the raw scores that order them."""
     p = np.asarray(p, dtype=np.float64)
-    yhat = np.asarray(predicted, dtype=np.bool_).astype(np.float64)
-    n = len(p)
+    estimate = estimate_from_sums(len(p), window_sums(p, predicted))
+    if scores is not None and estimate.n:
+        auc = expected_auc(np.asarray(scores, dtype=np.float64), p)
+        if auc is not None:
+            estimate.values["roc_auc"] = auc[0]
+            estimate.stderr["roc_auc"] = estimate.spread["roc_auc"] = auc[1]
+    return estimate
+
+
+def estimate_from_sums(n: int, sums: np.ndarray) -> Estimate:
+    """The estimated accuracy, precision, recall and F1 of a window of ``n`` predictions from
+    its :func:`window_sums`, with their bands and spreads (no ROC AUC: it needs an order)."""
     values: dict[str, float] = {}
     stderr: dict[str, float] = {}
     spread: dict[str, float] = {}
     if n == 0:
         return Estimate(values, stderr, 0, spread)
-    # Five sums hold everything below (a scrape reads a thousand models: ~20 us each).
-    p2 = p * p
-    s_p, s_y = float(p.sum()), float(yhat.sum())
-    s_py, s_p2, s_p2y = float(p @ yhat), float(p2.sum()), float(p2 @ yhat)
+    s_p, s_y, s_py, s_p2, s_p2y = (float(v) for v in sums)
     tp, fn = s_py, s_p - s_py  # (FP = s_y - TP)
     var_tp = s_py - s_p2y  # sum of p (1 - p) over predicted positives
     var_fn = max((s_p - s_p2) - var_tp, 0.0)  # ... over predicted negatives
@@ -109,16 +134,11 @@ def estimate_binary(
         # top 2 hit, bottom p + yhat
         deviations = 4.0 * s_p2y - 4.0 * f1 * (s_p2y + s_py) + f1 * f1 * (s_p2 + 2.0 * s_py + s_y)
         spread["f1"] = math.sqrt(max(deviations, 0.0)) / denominator
-    if scores is not None:
-        auc = _expected_auc(np.asarray(scores, dtype=np.float64), p)
-        if auc is not None:
-            values["roc_auc"] = auc
-            stderr["roc_auc"] = spread["roc_auc"] = _hanley_mcneil(auc, positives, n - s_p)
     return Estimate(values, stderr, n, spread)
 
 
 def estimate_metric(
-    p: np.ndarray, predicted: np.ndarray, metric: str
+    p: np.ndarray, predicted: np.ndarray, metric: str, scores: np.ndarray | None = None
 ) -> tuple[float, float] | None:
     """One estimated metric and its spread (what a check needs), in a few array operations:
     the same values :func:`estimate_binary` gives (ROC AUC through it).
@@ -129,7 +149,10 @@ def estimate_metric(
     True
     """
     if metric == "roc_auc" or not len(p):
-        full = estimate_binary(p, predicted, p if metric == "roc_auc" else None)
+        # (ROC AUC orders by the raw scores: calibrated ones tie across a map's flat steps)
+        full = estimate_binary(
+            p, predicted, (p if scores is None else scores) if metric == "roc_auc" else None
+        )
         return (full.values[metric], full.spread[metric]) if metric in full.values else None
     yhat = predicted.astype(np.float64)
     hit = p * yhat
@@ -150,8 +173,9 @@ def _ratio_spread(top: np.ndarray, bottom: np.ndarray, ratio: float) -> float:
     return float(np.std(top - ratio * bottom)) / (float(np.mean(bottom)) * math.sqrt(len(top)))
 
 
-def _expected_auc(scores: np.ndarray, p: np.ndarray) -> float | None:
-    """Expected concordant (positive, negative) pairs over expected pairs (ties one half)."""
+def expected_auc(scores: np.ndarray, p: np.ndarray) -> tuple[float, float] | None:
+    """The expected ROC AUC of a window, expected concordant (positive, negative) pairs over
+    expected pairs (ties one half), and its Hanley-McNeil standard error."""
     order = np.argsort(scores, kind="stable")
     s, pos = scores[order], p[order]
     neg = 1.0 - pos
@@ -168,7 +192,8 @@ def _expected_auc(scores: np.ndarray, p: np.ndarray) -> float | None:
         group_neg = np.add.reduceat(neg, starts)
         below = np.cumsum(group_neg) - group_neg
         concordant = float(group_pos @ below + 0.5 * (group_pos @ group_neg)) - 0.5 * self_pairs
-    return concordant / pairs
+    auc = concordant / pairs
+    return auc, _hanley_mcneil(auc, float(p.sum()), float(neg.sum()))
 
 
 def _hanley_mcneil(auc: float, n1: float, n0: float) -> float:

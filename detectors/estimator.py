@@ -17,7 +17,9 @@ events) the estimate (:func:`~detectors.estimation.estimate_binary`) is compared
 reference's (the same estimate over the reference outcomes): *degraded* when the estimated
 ``metric`` is significantly below ``reference - min_drop``,
 ``z = (line - estimate) / sqrt(s^2 + s_ref^2) > z(1 - alpha)`` with ``s`` the spread of each
-estimate (:mod:`detectors.estimation`); clear again once the estimate is back above the line.
+estimate (:mod:`detectors.estimation`); clear again once the estimate is back above the line. What ``/metrics`` shows is kept as the window's five running sums
+(:func:`~detectors.estimation.window_sums`: a scrape of a thousand models reads numbers, not
+windows), with ROC AUC taken at every check that ends a quarter window.
 
 **Honesty.** From calibration on, labelled outcomes are gathered in blocks of ``window``: each
 block's estimate (from its calibrated scores) is compared with what it realised, and the mean
@@ -51,7 +53,15 @@ import numpy as np
 from detectors.base import StateError
 from detectors.calibration import IsotonicCalibration
 from detectors.config_sections import EstimationConfig
-from detectors.estimation import ESTIMATED_METRICS, Estimate, estimate_binary, estimate_metric
+from detectors.estimation import (
+    ESTIMATED_METRICS,
+    Estimate,
+    estimate_binary,
+    estimate_from_sums,
+    estimate_metric,
+    expected_auc,
+    window_sums,
+)
 from detectors.saved_state import read_format, stamp
 
 __all__ = ["EstimateVerdict", "PerformanceEstimator", "STATUSES"]
@@ -108,6 +118,12 @@ class PerformanceEstimator:
         size = config.window
         self._scores = np.zeros(size)
         self._predicted = np.zeros(size, dtype=np.bool_)
+        # Their calibrated probabilities, and the window's sums of them (window_sums): a scrape
+        # reads the estimate from five numbers, not the window (ROC AUC, a sort, at most every
+        # quarter window: _auc, and the predictions count it was taken at).
+        self._calibrated = np.zeros(size)
+        self._sums = np.zeros(5)
+        self._auc: tuple[float, float, int] | None = None
         self._next = 0
         self.n = 0
         self.predictions = 0  # since calibration: the check cadence
@@ -248,15 +264,27 @@ class PerformanceEstimator:
         return verdicts
 
     def _write(self, values: np.ndarray, flags: np.ndarray) -> None:
-        """Into the ring, from its next slot, wrapping (at most one window at a time)."""
+        """Into the ring, from its next slot, wrapping (at most one window at a time); the
+        window's sums follow (what leaves out, what comes in)."""
+        assert self.calibration is not None
         size, start = self.config.window, self._next
         values, flags = values[-size:], flags[-size:]
+        calibrated = self.calibration(values)
         first = min(len(values), size - start)
-        self._scores[start : start + first] = values[:first]
-        self._predicted[start : start + first] = flags[:first]
         rest = len(values) - first
-        self._scores[:rest] = values[first:]
-        self._predicted[:rest] = flags[first:]
+        parts = (
+            (slice(start, start + first), slice(0, first)),
+            (slice(0, rest), slice(first, None)),
+        )
+        for wrapped, (ring_part, part) in enumerate(parts):
+            # The slots from the next one on are empty until the window is full; once it
+            # wraps, they hold the oldest predictions, which leave.
+            if self.n == size or (wrapped and rest):
+                self._sums -= window_sums(self._calibrated[ring_part], self._predicted[ring_part])
+            self._scores[ring_part] = values[part]
+            self._predicted[ring_part] = flags[part]
+            self._calibrated[ring_part] = calibrated[part]
+            self._sums += window_sums(calibrated[part], flags[part])
         self._next = (start + len(values)) % size
 
     def _window(self) -> tuple[np.ndarray, np.ndarray]:
@@ -266,14 +294,19 @@ class PerformanceEstimator:
         return self._scores[order], self._predicted[order]
 
     def estimate(self) -> Estimate | None:
-        """The estimate over the window (None until it is full, or when off)."""
+        """The estimate over the window (None until it is full, or when off): from its sums;
+        ROC AUC as the last check that ended a quarter window found it."""
         if self._cached is not None:
             return self._cached
         if self.calibration is None or self.n < self.config.window:
             return None
-        scores, predicted = self._window()
-        self._cached = estimate_binary(self.calibration(scores), predicted, scores)
-        return self._cached
+        estimate = estimate_from_sums(self.n, self._sums)
+        auc = self._auc
+        if auc is not None:
+            estimate.values["roc_auc"] = auc[0]
+            estimate.stderr["roc_auc"] = estimate.spread["roc_auc"] = auc[1]
+        self._cached = estimate
+        return estimate
 
     def check(self, at: int) -> EstimateVerdict | None:
         reference = self.reference
@@ -282,7 +315,14 @@ class PerformanceEstimator:
         metric = self.config.metric
         scores, predicted = self._window()
         # (Only the metric watched: a check every check_every predictions stays ~30 us.)
-        estimated = estimate_metric(self.calibration(scores), predicted, metric)
+        calibrated = self.calibration(scores)
+        # ROC AUC (a sort) for /metrics: at every check that ends a quarter window, the same
+        # checks whatever the batches.
+        every = self.config.check_every
+        if (self.predictions // every) % max(1, self.config.window // 4 // every) == 0:
+            found = expected_auc(scores, calibrated)
+            self._auc = None if found is None else (*found, self.predictions)
+        estimated = estimate_metric(calibrated, predicted, metric, scores)
         if estimated is None or metric not in reference.values:
             return None
         value, ref = estimated[0], reference.values[metric]
@@ -329,6 +369,8 @@ class PerformanceEstimator:
                     "".join("1" if flag else "0" for flag in self._predicted[order].tolist()),
                 ],
                 "predictions": self.predictions,
+                "sums": self._sums.tolist(),
+                "auc": None if self._auc is None else list(self._auc),
                 "degraded": self.degraded,
                 "below_since": self.below_since,
                 "block": [[s, p, y] for s, p, y in zip(*self._block, strict=True)],
@@ -382,7 +424,18 @@ class PerformanceEstimator:
         self._scores[:count] = [float(v) for v in window_scores]
         self._predicted[:count] = [flag == "1" for flag in window_predicted]
         self._next, self.n = count % config.window, count
+        if self.calibration is not None and count:
+            self._calibrated[:count] = self.calibration(self._scores[:count])
+            saved = state.get("sums")
+            self._sums = (
+                np.array([float(v) for v in saved])
+                if saved is not None and len(saved) == 5
+                else window_sums(self._calibrated[:count], self._predicted[:count])
+            )
         self.predictions = int(state["predictions"])
+        auc = state.get("auc")
+        if auc is not None:
+            self._auc = (float(auc[0]), float(auc[1]), int(auc[2]))
         self.degraded = bool(state["degraded"])
         below = state["below_since"]
         self.below_since = None if below is None else int(below)

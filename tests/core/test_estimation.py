@@ -278,7 +278,13 @@ def test_replay_and_restore_give_the_same_estimates():
     for start in range(half, len(events), 300):
         out += second.process(events[start : start + 300])
     version = second.models["m"].versions["1"]
-    assert version.estimator.estimate() == whole.models["m"].versions["1"].estimator.estimate()
+    # (The estimate /metrics shows is kept as running sums: equal to rounding, whatever the
+    # batches; ROC AUC and the checks that decide alerts read the window itself at fixed
+    # counts of predictions: equal to the bit.)
+    shown = version.estimator.estimate()
+    expected = whole.models["m"].versions["1"].estimator.estimate()
+    assert shown.values == pytest.approx(expected.values, rel=1e-9)
+    assert shown.stderr == pytest.approx(expected.stderr, rel=1e-6)
     estimated = [a for a in out if a.type.endswith("estimated_performance_degradation")]
     assert estimated
     assert estimated == alerts
