@@ -17,7 +17,8 @@ events) the estimate (:func:`~detectors.estimation.estimate_binary`) is compared
 reference's (the same estimate over the reference outcomes): *degraded* when the estimated
 ``metric`` is significantly below ``reference - min_drop``,
 ``z = (line - estimate) / sqrt(s^2 + s_ref^2) > z(1 - alpha)`` with ``s`` the spread of each
-estimate (:mod:`detectors.estimation`); clear again once the estimate is back above the line. What ``/metrics`` shows is kept as the window's five running sums
+estimate (:mod:`detectors.estimation`); clear again once the estimate is back above the line.
+What ``/metrics`` shows is kept as the window's five running sums
 (:func:`~detectors.estimation.window_sums`: a scrape of a thousand models reads numbers, not
 windows), with ROC AUC taken at every check that ends a quarter window.
 
