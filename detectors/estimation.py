@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from detectors.score_quality import hanley_mcneil
+
 __all__ = [
     "ESTIMATED_METRICS",
     "Estimate",
@@ -197,11 +199,7 @@ def expected_auc(scores: np.ndarray, p: np.ndarray) -> tuple[float, float] | Non
 
 
 def _hanley_mcneil(auc: float, n1: float, n0: float) -> float:
+    """Hanley-McNeil's standard error (infinite below one outcome of a class)."""
     if n1 < 1.0 or n0 < 1.0:
         return math.inf
-    q1 = auc / (2.0 - auc)
-    q2 = 2.0 * auc * auc / (1.0 + auc)
-    variance = (
-        auc * (1.0 - auc) + (n1 - 1.0) * (q1 - auc * auc) + (n0 - 1.0) * (q2 - auc * auc)
-    ) / (n1 * n0)
-    return math.sqrt(max(variance, 0.0))
+    return math.sqrt(max(hanley_mcneil(auc, n1, n0), 0.0))

@@ -64,6 +64,7 @@ from detectors.estimation import (
     window_sums,
 )
 from detectors.saved_state import read_format, stamp
+from detectors.score_quality import roc_auc
 
 __all__ = ["EstimateVerdict", "PerformanceEstimator", "STATUSES"]
 
@@ -170,7 +171,8 @@ class PerformanceEstimator:
             return
         scores = np.frombuffer(self._ref_scores, dtype=np.float64)
         predicted = np.frombuffer(self._ref_predicted, dtype=np.bool_)
-        if _auc(scores, positive) < 0.55:
+        auc = roc_auc(scores, positive)
+        if auc is None or auc < 0.55:
             self._off("uninformative_scores")
             return
         # Cross-fit: each half calibrated by the other; the out-of-fold estimate against what
@@ -460,17 +462,3 @@ def _realised(predicted: np.ndarray, positive: np.ndarray) -> dict[str, float]:
     if 2 * tp + fp + fn:
         out["f1"] = 2 * tp / (2 * tp + fp + fn)
     return out
-
-
-def _auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """ROC AUC (average ranks); 0.5 when a class is missing."""
-    positives = int(positive.sum())
-    negatives = len(positive) - positives
-    if not positives or not negatives:
-        return 0.5
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)
-    ranks = (ends - counts + (counts + 1) / 2)[inverse]
-    return float(
-        (ranks[positive].sum() - positives * (positives + 1) / 2) / (positives * negatives)
-    )

@@ -171,3 +171,14 @@ def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
     ranks = (ends - counts + (counts + 1) / 2)[inverse]
     rank_sum = float(ranks[positive].sum())
     return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+
+
+def hanley_mcneil(auc: float, positives: float, negatives: float) -> float:
+    """The variance of a ROC AUC over ``positives`` and ``negatives`` (Hanley & McNeil,
+    1982): ``(A(1-A) + (n1-1)(Q1-A^2) + (n0-1)(Q2-A^2)) / (n1 n0)``, ``Q1 = A/(2-A)``,
+    ``Q2 = 2A^2/(1+A)``."""
+    q1 = auc / (2 - auc)
+    q2 = 2 * auc * auc / (1 + auc)
+    return (
+        auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)
+    ) / (positives * negatives)

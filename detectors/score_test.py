@@ -90,7 +90,7 @@ from detectors.base import StateError
 from detectors.class_score_quality import ClassScoreQuality
 from detectors.performance import Verdict
 from detectors.saved_state import read_format, stamp
-from detectors.score_quality import ScoreQuality
+from detectors.score_quality import ScoreQuality, hanley_mcneil
 
 __all__ = ["SCORE_SIGNALS", "ScoreTest"]
 
@@ -263,7 +263,7 @@ class ScoreTest:
             ):
                 return None
             value = math.fsum(a for a, _, _ in parts) / len(parts)
-            variance = math.fsum(_hanley_mcneil(*part) for part in parts) / len(parts) ** 2
+            variance = math.fsum(hanley_mcneil(*part) for part in parts) / len(parts) ** 2
             return value, variance
         which, gaps = quality.calibration_gaps()
         n = len(gaps)
@@ -385,13 +385,3 @@ def _pair(saved: Any) -> tuple[float, float]:
     if not (math.isfinite(value) and math.isfinite(variance) and variance >= 0):
         raise StateError("score test reference out of bounds")
     return value, variance
-
-
-def _hanley_mcneil(auc: float, positives: int, negatives: int) -> float:
-    """The variance of a ROC AUC over ``positives`` and ``negatives`` (Hanley & McNeil,
-    1982)."""
-    q1 = auc / (2 - auc)
-    q2 = 2 * auc * auc / (1 + auc)
-    return (
-        auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)
-    ) / (positives * negatives)
