@@ -53,6 +53,7 @@ __all__ = [
     "estimate_binary",
     "estimate_from_sums",
     "estimate_metric",
+    "estimate_multiclass",
     "expected_auc",
     "window_sums",
 ]
@@ -136,6 +137,50 @@ def estimate_from_sums(n: int, sums: np.ndarray) -> Estimate:
         # top 2 hit, bottom p + yhat
         deviations = 4.0 * s_p2y - 4.0 * f1 * (s_p2y + s_py) + f1 * f1 * (s_p2 + 2.0 * s_py + s_y)
         spread["f1"] = math.sqrt(max(deviations, 0.0)) / denominator
+    return Estimate(values, stderr, n, spread)
+
+
+def estimate_multiclass(
+    p: np.ndarray, predicted: np.ndarray, scores: np.ndarray | None = None
+) -> Estimate:
+    """The estimated metrics of a multiclass window: ``p[i, c]`` the calibrated probability
+    that prediction ``i``'s label is class ``c`` (rows summing to 1), ``predicted[i]`` the
+    index of its predicted class, ``scores`` (for ROC AUC) the raw class scores.
+
+    Accuracy is ``mean_i p[i, predicted[i]]``; precision, recall, F1 and ROC AUC are the
+    macro means over classes of the one-vs-rest binary estimates (:func:`estimate_binary`,
+    class ``c`` against the rest), their bands and spreads combined as if the classes were
+    independent (``sqrt(sum s_c^2) / K``).
+
+    >>> p = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.3, 0.3, 0.4], [0.1, 0.1, 0.8]])
+    >>> estimate = estimate_multiclass(p, np.array([0, 1, 2, 2]))
+    >>> round(estimate.values["accuracy"], 3), round(estimate.values["f1"], 3)
+    (0.675, 0.67)
+    """
+    p = np.asarray(p, dtype=np.float64)
+    predicted = np.asarray(predicted, dtype=np.int64)
+    n, classes = p.shape
+    values: dict[str, float] = {}
+    stderr: dict[str, float] = {}
+    spread: dict[str, float] = {}
+    if n == 0:
+        return Estimate(values, stderr, 0, spread)
+    right = p[np.arange(n), predicted]  # the probability that each prediction is right
+    values["accuracy"] = float(right.mean())
+    stderr["accuracy"] = math.sqrt(float((right * (1.0 - right)).sum())) / n
+    spread["accuracy"] = float(right.std()) / math.sqrt(n)
+    per_class = [
+        estimate_binary(p[:, c], predicted == c, None if scores is None else scores[:, c])
+        for c in range(classes)
+    ]
+    for metric in ("precision", "recall", "f1", "roc_auc"):
+        known = [e for e in per_class if metric in e.values]
+        if not known:
+            continue
+        k = len(known)
+        values[metric] = sum(e.values[metric] for e in known) / k
+        stderr[metric] = math.sqrt(sum(e.stderr[metric] ** 2 for e in known)) / k
+        spread[metric] = math.sqrt(sum(e.spread[metric] ** 2 for e in known)) / k
     return Estimate(values, stderr, n, spread)
 
 
