@@ -18,7 +18,8 @@ each chunk realised (its labels, which neither saw).
 
 Also printed: driftline's cost per prediction of the estimation (the Monitor over the same
 stream with ``estimation.enabled`` on and off, predictions and labels, in-process; medians of
-six alternated runs each).
+six alternated runs each), for this binary model and for a calibrated 3-class model sending
+class -> probability maps.
 """
 
 from __future__ import annotations
@@ -115,8 +116,8 @@ def nannyml_estimates(python: str, streams: dict[int, dict[str, np.ndarray]]) ->
     return {int(k): v for k, v in json.loads(result.stdout.strip().splitlines()[-1]).items()}
 
 
-def cost_per_prediction(seed: int) -> tuple[float, float]:
-    """Seconds per prediction (with its label) through the Monitor, estimation on and off."""
+def binary_events(seed: int) -> list:
+    """The stream's predictions, each followed by its label."""
     data = stream(seed)
     events = []
     for i in range(REFERENCE + ANALYSIS):
@@ -134,6 +135,41 @@ def cost_per_prediction(seed: int) -> tuple[float, float]:
         events.append(
             Label(model_id="m", prediction_id=f"p{i}", timestamp=ts, label=bool(data["y"][i]))
         )
+    return events
+
+
+def multiclass_events(seed: int) -> list:
+    """A calibrated 3-class model (``P(y | x) = softmax(2 W x)``, ``x`` in the plane) sending
+    class -> probability maps, each prediction followed by its label."""
+    rng = np.random.default_rng(seed)
+    n = REFERENCE + ANALYSIS
+    angles = np.array([np.pi / 2, -np.pi / 6, 7 * np.pi / 6])
+    logits = rng.normal(size=(n, 2)) @ (2 * np.column_stack([np.cos(angles), np.sin(angles)])).T
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = (rng.random((n, 1)) > p.cumsum(axis=1)).sum(axis=1).clip(0, 2)
+    names = ("a", "b", "c")
+    events = []
+    for i, row in enumerate(np.round(p, 6).tolist()):
+        ts = T0 + i * 1000
+        scores = dict(zip(names, row, strict=True))
+        events.append(
+            Prediction(
+                model_id="m",
+                model_version="1",
+                prediction_id=f"p{i}",
+                timestamp=ts,
+                prediction=names[int(np.argmax(row))],
+                score=scores,
+            )
+        )
+        events.append(
+            Label(model_id="m", prediction_id=f"p{i}", timestamp=ts, label=names[labels[i]])
+        )
+    return events
+
+
+def cost_per_prediction(events: list) -> tuple[float, float]:
+    """Seconds per prediction (with its label) through the Monitor, estimation on and off."""
     configs = {
         enabled: MonitorConfig.from_dict({"defaults": {"estimation": {"enabled": enabled}}})
         for enabled in (True, False)
@@ -146,7 +182,7 @@ def cost_per_prediction(seed: int) -> tuple[float, float]:
             start = time.perf_counter()
             for i in range(0, len(events), 1000):
                 monitor.process(events[i : i + 1000])
-            runs[enabled].append((time.perf_counter() - start) / (REFERENCE + ANALYSIS))
+            runs[enabled].append((time.perf_counter() - start) / (len(events) / 2))
     timings = [statistics.median(runs[True]), statistics.median(runs[False])]
     return timings[0], timings[1]
 
@@ -180,11 +216,12 @@ def main() -> None:
                 for k in range(ANALYSIS // CHUNK)
             ]
             print(f"  {metric:<8} {name:<13} mean absolute error {np.mean(errors):.4f}")
-    on, off = cost_per_prediction(0)
-    print(
-        f"driftline Monitor, a prediction and its label: {off * 1e6:.1f} us without estimation, "
-        f"{on * 1e6:.1f} us with it ({(on - off) * 1e6:+.1f} us)"
-    )
+    for kind, events in (("binary", binary_events(0)), ("3-class", multiclass_events(0))):
+        on, off = cost_per_prediction(events)
+        print(
+            f"driftline Monitor, a {kind} prediction and its label: {off * 1e6:.1f} us without "
+            f"estimation, {on * 1e6:.1f} us with it ({(on - off) * 1e6:+.1f} us)"
+        )
 
 
 if __name__ == "__main__":

@@ -268,8 +268,9 @@ EstimatedMetric = Literal["f1", "accuracy", "precision", "recall", "roc_auc"]
 
 @dataclass(frozen=True)
 class EstimationConfig:
-    """A binary classifier's metrics estimated from its calibrated scores before labels come:
-    see :mod:`detectors.estimation` and :mod:`detectors.estimator`."""
+    """A classifier's metrics estimated from its calibrated scores before labels come: see
+    :mod:`detectors.estimation`, :mod:`detectors.estimator` (binary) and
+    :mod:`detectors.class_estimator` (class -> probability maps)."""
 
     enabled: bool = True
     #: Labelled outcomes with a score the calibration is learned from (the version's first).

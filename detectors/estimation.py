@@ -169,10 +169,17 @@ def estimate_multiclass(
     values["accuracy"] = float(right.mean())
     stderr["accuracy"] = math.sqrt(float((right * (1.0 - right)).sum())) / n
     spread["accuracy"] = float(right.std()) / math.sqrt(n)
-    per_class = [
-        estimate_binary(p[:, c], predicted == c, None if scores is None else scores[:, c])
-        for c in range(classes)
-    ]
+    # Each class against the rest: the five window sums of every class at once.
+    yhat = (predicted[:, None] == np.arange(classes)).astype(np.float64)
+    p2 = p * p
+    sums = np.stack([p.sum(0), yhat.sum(0), (p * yhat).sum(0), p2.sum(0), (p2 * yhat).sum(0)])
+    per_class = [estimate_from_sums(n, sums[:, c]) for c in range(classes)]
+    if scores is not None:
+        for c, estimate in enumerate(per_class):
+            auc = expected_auc(np.asarray(scores[:, c], dtype=np.float64), p[:, c])
+            if auc is not None:
+                estimate.values["roc_auc"] = auc[0]
+                estimate.stderr["roc_auc"] = estimate.spread["roc_auc"] = auc[1]
     for metric in ("precision", "recall", "f1", "roc_auc"):
         known = [e for e in per_class if metric in e.values]
         if not known:

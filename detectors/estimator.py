@@ -66,7 +66,7 @@ from detectors.estimation import (
 from detectors.saved_state import read_format, stamp
 from detectors.score_quality import roc_auc
 
-__all__ = ["EstimateVerdict", "PerformanceEstimator", "STATUSES"]
+__all__ = ["EstimateVerdict", "PerformanceEstimator", "STATUSES", "judge"]
 
 #: What a version's estimation is doing (``driftline_model_estimation_status``).
 STATUSES = ("collecting", "on", "too_few_labels", "uninformative_scores", "poor_calibration")
@@ -89,6 +89,35 @@ class EstimateVerdict:
     at: int
     #: Event time of the first check of this run below the line (the estimate's change).
     since: int
+
+    @property
+    def below_since(self) -> int | None:
+        """The run below the line this check is part of (None: at or above it)."""
+        return self.since if self.z > 0 else None
+
+
+def judge(
+    config: EstimationConfig,
+    reference: Estimate,
+    value: float,
+    spread: float,
+    degraded: bool,
+    below_since: int | None,
+    at: int,
+) -> EstimateVerdict:
+    """A check of an estimated ``config.metric`` (``value``, with its ``spread``) against the
+    reference's, at event time ``at``, for an estimate ``degraded`` or not until now and below
+    its line since ``below_since``: degraded past the critical value, clear once back above the
+    line."""
+    metric = config.metric
+    ref = reference.values[metric]
+    line = ref - config.min_drop
+    spread = math.hypot(spread, reference.spread[metric])
+    z = (line - value) / spread if spread > 0 else 0.0
+    critical = NormalDist().inv_cdf(1.0 - config.alpha)
+    degraded = z > critical if not degraded else z > 0.0
+    since = at if below_since is None or z <= 0 else below_since
+    return EstimateVerdict(metric, value, line, ref, z, critical, degraded, at, since)
 
 
 class PerformanceEstimator:
@@ -328,16 +357,10 @@ class PerformanceEstimator:
         estimated = estimate_metric(calibrated, predicted, metric, scores)
         if estimated is None or metric not in reference.values:
             return None
-        value, ref = estimated[0], reference.values[metric]
-        line = ref - self.config.min_drop
-        spread = math.hypot(estimated[1], reference.spread[metric])
-        z = (line - value) / spread if spread > 0 else 0.0
-        critical = NormalDist().inv_cdf(1.0 - self.config.alpha)
-        # Fires past the critical value; clear once the estimate is back above its line.
-        self.degraded = z > critical if not self.degraded else z > 0.0
-        self.below_since = (at if self.below_since is None else self.below_since) if z > 0 else None
-        since = at if self.below_since is None else self.below_since
-        return EstimateVerdict(metric, value, line, ref, z, critical, self.degraded, at, since)
+        verdict = judge(self.config, reference, *estimated, self.degraded, self.below_since, at)
+        self.degraded = verdict.degraded
+        self.below_since = verdict.below_since
+        return verdict
 
     # -- state ----------------------------------------------------------------------------
 

@@ -20,14 +20,17 @@ from typing import Any, ClassVar
 
 from detectors.alerting import AlertKey, Reading
 from detectors.base import StateError
+from detectors.class_estimator import ClassPerformanceEstimator
 from detectors.config import ModelConfig
 from detectors.counters import Counters
 from detectors.estimation_decisions import EstimationDecisions
+from detectors.estimator import PerformanceEstimator
 from detectors.factories import stall_detector
 from detectors.feature_set import FeatureSet
 from detectors.features import FeatureMonitor
 from detectors.join import LabelJoiner, Outcome
 from detectors.latency_decisions import LatencyDecisions
+from detectors.metrics import class_name
 from detectors.numeric import NumericDriftDetector
 from detectors.outbox import Emission, Outbox
 from detectors.outcome_decisions import OutcomeDecisions
@@ -262,7 +265,7 @@ class ModelState:
             self.outbox.settle("prediction_drift", "prediction", None, version, detector, times[-1])
         if column.latencies and version.add_latencies(column.latencies):
             self.latency_decisions.check(version, self.versions, column.times[-1])
-        if column.scores and version.estimator is not None and not column.maps:
+        if column.scores and version.estimator is not None and version.estimator.on:
             self._estimate(version, column)
         if column.scores:
             flips = version.score.update_many(column.scores)
@@ -274,14 +277,25 @@ class ModelState:
             )
 
     def _estimate(self, version: VersionState, column: _Columns) -> None:
-        """A batch's scored predictions into the version's estimate (binary models)."""
+        """A batch's scored predictions into the version's estimate: a binary version's
+        probabilities of its positive class (a number, or read in a class map), a multiclass
+        version's class maps."""
         estimator = version.estimator
-        assert estimator is not None
-        positive = version.metrics.positive_class  # type: ignore[union-attr]
-        if not estimator.on or positive is None:
-            return
-        predicted = [value == positive for value in column.score_predictions]
-        verdicts = estimator.add_predictions(column.score_times, column.scores, predicted)
+        if type(estimator) is ClassPerformanceEstimator:
+            if not column.maps:
+                return
+            _, times, maps, predictions = zip(*column.maps, strict=True)
+            verdicts = estimator.add_predictions(list(times), list(maps), list(predictions))
+        else:
+            assert type(estimator) is PerformanceEstimator
+            positive = version.metrics.positive_class  # type: ignore[union-attr]
+            if positive is None:
+                return
+            times, scores, predictions = column.score_times, column.scores, column.score_predictions
+            if column.maps:  # (the rare case: read each map at the positive class)
+                times, scores, predictions = _positive_scores(column, class_name(positive))
+            predicted = [value == positive for value in predictions]
+            verdicts = estimator.add_predictions(times, scores, predicted)
         if verdicts:
             self.estimation_decisions.apply(version, verdicts)
 
@@ -413,6 +427,20 @@ class ModelState:
             self.segments.load_state(saved)
 
 
+def _positive_scores(column: _Columns, positive: str) -> tuple[list[int], list[float], list[Any]]:
+    """A batch's scores of a binary version as probabilities of its ``positive`` class: numbers
+    as sent, class maps read at that class (a map without it is left out)."""
+    read: list[float | None] = list(column.scores)
+    for slot, _, score, _ in column.maps:
+        read[slot] = score.get(positive)
+    kept = [i for i, value in enumerate(read) if value is not None]
+    return (
+        [column.score_times[i] for i in kept],
+        [read[i] for i in kept],  # type: ignore[misc]
+        [column.score_predictions[i] for i in kept],
+    )
+
+
 class _Columns:
     """A batch's predictions and scores of one version, gathered for one detector call each."""
 
@@ -423,7 +451,9 @@ class _Columns:
         self.score_times: list[int] = []
         self.scores: list[float] = []
         self.score_predictions: list[Any] = []
-        self.maps = False  # some scores were class -> probability maps (their top one here)
+        # Class -> probability scores (their top one is in ``scores``), kept whole for the
+        # estimate: slot in ``scores``, prediction time, map, prediction.
+        self.maps: list[tuple[int, int, dict[str, float], Any]] = []
         self.latencies: list[float] = []
 
     def add_score(self, ts: int, score: float | dict[str, float], prediction: Any) -> None:
@@ -433,9 +463,9 @@ class _Columns:
             self.scores.append(score)
             self.score_predictions.append(prediction)
             return
-        self.maps = True
         value = max(score.values(), default=None)  # type: ignore[union-attr]
         if value is not None:
+            self.maps.append((len(self.scores), ts, score, prediction))  # type: ignore[arg-type]
             self.score_times.append(ts)
             self.scores.append(float(value))
             self.score_predictions.append(prediction)

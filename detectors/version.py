@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from detectors.base import StateError
 from detectors.categorical import CategoricalDriftDetector
+from detectors.class_estimator import ClassPerformanceEstimator
 from detectors.class_score_quality import ClassScoreQuality
 from detectors.config import ModelConfig
 from detectors.error_rate import ErrorRateDriftDetector
@@ -75,9 +76,9 @@ class VersionState:
         self.score_quality: ScoreQuality | ClassScoreQuality | None = None
         #: Inference latency, once the version's predictions carry ``latency_ms``.
         self.latency: LatencyWindow | None = None
-        #: Its performance estimated before labels, once a binary version's outcomes carry
-        #: scores (``estimation.enabled``).
-        self.estimator: PerformanceEstimator | None = None
+        #: Its performance estimated before labels, once its outcomes carry scores
+        #: (``estimation.enabled``): a binary version's, or a multiclass one's from class maps.
+        self.estimator: PerformanceEstimator | ClassPerformanceEstimator | None = None
         self._estimation = config.estimation
         self.outcomes = 0
         # Prediction times of every _TIME_STRIDE-th outcome: a ring buffer of _OUTCOME_TIMES, grown
@@ -125,6 +126,10 @@ class VersionState:
                     self._class_scores(score, label)
                     if type(performance) is ScoreTest:
                         performance.observe(self.score_quality)  # type: ignore[arg-type]
+                    if self._estimation.enabled:
+                        self._class_estimate(
+                            score, prediction, label, predicted_at if at is None else at
+                        )
             else:
                 performance.update(label == positive, prediction == positive)
                 if type(score) is dict:
@@ -138,7 +143,7 @@ class VersionState:
                         performance.observe(quality)
                     if self._estimation.enabled:
                         estimator = self.estimator
-                        if estimator is None:
+                        if type(estimator) is not PerformanceEstimator:
                             estimator = self.estimator = PerformanceEstimator(self._estimation)
                         estimator.add_outcome(
                             score,  # type: ignore[arg-type]
@@ -158,6 +163,15 @@ class VersionState:
             # (A version that turned multiclass: its binary score metrics end, as its F1 did.)
             quality = self.score_quality = ClassScoreQuality(self._metrics_window)
         quality.update(score, class_name(label))
+
+    def _class_estimate(
+        self, score: dict[str, float], prediction: Any, label: Any, at: int
+    ) -> None:
+        estimator = self.estimator
+        if type(estimator) is not ClassPerformanceEstimator:
+            # (A version that turned multiclass: its binary estimate ends, as its F1 did.)
+            estimator = self.estimator = ClassPerformanceEstimator(self._estimation)
+        estimator.add_outcome(score, class_name(prediction), class_name(label), at)
 
     def signal_rows(self) -> list[tuple[str, str, float, float, bool]]:
         """(signal, version, statistic, threshold, detected) of the version's ready detectors:
@@ -233,8 +247,10 @@ class VersionState:
                 "class_score_quality" if isinstance(quality, ClassScoreQuality) else "score_quality"
             )
             latency[key] = quality.to_state()
-        if self.estimator is not None:
-            latency["estimator"] = self.estimator.to_state()
+        estimator = self.estimator
+        if estimator is not None:
+            key = "class_estimator" if type(estimator) is ClassPerformanceEstimator else "estimator"
+            latency[key] = estimator.to_state()
         return stamp(
             self.STATE_FORMAT,
             {
@@ -284,6 +300,10 @@ class VersionState:
         estimator = state.get("estimator")
         if estimator is not None and config.estimation.enabled:
             version.estimator = PerformanceEstimator(config.estimation)
+            version.estimator.load_state(estimator)
+        estimator = state.get("class_estimator")
+        if estimator is not None and config.estimation.enabled:
+            version.estimator = ClassPerformanceEstimator(config.estimation)
             version.estimator.load_state(estimator)
         quality = state.get("class_score_quality")
         if quality is not None:

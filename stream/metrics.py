@@ -41,9 +41,10 @@ Metric names are part of driftline's interface (dashboards and alert rules rely 
 ``driftline_model_latency_seconds{model_id,``          inference latency over the rolling window,
 ``model_version, quantile}``                           quantile 0.5 | 0.95 | 0.99
 ``driftline_model_latency_reference_p99_seconds{...}``  a version's reference p99
-``driftline_model_estimated_f1{model_id,``            a binary version's metrics estimated from its
-``model_version}``                                     calibrated scores over its last predictions,
-                                                       before labels: also ``_accuracy``,
+``driftline_model_estimated_f1{model_id,``            a classifier version's metrics (macro for
+``model_version}``                                     multiclass) estimated from its calibrated
+                                                       scores over its last predictions, before
+                                                       labels: also ``_accuracy``,
                                                        ``_precision``, ``_recall``, ``_roc_auc``
 ``driftline_model_estimated_stderr{..., metric}``      each estimate's sampling standard error
 ``driftline_model_estimation_error{..., metric}``      mean absolute gap estimate - realised, over
@@ -359,8 +360,9 @@ class DriftlineMetrics:
                 _header(
                     f"driftline_model_estimated_{name}",
                     "gauge",
-                    f"A binary version's {name} estimated from its calibrated scores over its "
-                    "last estimation.window predictions, labelled or not (CBPE).",
+                    f"A classifier version's {name} (macro for multiclass) estimated from its "
+                    "calibrated scores over its last estimation.window predictions, labelled "
+                    "or not (CBPE).",
                 )
             ]
             for name in ESTIMATED_METRICS

@@ -324,3 +324,25 @@ def test_estimated_metrics_their_band_error_and_status_are_exposed():
         if name == "driftline_model_estimation_status" and dict(key)["model_id"] == "m-estimate"
     }
     assert status == {"on": 1.0}
+
+
+def test_a_multiclass_estimate_is_exposed():
+    """A multiclass version's estimate (from its class maps) is on /metrics as a binary's."""
+    from stream.replay import replay
+    from tests import scenarios
+    from tests.core.test_golden import CONFIG, lines
+
+    monitor = Monitor(CONFIG)
+    for _ in replay(lines(scenarios.multiclass()), monitor=monitor):
+        pass
+    metrics = DriftlineMetrics(monitor, PipelineStats(), topic_of_kind={}, lag=lambda: {})
+    series = samples(metrics.render().decode())
+    estimator = monitor.models["m-multi"].versions["1"].estimator
+    assert estimator.status == "on"
+    estimate = estimator.estimate()
+    labels = (("model_id", "m-multi"), ("model_version", "1"))
+    assert {"accuracy", "f1"} <= set(estimate.values)
+    for name, value in estimate.values.items():
+        assert series[(f"driftline_model_estimated_{name}", labels)] == value
+    status = ("driftline_model_estimation_status", (*labels, ("status", "on")))
+    assert series[status] == 1.0
