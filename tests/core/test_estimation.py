@@ -3,6 +3,7 @@ seeded streams through the Monitor with labels a day late."""
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 import orjson
 import pytest
@@ -312,3 +313,20 @@ def test_a_multiclass_estimate_is_the_mean_of_what_windows_realise(seed):
     assert estimate.values["f1"] == pytest.approx(np.mean(f1), abs=0.005)
     assert estimate.stderr["accuracy"] == pytest.approx(np.std(accuracy), rel=0.1)
     assert estimate.stderr["f1"] == pytest.approx(np.std(f1), rel=0.25)
+
+
+def test_a_binary_model_sending_class_maps_is_estimated_from_its_positive_class():
+    """The same stream with each score sent as ``{"true": s, "false": 1 - s}``: the same
+    estimate and the same alerts as with the number."""
+    events, _, _ = stream(8, days=2.5, shift="hurts")
+    as_maps = [
+        msgspec.structs.replace(e, score={"false": 1.0 - e.score, "true": e.score})
+        if type(e) is Prediction
+        else e
+        for e in events
+    ]
+    numbers, _, alerts = run(events)
+    maps, _, map_alerts = run(as_maps)
+    assert alerts and [a.data for a in map_alerts] == [a.data for a in alerts]
+    estimate = maps.models["m"].versions["1"].estimator.estimate()
+    assert estimate.values == numbers.models["m"].versions["1"].estimator.estimate().values
