@@ -82,6 +82,10 @@ class AlertBook:
     def firing_keys(self) -> list[AlertKey]:
         return list(self._started)
 
+    def firing_since(self) -> dict[AlertKey, int]:
+        """Each firing key and the event time its episode started."""
+        return dict(self._started)
+
     def observe(
         self, key: AlertKey, condition: bool, now: int, *, resolve_now: bool = False
     ) -> Transition | None:

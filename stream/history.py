@@ -1,0 +1,288 @@
+"""What the status page and the replay report draw: each model's recent history, in bounded
+memory, sampled from the :class:`~detectors.monitor.Monitor` at fixed steps of time.
+
+Live, the worker samples on wall time; a replay samples on its watermark (event time), so a
+report of a backtest covers the backtest's days. Every ``step_ms`` (one minute by default) a
+model gets one point: its events in the step (hence events/s), the realised and the estimated
+F1 (MAE for regression, whose estimate there is none) of its latest version, and each
+feature's drift statistic as a share of its threshold (1: at the threshold), the worst of them
+kept as a series of its own. Alerts and commands are kept as a timeline (the last
+``max_events`` per model).
+
+**Memory.** A series is a ring of ``points`` float32 (the model's) or float16 (a feature's
+ratio: three significant digits are plenty for a line against 1): with the defaults, 24 h at
+one-minute steps, ``1,440 x (4 x 4 + 8 + 2 F)`` bytes a model with ``F`` features, ~52 kB with
+10 features, 52 MB at 1,000 models; and up to ``max_events`` timeline entries of a few hundred
+bytes each. Features beyond ``max_features`` per model are not drawn (they stay on
+``/metrics``).
+
+Nothing here changes the Monitor: it is read, never written.
+
+Examples
+--------
+>>> from detectors.monitor import Monitor
+>>> from schemas import Prediction
+>>> monitor, history = Monitor(), History(step_ms=1000, points=60)
+>>> for i in range(5):
+...     event = Prediction(model_id="m", model_version="1", prediction_id=f"p{i}",
+...                        timestamp=1_000 * i, prediction=0.5, features={"x": 0.1 * i})
+...     history.record(monitor.process([event]))
+...     history.sample(monitor, 1_000 * i)
+>>> [round(v, 1) for v in history.models["m"].series("events_per_second")]
+[1.0, 1.0, 1.0, 1.0, 1.0]
+>>> history.models["m"].state
+'healthy'
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from detectors.model import ModelState
+from detectors.monitor import Monitor
+from detectors.outbox import Emission
+from schemas import Alert, Command, RollbackData
+
+__all__ = ["History", "ModelHistory", "STATES", "TimelineEntry"]
+
+#: A model's state on the page, worst first.
+STATES = ("rolling back", "stalled", "degraded", "drifting", "healthy")
+#: Which firing alerts put a model in which state.
+_STATE_OF_ALERT = {
+    "input_stall": "stalled",
+    "label_stall": "stalled",
+    "performance_degradation": "degraded",
+    "estimated_performance_degradation": "degraded",
+    "latency_degradation": "degraded",
+    "segment_degradation": "degraded",
+    "data_drift": "drifting",
+    "prediction_drift": "drifting",
+    "concept_drift": "drifting",
+}
+#: The model's own series (float32 rings).
+SERIES = ("events_per_second", "metric", "estimated_metric", "worst_drift")
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """An alert's transition or a command, as a timeline shows it."""
+
+    at: int  # event time, ms
+    kind: str  # "alert" or "command"
+    type: str  # data_drift, ..., retrain, rollback
+    status: str  # firing, resolved (commands: "sent")
+    version: str | None
+    signal: str
+    feature: str | None
+    summary: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "kind": self.kind,
+            "type": self.type,
+            "status": self.status,
+            "model_version": self.version,
+            "signal": self.signal,
+            "feature": self.feature,
+            "summary": self.summary,
+        }
+
+
+class ModelHistory:
+    """One model's series over the last ``points`` steps, and its timeline."""
+
+    def __init__(self, points: int, max_features: int, max_events: int) -> None:
+        self.points = points
+        self.max_features = max_features
+        #: Step index of each slot (-1: empty); the slot of step ``s`` is ``s % points``.
+        self.steps = np.full(points, -1, dtype=np.int64)
+        self.values = np.full((len(SERIES), points), np.nan, dtype=np.float32)
+        #: Feature -> its statistic / threshold per slot.
+        self.features: dict[str, np.ndarray] = {}
+        #: The worst feature's name per slot (an index into ``feature_names``; -1: none).
+        self.worst = np.full(points, -1, dtype=np.int16)
+        self.feature_names: list[str] = []
+        self.timeline: deque[TimelineEntry] = deque(maxlen=max_events)
+        self.last_step = -1
+        self.state = "healthy"
+        self.state_since: int | None = None
+        self.rolled_back_at: int | None = None
+        self._events_seen = 0
+
+    def add_point(self, step: int, step_ms: int, model: ModelState, now: int) -> None:
+        """The point of ``step`` (once per step: a later call in the same step overwrites it)."""
+        slot = step % self.points
+        if self.steps[slot] != step:
+            self.values[:, slot] = np.nan
+            self.worst[slot] = -1
+            for ratios in self.features.values():
+                ratios[slot] = np.nan
+        self.steps[slot] = step
+        total = sum(model.counters.events.values())
+        if step != self.last_step:
+            gap = max(1, step - self.last_step) if self.last_step >= 0 else 1
+            rate = (total - self._events_seen) / (gap * step_ms / 1000)
+            self.values[0, slot] = rate
+            self._events_seen = total
+        self.last_step = step
+        latest = model.versions.get(model.latest_version or "")
+        if latest is not None:
+            metric = "mae" if model.regression else "f1"
+            value = latest.metrics.values().get(metric) if latest.metrics.n else None
+            self.values[1, slot] = np.nan if value is None else value
+            estimator = latest.estimator
+            estimate = None if estimator is None else estimator.estimate()
+            if estimate is not None and "f1" in estimate.values:
+                self.values[2, slot] = estimate.values["f1"]
+        worst, worst_name = -math.inf, None
+        for signal, name, statistic, threshold, _ in model.signals():
+            if signal != "feature" or not threshold or not math.isfinite(statistic):
+                continue
+            ratio = statistic / threshold
+            ratios = self.features.get(name)
+            if ratios is None:
+                if len(self.features) >= self.max_features:
+                    continue
+                ratios = self.features[name] = np.full(self.points, np.nan, dtype=np.float16)
+                self.feature_names.append(name)
+            ratios[slot] = min(ratio, 60_000.0)  # (float16's range)
+            if ratio > worst:
+                worst, worst_name = ratio, name
+        if worst_name is not None:
+            self.values[3, slot] = worst
+            self.worst[slot] = self.feature_names.index(worst_name)
+        self._update_state(model, now)
+
+    def _update_state(self, model: ModelState, now: int) -> None:
+        firing = {_STATE_OF_ALERT.get(key.alert) for key in model.alerts.firing_keys()}
+        state = next((s for s in STATES[1:-1] if s in firing), "healthy")
+        # A rollback shows for ten steps' worth of the timeline: until a newer point says
+        # otherwise, the model is rolling back.
+        if self.rolled_back_at is not None and self.last_step - self.rolled_back_at < 10:
+            state = "rolling back"
+        if state != self.state:
+            self.state, self.state_since = state, now
+
+    def record(self, entry: TimelineEntry) -> None:
+        self.timeline.append(entry)
+        if entry.type == "rollback":
+            self.rolled_back_at = self.last_step
+
+    def order(self) -> np.ndarray:
+        """Slots of the points held, oldest first."""
+        held = np.flatnonzero(self.steps >= 0)
+        return held[np.argsort(self.steps[held], kind="stable")]
+
+    def series(self, name: str) -> list[float | None]:
+        """A series' points, oldest first (None where the step had no value)."""
+        row = self.values[SERIES.index(name)][self.order()]
+        return [None if math.isnan(v) else float(v) for v in row.tolist()]
+
+    def feature_series(self, name: str) -> list[float | None]:
+        row = self.features[name][self.order()].astype(np.float32)
+        return [None if math.isnan(v) else round(float(v), 4) for v in row.tolist()]
+
+    def nbytes(self) -> int:
+        return (
+            self.steps.nbytes
+            + self.values.nbytes
+            + self.worst.nbytes
+            + sum(r.nbytes for r in self.features.values())
+        )
+
+
+class History:
+    """Every model's :class:`ModelHistory`, sampled from a Monitor.
+
+    Parameters
+    ----------
+    step_ms
+        Time between two points of a series.
+    points
+        Points kept per series (``points * step_ms``: how far back a series goes).
+    max_features
+        Features drawn per model.
+    max_events
+        Timeline entries kept per model.
+    """
+
+    def __init__(
+        self,
+        step_ms: int = 60_000,
+        points: int = 1_440,
+        max_features: int = 100,
+        max_events: int = 200,
+    ) -> None:
+        if step_ms <= 0 or points <= 1:
+            raise ValueError("a history needs a positive step and at least two points")
+        self.step_ms = step_ms
+        self.points = points
+        self.max_features = max_features
+        self.max_events = max_events
+        self.models: dict[str, ModelHistory] = {}
+        self.now: int | None = None
+
+    def _model(self, model_id: str) -> ModelHistory:
+        history = self.models.get(model_id)
+        if history is None:
+            history = self.models[model_id] = ModelHistory(
+                self.points, self.max_features, self.max_events
+            )
+        return history
+
+    def sample(self, monitor: Monitor, now: int) -> None:
+        """A point per model for the step ``now`` falls in; models the Monitor forgot go."""
+        self.now = now
+        step = now // self.step_ms
+        models = monitor.models
+        for gone in self.models.keys() - models.keys():
+            del self.models[gone]
+        for model_id, model in models.items():
+            self._model(model_id).add_point(step, self.step_ms, model, now)
+
+    def record(self, emissions: list[Emission]) -> None:
+        """Alerts and commands into their models' timelines."""
+        for emission in emissions:
+            data = emission.data
+            if isinstance(emission, Alert):
+                entry = TimelineEntry(
+                    _millis(data.event_time),
+                    "alert",
+                    emission.type.rsplit(".", 1)[-1],
+                    data.status,
+                    data.model_version,
+                    data.signal,
+                    data.feature,
+                    data.summary,
+                )
+            else:
+                entry = _command_entry(emission)
+            self._model(data.model_id).record(entry)
+
+    def nbytes(self) -> int:
+        """Bytes held by the series (the timelines' entries aside)."""
+        return sum(h.nbytes() for h in self.models.values())
+
+
+def _millis(text: str) -> int:
+    return int(np.datetime64(text.rstrip("Z"), "ms").astype(np.int64))
+
+
+def _command_entry(command: Command) -> TimelineEntry:
+    data = command.data
+    at = _millis(command.time)  # (a command's time: the event time it was decided at)
+    if isinstance(data, RollbackData):
+        summary = f"rollback from {data.from_version} to {data.to_version}: {data.reason}"
+        return TimelineEntry(
+            at, "command", "rollback", "sent", data.from_version, data.reason, None, summary
+        )
+    summary = f"retrain {data.model_version}: {data.reason}"
+    return TimelineEntry(
+        at, "command", "retrain", "sent", data.model_version, data.reason, None, summary
+    )
