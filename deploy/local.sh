@@ -83,6 +83,21 @@ prometheus_tools() {
   fi
 }
 
+# A real browser for the page tests: Debian's chromium, driven by Playwright (whose own browser
+# download is not used).
+browser_tools() {
+  if ! command -v chromium >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "installing Chromium (Debian package chromium) ..."
+      apt-get update -qq >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        chromium >/dev/null
+    else
+      echo "warning: chromium not found: the browser tests will fail" >&2
+    fi
+  fi
+}
+
 # Every installed version that differs from the lock: what test-latest is testing.
 lock_diff() {
   "$1" - "$dev_lock" <<'EOF'
@@ -129,6 +144,7 @@ test_latest() {
   lock_diff "$latest/bin/python"
   "$latest/bin/driftline" kafka fetch >/dev/null
   prometheus_tools
+  browser_tools
   exec "$latest/bin/python" -m pytest "$@"
 }
 
@@ -145,6 +161,7 @@ case "$command" in
   test)
     setup
     prometheus_tools
+    browser_tools
     exec "$venv/bin/python" -m pytest "$@"
     ;;
   lock)

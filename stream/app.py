@@ -6,7 +6,8 @@
       topics       declared once (stream.topics), created at start if missing
       pipeline     the batched input agents (stream.pipeline): fetch -> core -> outputs
       timer        stall checks on the wall clock, every ``tick_interval`` seconds
-      web          /metrics (Prometheus text format) and /healthz, nothing else
+      web          /metrics (Prometheus text format), /healthz, and (DRIFTLINE_WEB_UI, on by
+                   default) the status page /, /models/{id}, /api/models, /api/models/{id}
 
 Faust's own Kafka consumer is switched off (``BootStrategy``): the pipeline consumes the
 inputs in whole batches (see stream/pipeline.py for why).
@@ -15,10 +16,12 @@ inputs in whole batches (see stream/pipeline.py for why).
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import faust
+import orjson
 from faust.app.base import BootStrategy
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
@@ -26,15 +29,22 @@ from prometheus_client import generate_latest
 
 from detectors.config import MonitorConfig
 from detectors.monitor import Monitor
+from stream.history import History
 from stream.kafka_broker import cache_dir
 from stream.metrics import CONTENT_TYPE, DriftlineMetrics, new_registry
+from stream.pages import model_page, not_found_page, status_page
 from stream.pipeline import InputPipeline
 from stream.settings import Settings
 from stream.topics import declare_topics
+from stream.views import model_view, models_view
 
 __all__ = ["DriftlineApp", "create_app"]
 
 logger = logging.getLogger("driftline")
+
+#: Seconds between two reloads of an open status page.
+PAGE_REFRESH = 10
+JSON = "application/json"
 
 
 class _Boot(BootStrategy):
@@ -116,8 +126,13 @@ def create_app(settings: Settings, config: MonitorConfig | None = None) -> Drift
         for topic in topics.all():
             await topic.maybe_declare()
 
+    history = (
+        History(step_ms=int(settings.history_step * 1000), points=settings.history_points)
+        if settings.web_ui
+        else None
+    )
     pipeline = InputPipeline(
-        producer=app.producer, settings=settings, monitor=monitor, declare=declare
+        producer=app.producer, settings=settings, monitor=monitor, declare=declare, history=history
     )
     app.core = monitor
     app.pipeline = pipeline
@@ -152,4 +167,39 @@ def create_app(settings: Settings, config: MonitorConfig | None = None) -> Drift
     async def stall_check() -> None:
         await pipeline.tick()
 
+    if history is not None:
+        add_status_pages(app, monitor, history)
+
     return app
+
+
+def add_status_pages(app: faust.App, monitor: Monitor, history: History) -> None:
+    """The status page, a page per model and their JSON (read-only: GET only), and the timer
+    that samples the history (a few times per step, on the wall clock)."""
+
+    @app.page("/")
+    async def status(web: Any, request: Any) -> Any:
+        return web.html(status_page(models_view(monitor, history), refresh=PAGE_REFRESH))
+
+    @app.page("/models/{model_id}")
+    async def model(web: Any, request: Any, model_id: str) -> Any:
+        view = model_view(monitor, history, model_id)
+        if view is None:
+            return web.html(not_found_page(model_id), status=404)
+        return web.html(model_page(view, refresh=PAGE_REFRESH))
+
+    @app.page("/api/models")
+    async def api_models(web: Any, request: Any) -> Any:
+        return web.bytes(orjson.dumps(models_view(monitor, history)), content_type=JSON)
+
+    @app.page("/api/models/{model_id}")
+    async def api_model(web: Any, request: Any, model_id: str) -> Any:
+        view = model_view(monitor, history, model_id)
+        if view is None:
+            body = orjson.dumps({"error": "no such model", "model_id": model_id})
+            return web.bytes(body, content_type=JSON, status=404)
+        return web.bytes(orjson.dumps(view), content_type=JSON)
+
+    @app.timer(min(10.0, history.step_ms / 2000))
+    async def sample_history() -> None:
+        history.sample(monitor, int(time.time() * 1000))

@@ -5,6 +5,7 @@
     driftline demo [--duration 60] [--speed 1]                     see it work, in a minute
     driftline worker [--config FILE] [-l info]                     the live service
     driftline replay EVENTS.jsonl [--config FILE] [--out FILE]   the core over a file
+                     [--report HTML]                               ... and its HTML report
     driftline kafka fetch|start|stop|status                        a local Kafka broker
 """
 
@@ -84,6 +85,7 @@ def _replay(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             max_models=settings.max_models,
             max_features_per_model=settings.max_features_per_model,
+            report=args.report,
         )
     finally:
         if args.out:
@@ -149,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("events", type=Path, help="JSON-lines file, or - for stdin")
     replay.add_argument("--config", type=Path, default=None, help="per-model YAML configuration")
     replay.add_argument("--out", type=Path, default=None, help="output file (default stdout)")
+    replay.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="also write an HTML report of the backtest (one self-contained file)",
+    )
     replay.add_argument(
         "--batch-size", type=int, default=10_000, help="records per core batch (default 10000)"
     )

@@ -10,11 +10,11 @@ kept as a series of its own. Alerts and commands are kept as a timeline (the las
 ``max_events`` per model).
 
 **Memory.** A series is a ring of ``points`` float32 (the model's) or float16 (a feature's
-ratio: three significant digits are plenty for a line against 1): with the defaults, 24 h at
-one-minute steps, ``1,440 x (4 x 4 + 8 + 2 F)`` bytes a model with ``F`` features, ~52 kB with
-10 features, 52 MB at 1,000 models; and up to ``max_events`` timeline entries of a few hundred
-bytes each. Features beyond ``max_features`` per model are not drawn (they stay on
-``/metrics``).
+ratio: three significant digits are plenty for a line against 1), with each slot's step (an
+int64) and worst feature (an int16): with the defaults, 24 h at one-minute steps,
+``1,440 x (26 + 2 F)`` bytes a model with ``F`` features, 66 kB with 10 features, 66 MB at
+1,000 models; and up to ``max_events`` timeline entries of a few hundred bytes each.
+Features beyond ``max_features`` per model are not drawn (they stay on ``/metrics``).
 
 Nothing here changes the Monitor: it is read, never written.
 
@@ -28,8 +28,8 @@ Examples
 ...                        timestamp=1_000 * i, prediction=0.5, features={"x": 0.1 * i})
 ...     history.record(monitor.process([event]))
 ...     history.sample(monitor, 1_000 * i)
->>> [round(v, 1) for v in history.models["m"].series("events_per_second")]
-[1.0, 1.0, 1.0, 1.0, 1.0]
+>>> history.models["m"].series("events_per_second")  # (the first point has no rate)
+[None, 1.0, 1.0, 1.0, 1.0]
 >>> history.models["m"].state
 'healthy'
 """
@@ -113,7 +113,9 @@ class ModelHistory:
         self.state = "healthy"
         self.state_since: int | None = None
         self.rolled_back_at: int | None = None
-        self._events_seen = 0
+        # (events counted, time) at the last sample, and at the previous step's last one.
+        self._last: tuple[int, int] | None = None
+        self._base: tuple[int, int] | None = None
 
     def add_point(self, step: int, step_ms: int, model: ModelState, now: int) -> None:
         """The point of ``step`` (once per step: a later call in the same step overwrites it)."""
@@ -126,10 +128,12 @@ class ModelHistory:
         self.steps[slot] = step
         total = sum(model.counters.events.values())
         if step != self.last_step:
-            gap = max(1, step - self.last_step) if self.last_step >= 0 else 1
-            rate = (total - self._events_seen) / (gap * step_ms / 1000)
-            self.values[0, slot] = rate
-            self._events_seen = total
+            # The step's rate counts from the previous step's last sample (the first point
+            # has none: no rate).
+            self._base = self._last
+        if self._base is not None and now > self._base[1]:
+            self.values[0, slot] = (total - self._base[0]) * 1000 / (now - self._base[1])
+        self._last = (total, now)
         self.last_step = step
         latest = model.versions.get(model.latest_version or "")
         if latest is not None:
@@ -188,6 +192,40 @@ class ModelHistory:
         row = self.features[name][self.order()].astype(np.float32)
         return [None if math.isnan(v) else round(float(v), 4) for v in row.tolist()]
 
+    def coarsen(self) -> None:
+        """Twice the step: each pair of steps becomes one point (events/s their mean, the
+        other series their later value)."""
+        order = self.order()
+        steps = self.steps[order] // 2
+        values = self.values[:, order]
+        worst = self.worst[order]
+        features = {name: ratios[order] for name, ratios in self.features.items()}
+        self.steps[:] = -1
+        self.values[:] = np.nan
+        self.worst[:] = -1
+        for ratios in self.features.values():
+            ratios[:] = np.nan
+        for i, step in enumerate(steps.tolist()):
+            slot = step % self.points
+            first = self.steps[slot] != step
+            self.steps[slot] = step
+            rate = values[0, i]
+            if first or np.isnan(self.values[0, slot]):
+                self.values[0, slot] = rate
+            elif not np.isnan(rate):
+                self.values[0, slot] = (self.values[0, slot] + rate) / 2
+            for row in range(1, len(SERIES)):
+                if not np.isnan(values[row, i]):
+                    self.values[row, slot] = values[row, i]
+            if worst[i] >= 0:
+                self.worst[slot] = worst[i]
+            for name, ratios in features.items():
+                if not np.isnan(ratios[i]):
+                    self.features[name][slot] = ratios[i]
+        self.last_step //= 2
+        if self.rolled_back_at is not None:
+            self.rolled_back_at //= 2
+
     def nbytes(self) -> int:
         return (
             self.steps.nbytes
@@ -210,6 +248,10 @@ class History:
         Features drawn per model.
     max_events
         Timeline entries kept per model.
+    stretch
+        Keep everything from the first point on (a replay's report): once the points would
+        span more than ``points`` steps, the step doubles and pairs of points merge, instead
+        of the oldest going.
     """
 
     def __init__(
@@ -218,6 +260,7 @@ class History:
         points: int = 1_440,
         max_features: int = 100,
         max_events: int = 200,
+        stretch: bool = False,
     ) -> None:
         if step_ms <= 0 or points <= 1:
             raise ValueError("a history needs a positive step and at least two points")
@@ -225,8 +268,10 @@ class History:
         self.points = points
         self.max_features = max_features
         self.max_events = max_events
+        self.stretch = stretch
         self.models: dict[str, ModelHistory] = {}
         self.now: int | None = None
+        self.first_step: int | None = None
 
     def _model(self, model_id: str) -> ModelHistory:
         history = self.models.get(model_id)
@@ -239,6 +284,13 @@ class History:
     def sample(self, monitor: Monitor, now: int) -> None:
         """A point per model for the step ``now`` falls in; models the Monitor forgot go."""
         self.now = now
+        if self.first_step is None:
+            self.first_step = now // self.step_ms
+        while self.stretch and now // self.step_ms - self.first_step >= self.points:
+            self.step_ms *= 2
+            self.first_step //= 2
+            for history in self.models.values():
+                history.coarsen()
         step = now // self.step_ms
         models = monitor.models
         for gone in self.models.keys() - models.keys():

@@ -25,7 +25,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["model_page", "report_page", "sparkline", "status_page"]
+__all__ = ["model_page", "not_found_page", "report_page", "sparkline", "status_page"]
 
 # Okabe-Ito: told apart by the common colour-vision deficiencies.
 BLUE, ORANGE, VERMILLION, GREEN, SKY, PURPLE, GREY = (
@@ -78,6 +78,16 @@ def model_page(view: dict[str, Any], *, refresh: int | None = None) -> str:
     return _document(f"driftline: {view['model_id']}", body, refresh)
 
 
+def not_found_page(model_id: str) -> str:
+    """The page of a model this worker does not know (yet)."""
+    body = (
+        f'<p><a href="/">← all models</a></p><h1>{escape(model_id)}</h1>'
+        "<p>This worker has no model of that id (yet: models appear with their first event; "
+        "with several workers, each shows the models of its partitions).</p>"
+    )
+    return _document("driftline: no such model", body, None)
+
+
 def report_page(overview: dict[str, Any], views: Iterable[dict[str, Any]], title: str) -> str:
     """A replay's report: the overview, then each model's section, in one file."""
     sections = "".join(
@@ -93,6 +103,7 @@ def _document(title: str, body: str, refresh: int | None) -> str:
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        '<link rel="icon" href="data:,">'  # (no icon to fetch)
         f"{meta}<title>{escape(title)}</title><style>{_CSS}</style></head>"
         f"<body>{body}</body></html>\n"
     )
@@ -260,7 +271,7 @@ def _model_section(view: dict[str, Any]) -> str:
         if features
         else '<h2>Features</h2><p class="muted">No feature has a drift statistic yet.</p>'
     )
-    return head + overview + features_html + _versions(view["versions"]) + _timeline(marks)
+    return head + overview + features_html + _versions(view["version_details"]) + _timeline(marks)
 
 
 def _card(title: str, content: str, detected: bool = False) -> str:
@@ -367,8 +378,12 @@ def _svg(
     if hi - lo < 1e-12:
         hi, lo = hi + 0.5, lo - 0.5
     n = max(len(values), len(other or []), 2)
+    timed = len(times) == n and times[-1] > times[0]
 
     def x(i: int) -> float:
+        # (along time when the points' times are known: steps without a point leave a gap)
+        if timed:
+            return pad + (width - 2 * pad) * (times[i] - times[0]) / (times[-1] - times[0])
         return pad + (width - 2 * pad) * i / (n - 1)
 
     def y(v: float) -> float:

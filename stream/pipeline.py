@@ -61,6 +61,7 @@ from schemas.cloudevents import Alert, Command
 from stream.checkpoints import CheckpointBook
 from stream.deadletter import DeadLetter, decode_record, valid_events
 from stream.fetcher import OrderedFetcher
+from stream.history import History
 from stream.outputs import Outputs
 from stream.restore import latest_states, read_state_topic, restore_models
 from stream.routing import Route, Router
@@ -139,12 +140,15 @@ class InputPipeline(Service):
         settings: Settings,
         monitor: Monitor,
         declare: Any = None,
+        history: History | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.producer = producer
         self.settings = settings
         self.monitor = monitor
+        #: The status page's history: alerts and commands go into its timelines.
+        self.history = history
         self.declare = declare
         self.stats = PipelineStats()
         self.codec = StateCodec(settings.state_key)
@@ -371,6 +375,8 @@ class InputPipeline(Service):
 
     def _publish(self, outputs: list[Alert | Command]) -> None:
         self.outputs.cloudevents(outputs)
+        if self.history is not None:
+            self.history.record(outputs)
         for out in outputs:
             if isinstance(out, Command):
                 self.book.command_emitted(out.subject)

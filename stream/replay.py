@@ -32,6 +32,9 @@ from detectors.config import MonitorConfig
 from detectors.monitor import Monitor
 from schemas import DecodeError, EventDecoder, Limits, Topics, encode
 from schemas.events import Event
+from stream.history import History
+from stream.pages import report_page
+from stream.views import model_view, models_view
 
 __all__ = ["ReplaySummary", "replay", "replay_file"]
 
@@ -103,13 +106,15 @@ def replay(
     limits: Limits | None = None,
     batch_size: int = 10_000,
     tick_ms: int = 5_000,
+    history: History | None = None,
 ) -> Iterator[tuple[dict[str, Any] | None, bytes]]:
     """Replay records; yield ``(deadletter, b"")`` or ``(None, cloudevent_bytes)`` in order.
 
     The monitor's clock is event time. Records go to the core in batches of ``batch_size``
     events, and a batch also ends whenever event time moved ``tick_ms`` past the last stall
     check, so a silence is noticed whatever the batch size (its alert is stamped last event +
-    timeout, never the moment of the check).
+    timeout, never the moment of the check). A ``history`` (for ``--report``) gets the alerts
+    and commands, and a point per model after every batch, at the watermark.
     """
     topics = topics or Topics()
     decoder = EventDecoder(limits)
@@ -127,14 +132,19 @@ def replay(
         for letter in pending_letters:
             yield letter, b""
         pending_letters.clear()
+        emitted = []
         if batch:
-            for out in monitor.process(batch):
-                yield None, encode(out)
+            emitted = monitor.process(batch)
             batch.clear()
         if watermark is not None:
             last_tick = watermark
-            for out in monitor.tick(watermark):
-                yield None, encode(out)
+            emitted += monitor.tick(watermark)
+        if history is not None:
+            history.record(emitted)
+            if watermark is not None:
+                history.sample(monitor, watermark)
+        for out in emitted:
+            yield None, encode(out)
 
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -187,9 +197,13 @@ def replay_file(
     batch_size: int = 10_000,
     max_models: int = 1_000,
     max_features_per_model: int = 100,
+    report: Path | None = None,
 ) -> ReplaySummary:
-    """Replay a JSON-lines file (``-`` for stdin) into ``out``; return what happened."""
+    """Replay a JSON-lines file (``-`` for stdin) into ``out``; return what happened. With a
+    ``report`` path, also write the HTML report of the backtest there."""
     monitor = Monitor(config, max_models=max_models, max_features_per_model=max_features_per_model)
+    # A report covers the whole replay: its step starts at a second and doubles as needed.
+    history = History(step_ms=1_000, points=REPORT_POINTS, stretch=True) if report else None
     summary = ReplaySummary()
     start = time.perf_counter()
     handle = sys.stdin.buffer if str(source) == "-" else open(source, "rb")  # noqa: SIM115
@@ -197,7 +211,12 @@ def replay_file(
     try:
         lines = _bounded_lines(handle, max_line, summary)
         for letter, cloudevent in replay(
-            lines, monitor=monitor, topics=topics, limits=limits, batch_size=batch_size
+            lines,
+            monitor=monitor,
+            topics=topics,
+            limits=limits,
+            batch_size=batch_size,
+            history=history,
         ):
             if letter is not None:
                 summary.deadletters[letter["reason"]] += 1
@@ -212,7 +231,20 @@ def replay_file(
     summary.alerts.update(monitor.counters.alerts)
     summary.commands.update(monitor.counters.commands)
     summary.models = len(monitor.models)
+    if report is not None and history is not None:
+        write_report(report, monitor, history, f"driftline replay of {Path(source).name}")
     return summary
+
+
+#: Points of each series in a replay's report.
+REPORT_POINTS = 720
+
+
+def write_report(path: Path, monitor: Monitor, history: History, title: str) -> None:
+    """The report of a replay: its overview and every model's page, in one HTML file."""
+    views = [model_view(monitor, history, model_id) for model_id in sorted(monitor.models)]
+    html = report_page(models_view(monitor, history), [v for v in views if v], title)
+    Path(path).write_text(html, encoding="utf-8")
 
 
 def _bounded_lines(handle: IO[bytes], max_bytes: int, summary: ReplaySummary) -> Iterator[bytes]:

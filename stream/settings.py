@@ -184,6 +184,13 @@ class Settings:
     auto_offset_reset: str = "earliest"
     #: Faust's working directory (it writes nothing else there with driftline's setup).
     data_dir: Path | None = None
+    #: The status page (``/``, ``/models/...``) and its JSON API (``/api/...``); off: only
+    #: ``/metrics`` and ``/healthz`` are served.
+    web_ui: bool = True
+    #: Seconds between two points of the page's series, and points kept per series (the
+    #: defaults: 24 h at one-minute steps).
+    history_step: float = 60.0
+    history_points: int = 1_440
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers.strip():
@@ -205,6 +212,10 @@ class Settings:
             raise SettingsError(f"{PREFIX}CHECKPOINT_INTERVAL and TICK_INTERVAL must be positive")
         if self.max_batch <= 0:
             raise SettingsError(f"{PREFIX}MAX_BATCH must be positive")
+        if self.history_step < 0.1 or not 2 <= self.history_points <= 100_000:
+            raise SettingsError(
+                f"{PREFIX}HISTORY_STEP must be at least 0.1 s and HISTORY_POINTS 2 to 100,000"
+            )
         if self.order_wait < 0:
             raise SettingsError(f"{PREFIX}ORDER_WAIT must not be negative")
         if self.auto_offset_reset not in ("earliest", "latest"):
@@ -295,6 +306,9 @@ class Settings:
                 "AUTO_OFFSET_RESET", defaults["auto_offset_reset"].default
             ).lower(),
             data_dir=reader.path("DATA_DIR"),
+            web_ui=reader.boolean("WEB_UI", defaults["web_ui"].default),
+            history_step=reader.number("HISTORY_STEP", defaults["history_step"].default),
+            history_points=reader.integer("HISTORY_POINTS", defaults["history_points"].default),
         )
 
     def replace(self, **changes: Any) -> Settings:

@@ -68,7 +68,7 @@ def model_view(monitor: Monitor, history: History, model_id: str) -> dict[str, A
             }
         )
     view["features"] = features
-    view["versions"] = [_version(model, name) for name in model.versions]
+    view["version_details"] = [_version(model, name) for name in sorted(model.versions)]
     return view
 
 

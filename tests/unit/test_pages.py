@@ -1,0 +1,155 @@
+"""The status views and pages without a worker: the JSON against its schema, escaping of
+what producers wrote, the history's bounds."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import orjson
+import pytest
+
+from detectors.monitor import Monitor
+from schemas import Prediction
+from stream.history import History
+from stream.pages import model_page, report_page, status_page
+from stream.replay import replay
+from stream.views import model_view, models_view
+from tests import scenarios
+from tests.core.test_golden import CONFIG, lines
+
+SCHEMA = orjson.loads(
+    (Path(__file__).resolve().parents[2] / "schemas" / "status.schema.json").read_bytes()
+)
+HOSTILE = "<img src=x onerror=alert(1)>\"'&"
+
+
+def conforms(instance: dict, name: str) -> None:
+    jsonschema.validate(instance, {"$defs": SCHEMA["$defs"], "$ref": f"#/$defs/{name}"})
+
+
+class Elements(HTMLParser):
+    """Every start tag of a document, and its text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parsed(html: str) -> Elements:
+    elements = Elements()
+    elements.feed(html)
+    return elements
+
+
+@pytest.fixture(scope="module")
+def replayed():
+    """Several scenarios replayed with a history, as ``replay --report`` does."""
+    monitor = Monitor(CONFIG)
+    history = History(step_ms=1_000, points=200, stretch=True)
+    records = scenarios.covariate_shift() + scenarios.rollout() + scenarios.estimated_drop()
+    records += scenarios.regression()
+    for _ in replay(lines(records), monitor=monitor, history=history):
+        pass
+    return monitor, history
+
+
+def test_the_views_are_what_the_schema_says(replayed):
+    monitor, history = replayed
+    overview = models_view(monitor, history)
+    conforms(overview, "overview")
+    assert {m["model_id"] for m in overview["models"]} == set(monitor.models)
+    for model_id in monitor.models:
+        view = model_view(monitor, history, model_id)
+        conforms(view, "model")
+        assert len(view["times"]) == len(view["series"]["metric"])
+        assert all(len(f["ratio"]) == len(view["times"]) for f in view["features"] if f["ratio"])
+    assert model_view(monitor, history, "nobody") is None
+    rollout = model_view(monitor, history, "m-rollout")
+    assert [e["type"] for e in rollout["timeline"] if e["kind"] == "command"] == ["rollback"]
+    assert models_view(monitor, history)["models"][0]["state"] in {
+        "rolling back",
+        "stalled",
+        "degraded",
+        "drifting",
+        "healthy",
+    }
+
+
+def test_a_report_stretches_its_step_to_cover_the_whole_replay(replayed):
+    monitor, history = replayed
+    times = model_view(monitor, history, "m-shift")["times"]
+    assert history.step_ms > 1_000  # (the scenarios span more than 200 s)
+    assert len(times) <= history.points
+    first_event = scenarios.T0
+    assert times[0] <= first_event + 2 * history.step_ms  # the start is still there
+
+
+def test_what_producers_wrote_is_text_on_every_page():
+    monitor = Monitor()
+    history = History(step_ms=1_000, points=50)
+    rng = np.random.default_rng(1)
+    for start in range(0, 3000, 100):
+        events = [
+            Prediction(
+                model_id="m",
+                model_version="1",
+                prediction_id=f"p{i}",
+                timestamp=1_000 * i,
+                prediction=0.5,
+                features={HOSTILE: float(rng.normal()) + (3.0 if i > 2000 else 0.0)},
+            )
+            for i in range(start, start + 100)
+        ]
+        history.record(monitor.process(events))
+        history.sample(monitor, 1_000 * (start + 99))
+    assert any(e.feature == HOSTILE for e in history.models["m"].timeline)  # it drifted
+    overview = models_view(monitor, history)
+    view = model_view(monitor, history, "m")
+    assert view["features"][0]["name"] == HOSTILE
+    for html in (
+        status_page(overview),
+        model_page(view),
+        report_page(overview, [view], title=HOSTILE),
+    ):
+        elements = parsed(html)
+        assert "img" not in elements.tags
+        assert HOSTILE in "".join(elements.text)  # shown, as text
+        assert "<script" not in html.lower()
+
+
+def test_the_history_is_bounded():
+    """However long it runs and however many features a model sends, a model's series hold
+    ``points`` points and at most ``max_features`` features; 1,000 models of 10 features at
+    the defaults hold 66 MB."""
+    history = History(step_ms=1_000, points=30, max_features=3)
+    monitor = Monitor()
+    for i in range(200):
+        features = {f"f{k}": float((i * k) % 11) for k in range(6)}
+        event = Prediction(
+            model_id="m",
+            model_version="1",
+            prediction_id=f"p{i}",
+            timestamp=1_000 * i,
+            prediction=0.5,
+            features=features,
+        )
+        monitor.process([event])
+        history.sample(monitor, 1_000 * i)
+    model = history.models["m"]
+    assert len(model.series("metric")) == 30
+    assert len(model.features) <= 3
+    full = History()
+    row = full._model("x")
+    for k in range(10):
+        row.features[f"f{k}"] = np.full(full.points, np.nan, dtype=np.float16)
+    assert row.nbytes() == 1_440 * (26 + 2 * 10)  # 66 kB: 66 MB at 1,000 models
