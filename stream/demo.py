@@ -184,6 +184,7 @@ class Incident:
     model: str
     starts_at: float  # demo seconds
     caught_at: float | None = None  # demo seconds
+    caught_by: str | None = None  # the alert or command that caught it
     ends_at: float | None = None  # for an incident that must also resolve
     resolved_at: float | None = None
 
@@ -210,6 +211,8 @@ class DemoState:
     finished: bool = False  # the fleet stopped sending
     metrics: dict[str, Any] = field(default_factory=dict)
     false_alarms: list[str] = field(default_factory=list)
+    #: Caught incidents whose alert or command the status page's timeline of their model shows.
+    on_page: list[str] | None = None
 
     def demo_seconds(self) -> float:
         return (time.monotonic() - self.started) * self.speed
@@ -373,12 +376,14 @@ def _observe(state: DemoState, event: dict[str, Any], models: dict[str, SimModel
                 incident = state.incident("bad rollout")
                 if not incident.caught:
                     incident.caught_at = at
+                    incident.caught_by = kind
                     # the automation acts on it: version 1 serves again
                     models[model].version, models[model].error = data["to_version"], 0.05
             elif model == "ranker" and data["reason"] == "slower_than_previous_version":
                 incident = state.incident("slow rollout")
                 if not incident.caught:
                     incident.caught_at = at
+                    incident.caught_by = kind
                     models[model].version, models[model].slowdown = data["to_version"], 1.0
         else:
             line = (
@@ -388,6 +393,7 @@ def _observe(state: DemoState, event: dict[str, Any], models: dict[str, SimModel
             incident = state.incident("concept drift")
             if model == "fraud-detector" and not incident.caught:
                 incident.caught_at = at
+                incident.caught_by = kind
     else:
         what = data.get("feature") or data["signal"]
         segment = data.get("segment")
@@ -401,12 +407,14 @@ def _observe(state: DemoState, event: dict[str, Any], models: dict[str, SimModel
             incident = state.incident("covariate shift")
             if data["status"] == "firing" and not incident.caught:
                 incident.caught_at = at
+                incident.caught_by = kind
         elif kind == "estimated_performance_degradation" and model == "loan-default":
             incident = state.incident("estimated drop")
             # Caught only when it comes before the first label of the shifted applicants.
             before_labels = at < incident.starts_at + LOAN_LABEL_DELAY
             if data["status"] == "firing" and before_labels and not incident.caught:
                 incident.caught_at = at
+                incident.caught_by = kind
         elif kind == "segment_degradation" and model == "credit-risk":
             incident = state.incident("failing segment")
             if (
@@ -415,10 +423,12 @@ def _observe(state: DemoState, event: dict[str, Any], models: dict[str, SimModel
                 and not incident.caught
             ):
                 incident.caught_at = at
+                incident.caught_by = kind
         elif kind == "input_stall" and model == "pricing":
             incident = state.incident("model goes silent")
             if data["status"] == "firing" and not incident.caught:
                 incident.caught_at = at
+                incident.caught_by = kind
             elif data["status"] == "resolved" and incident.caught:
                 incident.resolved_at = at
         # After the fleet stopped every model goes silent for real: not a false alarm.
@@ -508,6 +518,22 @@ async def _view(
         await asyncio.sleep(0.5)
 
 
+def _on_status_page(state: DemoState, worker: WorkerProcess) -> list[str] | None:
+    """The caught incidents whose alert or command is on their model's timeline in the
+    worker's status API (None when the page does not answer)."""
+    shown = []
+    for incident in state.incidents:
+        if not incident.caught:
+            continue
+        try:
+            view = worker.get_json(f"/api/models/{incident.model}")
+        except (OSError, ValueError):
+            return None
+        if any(entry["type"] == incident.caught_by for entry in view["timeline"]):
+            shown.append(incident.name)
+    return shown
+
+
 def _summary(state: DemoState) -> tuple[str, bool]:
     lines = ["", "driftline demo: summary", ""]
     all_caught = True
@@ -534,6 +560,14 @@ def _summary(state: DemoState) -> tuple[str, bool]:
     lines.append(
         f"  {'CAUGHT' if ok else 'MISSED'}  {'malformed events':<20} {'(any)':<17} "
         f"{dead} of {state.malformed_sent} dead-lettered with a reason"
+    )
+    caught = [i.name for i in state.incidents if i.caught]
+    shown = state.on_page or []
+    page_ok = state.on_page is not None and set(shown) == set(caught)
+    all_caught &= page_ok
+    lines.append(
+        f"  {'SHOWN' if page_ok else 'MISSED'}   {'on the status page':<20} {'(every model)':<17} "
+        f"{len(shown)} of {len(caught)} caught incidents on their model's timeline"
     )
     lines.append("  (times are demo seconds: --speed 2 halves them on the clock)")
     lines.append(
@@ -597,6 +631,8 @@ async def _run(duration: float, speed: float) -> int:
             env={
                 "DRIFTLINE_TICK_INTERVAL": str(max(0.1, 0.5 / speed)),
                 "DRIFTLINE_CHECKPOINT_INTERVAL": "5",
+                # The status page's series: a point per demo second.
+                "DRIFTLINE_HISTORY_STEP": str(max(0.25, 1.0 / speed)),
             },
             log_level="warn",
             port=free_port(6066),
@@ -611,7 +647,11 @@ async def _run(duration: float, speed: float) -> int:
             print(str(error)[-3000:], file=sys.stderr)
             print("driftline demo: the worker did not start", file=sys.stderr)
             return 1
-        print(f"driftline demo: worker ready; metrics at {metrics_url}", flush=True)
+        print(
+            f"driftline demo: worker ready; status page at {worker.url}/ , "
+            f"metrics at {metrics_url}",
+            flush=True,
+        )
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
         await producer.start()
         models = {
@@ -642,6 +682,7 @@ async def _run(duration: float, speed: float) -> int:
         await producer.flush()
         await asyncio.sleep(3)
         state.metrics = _parse_metrics(await asyncio.to_thread(_scrape, worker))
+        state.on_page = await asyncio.to_thread(_on_status_page, state, worker)
         text, success = _summary(state)
         print(text, flush=True)
         return 0 if success else 1

@@ -306,6 +306,10 @@ class WorkerProcess:
         """The sample of ``name`` with these labels (0 when absent)."""
         return self.scrape(text).value(name, **labels)
 
+    def get_json(self, path: str, timeout: float = 5.0) -> Any:
+        """The JSON the worker answers at ``path`` (``/api/models``, ...)."""
+        return orjson.loads(self._get(path, timeout))
+
     def _get(self, path: str, timeout: float) -> str:
         with urllib.request.urlopen(f"{self.url}{path}", timeout=timeout) as response:  # noqa: S310
             return response.read().decode()

@@ -43,6 +43,12 @@ def test_demo_runs_to_the_end_and_catches_every_scripted_incident(tmp_path):
             line.strip().startswith("CAUGHT") and incident in line for line in out.splitlines()
         ), incident
     assert "no false alarm" in out
+    # The status page: its address printed, every caught incident on its model's timeline.
+    assert "status page at http://127.0.0.1:" in out
+    assert any(
+        line.strip().startswith("SHOWN") and "on the status page" in line
+        for line in out.splitlines()
+    ), out[-2000:]
     assert "COMMAND rollback  churn-predictor: 2 -> 1" in out
     assert "COMMAND rollback  ranker: 2 -> 1  (latency_rollout_test" in out
     assert "COMMAND retrain   fraud-detector" in out
