@@ -20,7 +20,9 @@ latency     p50 / p99 from an event's produce time to the alert or command it ca
             ``time`` is the causing event's timestamp, which the producer sets to its clock.
 memory      worker RSS after warm-up and after 10M events, and the growth. Warm-up is 3M events:
             by then every bounded store is full (the 1M waiting predictions fill at ~2M).
-fleet       RSS at 1,000 models x 20 features, per model; /metrics scrape time and size.
+fleet       RSS at 1,000 models x 20 features, per model; /metrics scrape time and size; the
+            status page and its API's response times (``--ui-cost``: the fleet again with the
+            page off, and the difference in RSS).
 scaleout    two workers in one consumer group: partitions and models split, total events/s.
 
 ``--baseline REF`` also runs the worker of git revision ``REF`` (checked out in a temporary
@@ -698,14 +700,22 @@ def in_thread(target: Callable[[], object]) -> threading.Thread:
     return thread
 
 
-def fleet(bootstrap: str, workdir: Path, models: int, per_model: int, features: int) -> None:
+def fleet(
+    bootstrap: str, workdir: Path, models: int, per_model: int, features: int, web_ui: bool = True
+) -> float:
+    """The fleet's figures; return its RSS (median)."""
     topics = new_topics(bootstrap)
     worker = Worker(
         bootstrap,
         topics,
         workdir,
         f"bench-{uuid.uuid4().hex[:6]}",
-        extra={"DRIFTLINE_MAX_MODELS": str(max(1000, models))},
+        extra={
+            "DRIFTLINE_MAX_MODELS": str(max(1000, models)),
+            "DRIFTLINE_WEB_UI": "1" if web_ui else "0",
+            # (A point every second: the history's sampling runs as often as it can.)
+            "DRIFTLINE_HISTORY_STEP": "2",
+        },
     ).wait_started()
     try:
         idle = worker.rss()
@@ -742,6 +752,19 @@ def fleet(bootstrap: str, workdir: Path, models: int, per_model: int, features: 
             f"  /metrics scrape: {series:,} series, {len(body) / 1e6:.1f} MB, "
             f"median {statistics.median(times):.0f} ms, max {max(times):.0f} ms (20 scrapes)"
         )
+        if web_ui:
+            one = sorted(worker.get_json("/api/models")["models"], key=lambda m: m["model_id"])
+            for path in ("/", "/api/models", f"/api/models/{one[0]['model_id']}"):
+                times = []
+                for _ in range(20):
+                    t = time.perf_counter()
+                    size = len(worker._get(path, timeout=30))
+                    times.append((time.perf_counter() - t) * 1000)
+                print(
+                    f"  GET {path:<28} {size / 1e6:5.2f} MB, median "
+                    f"{statistics.median(times):.0f} ms, max {max(times):.0f} ms (20 requests)"
+                )
+        return rss
     finally:
         worker.stop()
 
@@ -828,6 +851,11 @@ def main() -> None:
         help="with --baseline: measure both workers this many times each, alternated (medians)",
     )
     parser.add_argument(
+        "--ui-cost",
+        action="store_true",
+        help="fleet: run it again with the status page off, and print what the page costs",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="sample the throughput worker with py-spy (its rate is then not measured)",
@@ -877,7 +905,16 @@ def main() -> None:
         if "fleet" in wanted:
             print("\nfleet, 1,000 models x 20 features")
             models = max(10, int(1000 * min(1.0, scale * 10)))
-            fleet(bootstrap, workdir, models, max(100, int(3_500 * scale)), 20)
+            with_ui = fleet(bootstrap, workdir, models, max(100, int(3_500 * scale)), 20)
+            if args.ui_cost:
+                print("\nfleet again, the status page off (DRIFTLINE_WEB_UI=0)")
+                without = fleet(
+                    bootstrap, workdir, models, max(100, int(3_500 * scale)), 20, web_ui=False
+                )
+                print(
+                    f"  the page's history adds {mib(with_ui - without)} to the fleet's RSS "
+                    f"({100 * (with_ui / without - 1):+.1f} %)"
+                )
         if "scaleout" in wanted:
             print("\nscale-out, two workers in one consumer group")
             scaleout(bootstrap, workdir, int(1_000_000 * scale), single)

@@ -10,10 +10,10 @@ kept as a series of its own. Alerts and commands are kept as a timeline (the las
 ``max_events`` per model).
 
 **Memory.** A series is a ring of ``points`` float32 (the model's) or float16 (a feature's
-ratio: three significant digits are plenty for a line against 1), with each slot's step (an
-int64) and worst feature (an int16): with the defaults, 24 h at one-minute steps,
-``1,440 x (26 + 2 F)`` bytes a model with ``F`` features, 66 kB with 10 features, 66 MB at
-1,000 models; and up to ``max_events`` timeline entries of a few hundred bytes each.
+ratio: three significant digits are plenty for a line against 1), the steps they hold shared
+by every model: with the defaults, 24 h at one-minute steps, ``1,440 x (16 + 2 F)`` bytes a
+model with ``F`` features, 52 kB with 10 features, 81 kB with 20 (81 MB at 1,000 models); and
+up to ``max_events`` timeline entries of a few hundred bytes each.
 Features beyond ``max_features`` per model are not drawn (they stay on ``/metrics``).
 
 Nothing here changes the Monitor: it is read, never written.
@@ -28,7 +28,7 @@ Examples
 ...                        timestamp=1_000 * i, prediction=0.5, features={"x": 0.1 * i})
 ...     history.record(monitor.process([event]))
 ...     history.sample(monitor, 1_000 * i)
->>> history.models["m"].series("events_per_second")  # (the first point has no rate)
+>>> history.models["m"].series("events_per_second", history.order())  # (first: no rate)
 [None, 1.0, 1.0, 1.0, 1.0]
 >>> history.models["m"].state
 'healthy'
@@ -95,41 +95,35 @@ class TimelineEntry:
 
 
 class ModelHistory:
-    """One model's series over the last ``points`` steps, and its timeline."""
+    """One model's series over the last ``points`` steps (slot ``s % points`` holds step
+    ``s``, as the :class:`History`'s clock says), and its timeline."""
 
     def __init__(self, points: int, max_features: int, max_events: int) -> None:
         self.points = points
         self.max_features = max_features
-        #: Step index of each slot (-1: empty); the slot of step ``s`` is ``s % points``.
-        self.steps = np.full(points, -1, dtype=np.int64)
         self.values = np.full((len(SERIES), points), np.nan, dtype=np.float32)
         #: Feature -> its statistic / threshold per slot.
         self.features: dict[str, np.ndarray] = {}
-        #: The worst feature's name per slot (an index into ``feature_names``; -1: none).
-        self.worst = np.full(points, -1, dtype=np.int16)
-        self.feature_names: list[str] = []
         self.timeline: deque[TimelineEntry] = deque(maxlen=max_events)
         self.last_step = -1
         self.state = "healthy"
         self.state_since: int | None = None
-        self.rolled_back_at: int | None = None
+        #: The version a rollback command was sent for, and when (event time).
+        self.rolling_back: tuple[str, int] | None = None
         # (events counted, time) at the last sample, and at the previous step's last one.
         self._last: tuple[int, int] | None = None
         self._base: tuple[int, int] | None = None
 
-    def add_point(self, step: int, step_ms: int, model: ModelState, now: int) -> None:
-        """The point of ``step`` (once per step: a later call in the same step overwrites it)."""
+    def add_point(self, step: int, model: ModelState, now: int, step_ms: int) -> None:
+        """The point of ``step`` (a later call in the same step overwrites it)."""
         slot = step % self.points
-        if self.steps[slot] != step:
-            self.values[:, slot] = np.nan
-            self.worst[slot] = -1
-            for ratios in self.features.values():
-                ratios[slot] = np.nan
-        self.steps[slot] = step
         total = sum(model.counters.events.values())
         if step != self.last_step:
-            # The step's rate counts from the previous step's last sample (the first point
-            # has none: no rate).
+            # A new step: the slot's old point goes. Its rate counts from the previous step's
+            # last sample (the first point has none: no rate).
+            self.values[:, slot] = np.nan
+            for ratios in self.features.values():
+                ratios[slot] = np.nan
             self._base = self._last
         if self._base is not None and now > self._base[1]:
             self.values[0, slot] = (total - self._base[0]) * 1000 / (now - self._base[1])
@@ -144,7 +138,7 @@ class ModelHistory:
             estimate = None if estimator is None else estimator.estimate()
             if estimate is not None and "f1" in estimate.values:
                 self.values[2, slot] = estimate.values["f1"]
-        worst, worst_name = -math.inf, None
+        worst = -math.inf
         for signal, name, statistic, threshold, _ in model.signals():
             if signal != "feature" or not threshold or not math.isfinite(statistic):
                 continue
@@ -154,85 +148,68 @@ class ModelHistory:
                 if len(self.features) >= self.max_features:
                     continue
                 ratios = self.features[name] = np.full(self.points, np.nan, dtype=np.float16)
-                self.feature_names.append(name)
             ratios[slot] = min(ratio, 60_000.0)  # (float16's range)
-            if ratio > worst:
-                worst, worst_name = ratio, name
-        if worst_name is not None:
+            worst = max(worst, ratio)
+        if worst > -math.inf:
             self.values[3, slot] = worst
-            self.worst[slot] = self.feature_names.index(worst_name)
-        self._update_state(model, now)
+        self._update_state(model, now, step_ms)
 
-    def _update_state(self, model: ModelState, now: int) -> None:
+    def _update_state(self, model: ModelState, now: int, step_ms: int) -> None:
         firing = {_STATE_OF_ALERT.get(key.alert) for key in model.alerts.firing_keys()}
         state = next((s for s in STATES[1:-1] if s in firing), "healthy")
-        # A rollback shows for ten steps' worth of the timeline: until a newer point says
-        # otherwise, the model is rolling back.
-        if self.rolled_back_at is not None and self.last_step - self.rolled_back_at < 10:
-            state = "rolling back"
+        # Rolling back: a rollback was asked for and the version it moves away from still
+        # serves (a prediction within the last two steps). Once its traffic stops, it is done.
+        if self.rolling_back is not None:
+            version, _ = self.rolling_back
+            serving = model.versions.get(version)
+            if serving is not None and serving.last_seen >= now - 2 * step_ms:
+                state = "rolling back"
+            else:
+                self.rolling_back = None
         if state != self.state:
             self.state, self.state_since = state, now
 
     def record(self, entry: TimelineEntry) -> None:
         self.timeline.append(entry)
-        if entry.type == "rollback":
-            self.rolled_back_at = self.last_step
+        if entry.type == "rollback" and entry.version is not None:
+            self.rolling_back = (entry.version, entry.at)
 
-    def order(self) -> np.ndarray:
-        """Slots of the points held, oldest first."""
-        held = np.flatnonzero(self.steps >= 0)
-        return held[np.argsort(self.steps[held], kind="stable")]
-
-    def series(self, name: str) -> list[float | None]:
-        """A series' points, oldest first (None where the step had no value)."""
-        row = self.values[SERIES.index(name)][self.order()]
+    def series(self, name: str, order: np.ndarray) -> list[float | None]:
+        """A series' points in ``order`` (the clock's slots, oldest first; None where the step
+        had no value)."""
+        row = self.values[SERIES.index(name)][order]
         return [None if math.isnan(v) else float(v) for v in row.tolist()]
 
-    def feature_series(self, name: str) -> list[float | None]:
-        row = self.features[name][self.order()].astype(np.float32)
+    def feature_series(self, name: str, order: np.ndarray) -> list[float | None]:
+        row = self.features[name][order].astype(np.float32)
         return [None if math.isnan(v) else round(float(v), 4) for v in row.tolist()]
 
-    def coarsen(self) -> None:
-        """Twice the step: each pair of steps becomes one point (events/s their mean, the
-        other series their later value)."""
-        order = self.order()
-        steps = self.steps[order] // 2
+    def coarsen(self, order: np.ndarray, slots: np.ndarray) -> None:
+        """Twice the step: the points in ``order`` move to ``slots`` (a pair of steps to one
+        slot: events/s their mean, the other series their later value)."""
         values = self.values[:, order]
-        worst = self.worst[order]
         features = {name: ratios[order] for name, ratios in self.features.items()}
-        self.steps[:] = -1
         self.values[:] = np.nan
-        self.worst[:] = -1
         for ratios in self.features.values():
             ratios[:] = np.nan
-        for i, step in enumerate(steps.tolist()):
-            slot = step % self.points
-            first = self.steps[slot] != step
-            self.steps[slot] = step
+        previous = -1
+        for i, slot in enumerate(slots.tolist()):
             rate = values[0, i]
-            if first or np.isnan(self.values[0, slot]):
+            if slot != previous or np.isnan(self.values[0, slot]):
                 self.values[0, slot] = rate
             elif not np.isnan(rate):
                 self.values[0, slot] = (self.values[0, slot] + rate) / 2
+            previous = slot
             for row in range(1, len(SERIES)):
                 if not np.isnan(values[row, i]):
                     self.values[row, slot] = values[row, i]
-            if worst[i] >= 0:
-                self.worst[slot] = worst[i]
             for name, ratios in features.items():
                 if not np.isnan(ratios[i]):
                     self.features[name][slot] = ratios[i]
         self.last_step //= 2
-        if self.rolled_back_at is not None:
-            self.rolled_back_at //= 2
 
     def nbytes(self) -> int:
-        return (
-            self.steps.nbytes
-            + self.values.nbytes
-            + self.worst.nbytes
-            + sum(r.nbytes for r in self.features.values())
-        )
+        return self.values.nbytes + sum(r.nbytes for r in self.features.values())
 
 
 class History:
@@ -271,6 +248,8 @@ class History:
         self.stretch = stretch
         self.models: dict[str, ModelHistory] = {}
         self.now: int | None = None
+        #: The clock every model's series share: the step each slot holds (-1: none yet).
+        self.steps = np.full(points, -1, dtype=np.int64)
         self.first_step: int | None = None
 
     def _model(self, model_id: str) -> ModelHistory:
@@ -287,16 +266,35 @@ class History:
         if self.first_step is None:
             self.first_step = now // self.step_ms
         while self.stretch and now // self.step_ms - self.first_step >= self.points:
-            self.step_ms *= 2
-            self.first_step //= 2
-            for history in self.models.values():
-                history.coarsen()
+            self._coarsen()
         step = now // self.step_ms
+        self.steps[step % self.points] = step
         models = monitor.models
         for gone in self.models.keys() - models.keys():
             del self.models[gone]
         for model_id, model in models.items():
-            self._model(model_id).add_point(step, self.step_ms, model, now)
+            self._model(model_id).add_point(step, model, now, self.step_ms)
+
+    def order(self) -> np.ndarray:
+        """The slots with a step, oldest first."""
+        held = np.flatnonzero(self.steps >= 0)
+        return held[np.argsort(self.steps[held], kind="stable")]
+
+    def times(self) -> list[int]:
+        """Start of each point's step (ms), oldest first."""
+        return [int(s) * self.step_ms for s in self.steps[self.order()].tolist()]
+
+    def _coarsen(self) -> None:
+        order = self.order()
+        steps = self.steps[order] // 2
+        slots = steps % self.points
+        self.steps[:] = -1
+        self.steps[slots] = steps
+        for history in self.models.values():
+            history.coarsen(order, slots)
+        self.step_ms *= 2
+        assert self.first_step is not None
+        self.first_step //= 2
 
     def record(self, emissions: list[Emission]) -> None:
         """Alerts and commands into their models' timelines."""
@@ -319,7 +317,7 @@ class History:
 
     def nbytes(self) -> int:
         """Bytes held by the series (the timelines' entries aside)."""
-        return sum(h.nbytes() for h in self.models.values())
+        return self.steps.nbytes + sum(h.nbytes() for h in self.models.values())
 
 
 def _millis(text: str) -> int:

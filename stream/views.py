@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from detectors.model import ModelState
 from detectors.monitor import Monitor
 from stream.history import History, ModelHistory
@@ -27,10 +29,11 @@ LATEST_EVENTS = 5
 def models_view(monitor: Monitor, history: History) -> dict[str, Any]:
     """Every model's row: state, versions, rate, current metrics, sparklines, latest events."""
     rows = []
+    order = history.order()
     for model_id in sorted(monitor.models):
         model = monitor.models[model_id]
         past = history.models.get(model_id)
-        rows.append(_summary(model_id, model, past, SPARK_POINTS, LATEST_EVENTS))
+        rows.append(_summary(model_id, model, past, order[-SPARK_POINTS:], LATEST_EVENTS))
     return {"now": history.now, "step_ms": history.step_ms, "models": rows}
 
 
@@ -42,12 +45,11 @@ def model_view(monitor: Monitor, history: History, model_id: str) -> dict[str, A
     if model is None:
         return None
     past = history.models.get(model_id)
-    view = _summary(model_id, model, past, history.points, history.max_events)
+    order = history.order()
+    view = _summary(model_id, model, past, order, history.max_events)
     view["now"] = history.now
     view["step_ms"] = history.step_ms
-    view["times"] = (
-        [] if past is None else [int(s) * history.step_ms for s in past.steps[past.order()]]
-    )
+    view["times"] = [] if past is None else history.times()
     current = {
         name: (statistic, threshold, detected)
         for signal, name, statistic, threshold, detected in model.signals()
@@ -64,7 +66,7 @@ def model_view(monitor: Monitor, history: History, model_id: str) -> dict[str, A
                 "detected": bool(detected),
                 "ratio": []
                 if past is None or name not in past.features
-                else past.feature_series(name),
+                else past.feature_series(name, order),
             }
         )
     view["features"] = features
@@ -73,7 +75,7 @@ def model_view(monitor: Monitor, history: History, model_id: str) -> dict[str, A
 
 
 def _summary(
-    model_id: str, model: ModelState, past: ModelHistory | None, points: int, events: int
+    model_id: str, model: ModelState, past: ModelHistory | None, order: np.ndarray, events: int
 ) -> dict[str, Any]:
     latest = model.latest_version
     version = model.versions.get(latest or "")
@@ -101,7 +103,7 @@ def _summary(
     rate = None
     if past is not None:
         for name in ("events_per_second", "metric", "estimated_metric", "worst_drift"):
-            series[name] = past.series(name)[-points:]
+            series[name] = past.series(name, order)
         known = [v for v in series["events_per_second"] if v is not None]
         rate = known[-1] if known else None
     firing = [

@@ -130,7 +130,7 @@ def test_what_producers_wrote_is_text_on_every_page():
 def test_the_history_is_bounded():
     """However long it runs and however many features a model sends, a model's series hold
     ``points`` points and at most ``max_features`` features; 1,000 models of 10 features at
-    the defaults hold 66 MB."""
+    the defaults hold 52 MB."""
     history = History(step_ms=1_000, points=30, max_features=3)
     monitor = Monitor()
     for i in range(200):
@@ -146,10 +146,33 @@ def test_the_history_is_bounded():
         monitor.process([event])
         history.sample(monitor, 1_000 * i)
     model = history.models["m"]
-    assert len(model.series("metric")) == 30
+    assert len(model.series("metric", history.order())) == 30
     assert len(model.features) <= 3
     full = History()
     row = full._model("x")
     for k in range(10):
         row.features[f"f{k}"] = np.full(full.points, np.nan, dtype=np.float16)
-    assert row.nbytes() == 1_440 * (26 + 2 * 10)  # 66 kB: 66 MB at 1,000 models
+    assert row.nbytes() == 1_440 * (16 + 2 * 10)  # 52 kB: 52 MB at 1,000 models
+
+
+def test_a_model_is_rolling_back_while_the_version_it_leaves_still_serves():
+    """The rollout scenario's rollback is not acted on: version 2 keeps serving, the model is
+    rolling back. Once only version 1 serves (the automation moved the traffic), it is not."""
+    monitor, history = Monitor(CONFIG), History(step_ms=1_000, points=1_000)
+    records = scenarios.rollout()
+    for _ in replay(lines(records), monitor=monitor, history=history):
+        pass
+    model = history.models["m-rollout"]
+    assert [e.type for e in model.timeline if e.kind == "command"] == ["rollback"]
+    assert model.state == "rolling back"
+    end = monitor.models["m-rollout"].versions["2"].last_seen
+    after = [
+        (
+            "predictions",
+            scenarios._prediction("m-rollout", "1", f"later-{i}", end + 1_000 * i, i % 2 == 0),
+        )
+        for i in range(1, 20)
+    ]
+    for _ in replay(lines(after), monitor=monitor, history=history):
+        pass
+    assert model.state != "rolling back"
