@@ -97,6 +97,8 @@ class ModelState:
         self.rollback = RollbackPolicy(config.rollback)
         self.watermark: int | None = None
         self.last_event_at: dict[str, int] = {}  # topic kind -> processing time of the last one
+        #: Events applied since this state was made (not saved: the status page's rates).
+        self.events_applied = 0
         self.outbox = Outbox(model_id, source, self.alerts, counters, lambda: self.latest_version)
         self.feature_set = FeatureSet(config, counters, self.alerts, self.outbox, max_features)
         self.decisions = OutcomeDecisions(
@@ -210,6 +212,7 @@ class ModelState:
             feature_set.flush()
         for column in columns.values():
             self._flush_predictions(column)
+        self.events_applied += len(events)
         table = self.counters.events
         for kind, count in counts.items():
             if count:

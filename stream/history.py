@@ -117,7 +117,7 @@ class ModelHistory:
     def add_point(self, step: int, model: ModelState, now: int, step_ms: int) -> None:
         """The point of ``step`` (a later call in the same step overwrites it)."""
         slot = step % self.points
-        total = sum(model.counters.events.values())
+        total = model.events_applied
         if step != self.last_step:
             # A new step: the slot's old point goes. Its rate counts from the previous step's
             # last sample (the first point has none: no rate).

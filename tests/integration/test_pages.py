@@ -34,10 +34,19 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 SCHEMA = orjson.loads((ROOT / "schemas" / "status.schema.json").read_bytes())
 
 
+#: ``m-estimate``'s estimation settings (sized for a short scenario).
+CONFIG = (
+    "models:\n  m-estimate:\n    estimation: {reference_size: 400, window: 300, check_every: 50}\n"
+)
+
+
 def incident(t0: int) -> list[scenarios.Record]:
-    """``m-shift`` drifts on ``f1``; ``m-steady`` does not; ``m-hostile`` sends a feature
-    named :data:`HOSTILE` (within the contract: any string is a feature name)."""
+    """``m-shift`` drifts on ``f1``; ``m-steady`` does not; ``m-estimate``'s estimated F1
+    falls before its labels come; ``m-hostile`` sends a feature named :data:`HOSTILE` (within
+    the contract: any string is a feature name). In event-time order, as a log of the topics
+    would be."""
     records = scenarios.covariate_shift(t0=t0)
+    records += scenarios.estimated_drop(t0=t0 - 7_100_000)  # (its last labels at t0 + 400 s)
     records += scenarios.covariate_shift(model="m-steady", shift=0.0, t0=t0, seed=2)
     rng = random.Random(3)
     records += [
@@ -49,7 +58,7 @@ def incident(t0: int) -> list[scenarios.Record]:
         )
         for i in range(2000)
     ]
-    return records
+    return sorted(records, key=lambda r: orjson.loads(r[1])["timestamp"])
 
 
 @asynccontextmanager
@@ -107,14 +116,14 @@ async def check_hostile_text(page: Page) -> None:
 
 
 async def test_a_live_workers_status_page_shows_the_incident(kafka_bootstrap, topics, workers):
-    worker = workers(env={"DRIFTLINE_HISTORY_STEP": "1"}).start()
+    worker = workers(env={"DRIFTLINE_HISTORY_STEP": "1"}, config=CONFIG).start()
     records = incident(recent_t0())
     await produce(kafka_bootstrap, records, topics)
     worker.wait_for(
         lambda: worker.sample("driftline_alerts_total", type="io.driftline.alert.data_drift") >= 1,
         what="the data drift alert",
     )
-    models = {"m-shift", "m-steady", "m-hostile"}
+    models = {"m-shift", "m-steady", "m-hostile", "m-estimate"}
     worker.wait_for(
         lambda: (
             {m["model_id"] for m in api(worker.url + "/api/models")["models"]} == models
@@ -169,6 +178,8 @@ def test_a_replay_report_shows_the_backtest(tmp_path):
     events = tmp_path / "events.jsonl"
     events.write_bytes(b"\n".join(lines(incident(scenarios.T0))) + b"\n")
     report = tmp_path / "report.html"
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG)
     done = subprocess.run(
         [
             sys.executable,
@@ -180,6 +191,8 @@ def test_a_replay_report_shows_the_backtest(tmp_path):
             str(tmp_path / "o"),
             "--report",
             str(report),
+            "--config",
+            str(config),
         ],
         capture_output=True,
         cwd=ROOT,
@@ -195,7 +208,7 @@ def test_a_replay_report_shows_the_backtest(tmp_path):
         problems: list[str] = []
         async with browser_page(problems) as page:
             await page.goto(report.as_uri())
-            await check_overview(page, {"m-shift", "m-steady", "m-hostile"})
+            await check_overview(page, {"m-shift", "m-steady", "m-hostile", "m-estimate"})
             await check_hostile_text(page)
             # Every alert and command is marked on its model's charts.
             section = page.locator('section[id="model-m-shift"]')

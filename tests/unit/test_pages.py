@@ -176,3 +176,27 @@ def test_a_model_is_rolling_back_while_the_version_it_leaves_still_serves():
     for _ in replay(lines(after), monitor=monitor, history=history):
         pass
     assert model.state != "rolling back"
+
+
+def test_each_model_has_its_own_rate():
+    """Two models, one sending three times as often: their events/s are theirs."""
+    monitor, history = Monitor(), History(step_ms=1_000, points=100)
+    for second in range(20):
+        events = [
+            Prediction(
+                model_id=model,
+                model_version="1",
+                prediction_id=f"{model}-{second}-{k}",
+                timestamp=1_000 * second + k,
+                prediction=0.5,
+            )
+            for model, per_second in (("slow", 2), ("busy", 6))
+            for k in range(per_second)
+        ]
+        monitor.process(events)
+        history.sample(monitor, 1_000 * second + 999)
+    rates = {
+        m: history.models[m].series("events_per_second", history.order()) for m in ("slow", "busy")
+    }
+    assert rates["slow"][1:] == [2.0] * 19
+    assert rates["busy"][1:] == [6.0] * 19
