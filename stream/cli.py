@@ -6,6 +6,8 @@
     driftline worker [--config FILE] [-l info]                     the live service
     driftline replay EVENTS.jsonl [--config FILE] [--out FILE]   the core over a file
                      [--report HTML]                               ... and its HTML report
+    driftline replay --from-kafka --since T [--until T]            ... over the input topics
+    driftline replay --predictions P.csv [--labels L.csv]          ... over CSV or Parquet
     driftline kafka fetch|start|stop|status                        a local Kafka broker
 """
 
@@ -57,7 +59,7 @@ def _kafka(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from detectors.config import ConfigError, MonitorConfig
-    from stream.replay import replay_file
+    from stream.replay import replay_file, replay_source
     from stream.settings import Settings, SettingsError
 
     try:
@@ -67,7 +69,43 @@ def _replay(args: argparse.Namespace) -> int:
     except (ConfigError, SettingsError) as exc:
         print(f"driftline: {exc}", file=sys.stderr)
         return 2
-    if str(args.events) != "-" and not Path(args.events).is_file():
+    from stream.replay_sources import SourceError, kafka_records, parse_time, table_records
+
+    sources = [args.events is not None, args.from_kafka, args.predictions is not None]
+    if sum(sources) != 1:
+        print(
+            "driftline: replay one source: a JSON-lines FILE, --from-kafka (with --since), "
+            "or --predictions (and --labels)",
+            file=sys.stderr,
+        )
+        return 2
+    records = None
+    try:
+        if args.from_kafka:
+            if args.since is None:
+                print("driftline: --from-kafka needs --since", file=sys.stderr)
+                return 2
+            since = parse_time(args.since)
+            until = parse_time(args.until) if args.until else None
+            records = kafka_records(settings, since, until)
+            title = f"driftline replay of the input topics from {args.since}"
+        elif args.predictions is not None:
+            for path in (args.predictions, args.labels):
+                if path is not None and not path.is_file():
+                    print(f"driftline: no file at {path}", file=sys.stderr)
+                    return 2
+            records = table_records(
+                args.predictions,
+                args.labels,
+                settings.topics,
+                model_id=args.model_id,
+                model_version=args.model_version,
+            )
+            title = f"driftline replay of {args.predictions.name}"
+    except SourceError as exc:
+        print(f"driftline: {exc}", file=sys.stderr)
+        return 2
+    if records is None and str(args.events) != "-" and not Path(args.events).is_file():
         print(f"driftline: no file at {args.events}", file=sys.stderr)
         return 2
     from stream.worker import fix_malloc_threshold, tune_gc
@@ -75,18 +113,23 @@ def _replay(args: argparse.Namespace) -> int:
     fix_malloc_threshold()
     tune_gc()
     out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
+    options = {
+        "config": config,
+        "topics": settings.topics,
+        "limits": settings.limits,
+        "batch_size": args.batch_size,
+        "max_models": settings.max_models,
+        "max_features_per_model": settings.max_features_per_model,
+        "report": args.report,
+    }
     try:
-        summary = replay_file(
-            args.events,
-            out,
-            config=config,
-            topics=settings.topics,
-            limits=settings.limits,
-            batch_size=args.batch_size,
-            max_models=settings.max_models,
-            max_features_per_model=settings.max_features_per_model,
-            report=args.report,
-        )
+        if records is None:
+            summary = replay_file(args.events, out, **options)
+        else:
+            summary = replay_source(records, out, title=title, **options)
+    except SourceError as exc:
+        print(f"driftline: {exc}", file=sys.stderr)
+        return 2
     finally:
         if args.out:
             out.close()
@@ -148,7 +191,24 @@ def build_parser() -> argparse.ArgumentParser:
         "through the monitoring core; print every alert, command and dead letter as JSON lines. "
         "Use it to backtest thresholds on a log of production traffic.",
     )
-    replay.add_argument("events", type=Path, help="JSON-lines file, or - for stdin")
+    replay.add_argument(
+        "events", type=Path, nargs="?", default=None, help="JSON-lines file, or - for stdin"
+    )
+    replay.add_argument(
+        "--from-kafka",
+        action="store_true",
+        help="read the input topics (DRIFTLINE_BOOTSTRAP_SERVERS, ...) instead, joining no group",
+    )
+    replay.add_argument("--since", help="with --from-kafka: ISO 8601 time or epoch ms")
+    replay.add_argument("--until", help="with --from-kafka: ISO 8601 time or epoch ms")
+    replay.add_argument(
+        "--predictions", type=Path, help="a CSV or Parquet table of predictions instead"
+    )
+    replay.add_argument("--labels", type=Path, help="with --predictions: a table of labels")
+    replay.add_argument("--model-id", help="with --predictions: model_id of rows without one")
+    replay.add_argument(
+        "--model-version", help="with --predictions: model_version of rows without one"
+    )
     replay.add_argument("--config", type=Path, default=None, help="per-model YAML configuration")
     replay.add_argument("--out", type=Path, default=None, help="output file (default stdout)")
     replay.add_argument(

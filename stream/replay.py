@@ -36,7 +36,14 @@ from stream.history import History
 from stream.pages import report_page
 from stream.views import model_view, models_view
 
-__all__ = ["ReplaySummary", "replay", "replay_file"]
+__all__ = [
+    "ReplaySummary",
+    "SourceItem",
+    "replay",
+    "replay_file",
+    "replay_records",
+    "replay_source",
+]
 
 DEADLETTER_TYPE = "io.driftline.deadletter"
 
@@ -98,6 +105,11 @@ def _deadletter(
     }
 
 
+#: What a source of records gives: a record's number (a line, or its rank in the source), its
+#: topic and value; or, for a line that is no record, its number and dead letter.
+SourceItem = tuple[int, str, bytes] | tuple[int, dict[str, Any]]
+
+
 def replay(
     lines: Iterable[bytes],
     *,
@@ -108,7 +120,53 @@ def replay(
     tick_ms: int = 5_000,
     history: History | None = None,
 ) -> Iterator[tuple[dict[str, Any] | None, bytes]]:
-    """Replay records; yield ``(deadletter, b"")`` or ``(None, cloudevent_bytes)`` in order.
+    """Replay JSON lines of records (see the module's docstring); yield ``(deadletter, b"")``
+    or ``(None, cloudevent_bytes)`` in order (:func:`replay_records`)."""
+    limits = limits or Limits()
+    return replay_records(
+        _records_of_lines(lines, limits.max_message_bytes + 4096),
+        monitor=monitor,
+        topics=topics,
+        limits=limits,
+        batch_size=batch_size,
+        tick_ms=tick_ms,
+        history=history,
+    )
+
+
+def _records_of_lines(lines: Iterable[bytes], max_line: int) -> Iterator[SourceItem]:
+    """Each line's record, or its dead letter (a line carries a record and its JSON envelope:
+    ``max_line`` allows a little more than a message)."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if len(line) > max_line:
+            error = DecodeError("too_large", "$", f"record line of {len(line)} bytes")
+            yield number, _deadletter(number, None, error, line[:256], None)
+            continue
+        try:
+            record = _record.decode(line)
+        except msgspec.DecodeError as exc:
+            error = DecodeError("invalid_json", "$", _NOT_A_RECORD, cause=str(exc))
+            yield number, _deadletter(number, None, error, line, None)
+            continue
+        payload = record.raw.encode() if record.raw is not None else bytes(record.value)
+        yield number, record.topic, payload
+
+
+def replay_records(
+    records: Iterable[SourceItem],
+    *,
+    monitor: Monitor,
+    topics: Topics | None = None,
+    limits: Limits | None = None,
+    batch_size: int = 10_000,
+    tick_ms: int = 5_000,
+    history: History | None = None,
+) -> Iterator[tuple[dict[str, Any] | None, bytes]]:
+    """Replay records from any source (a file's lines, the topics over a time range, tables
+    of predictions and labels); yield ``(deadletter, b"")`` or ``(None, cloudevent_bytes)`` in
+    order.
 
     The monitor's clock is event time. Records go to the core in batches of ``batch_size``
     events, and a batch also ends whenever event time moved ``tick_ms`` past the last stall
@@ -119,12 +177,9 @@ def replay(
     topics = topics or Topics()
     decoder = EventDecoder(limits)
     kinds = topics.inputs_by_kind
-    # A line carries a record and its JSON envelope: allow a little more than a message.
-    max_line = decoder.limits.max_message_bytes + 4096
     batch: list[Event] = []
     watermark: int | None = None
     pending_letters: list[dict[str, Any]] = []
-    records = 0
     last_tick: int | None = None
 
     def flush() -> Iterator[tuple[dict[str, Any] | None, bytes]]:
@@ -146,40 +201,25 @@ def replay(
         for out in emitted:
             yield None, encode(out)
 
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
+    for item in records:
+        if len(item) == 2:
+            pending_letters.append(item[1])  # type: ignore[misc]
             continue
-        records += 1
-        if len(line) > max_line:
-            error = DecodeError("too_large", "$", f"record line of {len(line)} bytes")
-            pending_letters.append(_deadletter(number, None, error, line[:256], None))
+        number, topic, payload = item  # type: ignore[misc]
+        kind = kinds.get(topic)
+        if kind is None:
+            error = DecodeError("invalid_value", "$.topic", f"{topic!r} is not an input topic")
+            pending_letters.append(_deadletter(number, topic, error, payload, None))
         else:
-            try:
-                record = _record.decode(line)
-            except msgspec.DecodeError as exc:
-                error = DecodeError("invalid_json", "$", _NOT_A_RECORD, cause=str(exc))
-                pending_letters.append(_deadletter(number, None, error, line, None))
-                record = None
-            if record is not None:
-                kind = kinds.get(record.topic)
-                payload = record.raw.encode() if record.raw is not None else bytes(record.value)
-                if kind is None:
-                    error = DecodeError(
-                        "invalid_value", "$.topic", f"{record.topic!r} is not an input topic"
-                    )
-                    pending_letters.append(_deadletter(number, record.topic, error, payload, None))
-                else:
-                    decoded = decoder.decode_batch(kind, payload)
-                    batch.extend(decoded.events)
-                    for event in decoded.events:
-                        if watermark is None or event.timestamp > watermark:
-                            watermark = event.timestamp
-                    for rejected in decoded.rejected:
-                        pending_letters.append(
-                            _deadletter(
-                                number, record.topic, rejected.error, rejected.raw, rejected.index
-                            )
-                        )
+            decoded = decoder.decode_batch(kind, payload)
+            batch.extend(decoded.events)
+            for event in decoded.events:
+                if watermark is None or event.timestamp > watermark:
+                    watermark = event.timestamp
+            for rejected in decoded.rejected:
+                pending_letters.append(
+                    _deadletter(number, topic, rejected.error, rejected.raw, rejected.index)
+                )
         if len(batch) >= batch_size or (
             watermark is not None and (last_tick is None or watermark - last_tick >= tick_ms)
         ):
@@ -201,38 +241,81 @@ def replay_file(
 ) -> ReplaySummary:
     """Replay a JSON-lines file (``-`` for stdin) into ``out``; return what happened. With a
     ``report`` path, also write the HTML report of the backtest there."""
-    monitor = Monitor(config, max_models=max_models, max_features_per_model=max_features_per_model)
-    # A report covers the whole replay: its step starts at a second and doubles as needed.
-    history = History(step_ms=1_000, points=REPORT_POINTS, stretch=True) if report else None
     summary = ReplaySummary()
-    start = time.perf_counter()
     handle = sys.stdin.buffer if str(source) == "-" else open(source, "rb")  # noqa: SIM115
-    max_line = (limits or Limits()).max_message_bytes + 4096
+    limits = limits or Limits()
     try:
-        lines = _bounded_lines(handle, max_line, summary)
-        for letter, cloudevent in replay(
-            lines,
-            monitor=monitor,
+        lines = _bounded_lines(handle, limits.max_message_bytes + 4096, summary)
+        return replay_source(
+            _records_of_lines(lines, limits.max_message_bytes + 4096),
+            out,
+            summary=summary,
+            title=f"driftline replay of {Path(source).name}",
+            config=config,
             topics=topics,
             limits=limits,
             batch_size=batch_size,
-            history=history,
-        ):
-            if letter is not None:
-                summary.deadletters[letter["reason"]] += 1
-                out.write(orjson.dumps(letter) + b"\n")
-            else:
-                out.write(cloudevent + b"\n")
+            max_models=max_models,
+            max_features_per_model=max_features_per_model,
+            report=report,
+        )
     finally:
         if handle is not sys.stdin.buffer:
             handle.close()
+
+
+def replay_source(
+    records: Iterable[SourceItem],
+    out: IO[bytes],
+    *,
+    title: str,
+    summary: ReplaySummary | None = None,
+    config: MonitorConfig | None = None,
+    topics: Topics | None = None,
+    limits: Limits | None = None,
+    batch_size: int = 10_000,
+    max_models: int = 1_000,
+    max_features_per_model: int = 100,
+    report: Path | None = None,
+) -> ReplaySummary:
+    """Replay records from any source (:mod:`stream.replay_sources`) into ``out``, as
+    :func:`replay_file` does a file's."""
+    monitor = Monitor(config, max_models=max_models, max_features_per_model=max_features_per_model)
+    # A report covers the whole replay: its step starts at a second and doubles as needed.
+    history = History(step_ms=1_000, points=REPORT_POINTS, stretch=True) if report else None
+    summary = summary or ReplaySummary()
+    counted_lines = summary.lines
+    start = time.perf_counter()
+    seen = 0
+
+    def counted() -> Iterator[SourceItem]:
+        nonlocal seen
+        for item in records:
+            seen += 1
+            yield item
+
+    for letter, cloudevent in replay_records(
+        counted(),
+        monitor=monitor,
+        topics=topics,
+        limits=limits,
+        batch_size=batch_size,
+        history=history,
+    ):
+        if letter is not None:
+            summary.deadletters[letter["reason"]] += 1
+            out.write(orjson.dumps(letter) + b"\n")
+        else:
+            out.write(cloudevent + b"\n")
     summary.seconds = time.perf_counter() - start
+    if summary.lines == counted_lines:  # (a source other than a file's lines: its records)
+        summary.lines = seen
     summary.events.update(monitor.counters.events)
     summary.alerts.update(monitor.counters.alerts)
     summary.commands.update(monitor.counters.commands)
     summary.models = len(monitor.models)
     if report is not None and history is not None:
-        write_report(report, monitor, history, f"driftline replay of {Path(source).name}")
+        write_report(report, monitor, history, title)
     return summary
 
 
