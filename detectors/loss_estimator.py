@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from functools import lru_cache
 from statistics import NormalDist
 from typing import Any, ClassVar
 
@@ -112,7 +113,7 @@ def judge_rise(
     with higher worse)."""
     line = reference * (1.0 + config.min_rise)
     z = (value - line) / spread if spread > 0 else 0.0
-    critical = NormalDist().inv_cdf(1.0 - config.alpha)
+    critical = _critical(config.alpha)
     degraded = z > critical if not degraded else z > 0.0
     since = at if above_since is None or z <= 0 else above_since
     return EstimateVerdict("mae", value, line, reference, z, critical, degraded, at, since, outside)
@@ -252,17 +253,23 @@ class LossEstimator:
         return np.where(missing, self.model.center, x) if missing.any() else x
 
     def _write(self, rows: np.ndarray, terms: np.ndarray) -> None:
-        """Into the ring from its next slot (at most a window of them); the running sums
-        follow (what leaves, zeros in slots never written, out; what comes, in)."""
+        """Into the ring from its next slot, wrapping (at most a window of them); the running
+        sums follow (what leaves, zeros in slots never written, out; what comes, in)."""
         size = self.config.window
         count = len(rows)
-        slots = (self._next + np.arange(count)) % size
-        if count > size:
-            slots, rows, terms = slots[-size:], rows[-size:], terms[-size:]
-        self._sums -= self._terms[slots].sum(axis=0)
-        self._sums += terms.sum(axis=0)
-        self._rows[slots] = rows
-        self._terms[slots] = terms
+        start = (self._next + max(0, count - size)) % size
+        rows, terms = rows[-size:], terms[-size:]
+        first = min(len(rows), size - start)
+        for ring, part in (
+            (slice(start, start + first), slice(0, first)),
+            (slice(0, len(rows) - first), slice(first, None)),
+        ):
+            if ring.start == ring.stop:
+                continue
+            self._sums -= self._terms[ring].sum(axis=0)
+            self._sums += terms[part].sum(axis=0)
+            self._rows[ring] = rows[part]
+            self._terms[ring] = terms[part]
         self._next = (self._next + count) % size
 
     def estimate(self) -> Estimate | None:
@@ -353,7 +360,8 @@ class LossEstimator:
             {"mae": model.reference_spread},
         )
         self._rows = np.zeros((size, model.inputs))
-        self._terms = np.zeros((size, 3 + 2 * model.inputs))
+        # (Column-major: a check sums each term over the window in one contiguous pass.)
+        self._terms = np.zeros((size, 3 + 2 * model.inputs), order="F")
         self._sums = np.zeros(3 + 2 * model.inputs)
         self.status = "on"
 
@@ -494,6 +502,11 @@ class LossEstimator:
         self.below_since = None if below is None else int(below)
         self.error_sums = {"mae": float(state["error_sums"]["mae"])}
         self.error_blocks = int(state["error_blocks"])
+
+
+@lru_cache(maxsize=16)
+def _critical(alpha: float) -> float:
+    return NormalDist().inv_cdf(1.0 - alpha)
 
 
 def _number(value: Any) -> float:

@@ -327,6 +327,7 @@ def test_a_binary_model_sending_class_maps_is_estimated_from_its_positive_class(
     ]
     numbers, _, alerts = run(events)
     maps, _, map_alerts = run(as_maps)
-    assert alerts and [a.data for a in map_alerts] == [a.data for a in alerts]
+    assert alerts
+    assert [a.data for a in map_alerts] == [a.data for a in alerts]
     estimate = maps.models["m"].versions["1"].estimator.estimate()
     assert estimate.values == numbers.models["m"].versions["1"].estimator.estimate().values
