@@ -371,9 +371,8 @@ def test_estimated_mae_its_band_error_and_status_are_exposed():
     assert series[band] == estimate.stderr["mae"] > 0
     errors = estimator.estimation_error()
     assert set(errors) == {"mae"}
-    assert series[("driftline_model_estimation_error", (("metric", "mae"), *labels))] == (
-        errors["mae"]
-    )
+    error = ("driftline_model_estimation_error", (("metric", "mae"), *labels))
+    assert series[error] == errors["mae"]
     status = {
         (dict(key)["model_id"], dict(key)["status"]): value
         for (name, key), value in series.items()
