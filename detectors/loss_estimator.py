@@ -18,7 +18,8 @@ of 10.)
 version's predictions wait here, by prediction id, until their label joins (at most
 ``2 x reference_size``, in arrival order; when full, the oldest is dropped once it is older
 than the join's ``ttl`` and can no longer be joined, otherwise a new prediction is not held:
-the ones held are the first ones, and labels that never come free their room after ``ttl``).
+the ones held are the first ones, and labels that never come free their room after ``ttl``;
+once on, a held prediction keeps its predicted absolute error in place of its row).
 The first ``reference_size`` labelled outcomes with a held row fit
 :class:`~detectors.loss_estimation.AbsoluteErrorModel`; estimation is then on.
 
@@ -39,6 +40,11 @@ reference's residual variance of ``|error|`` over ``n``).
 **Honesty.** Once on, labelled outcomes with a held row are gathered in blocks of ``window``:
 each block's estimated MAE against the MAE it realised; the mean absolute gap is the running
 estimation error.
+
+**Memory.** Held predictions (at most ``2 x reference_size``): a row each while collecting,
+a number each once on (their batch estimated; ~0.3 kB an entry, ~1 MB at the defaults); the
+window, ``8 (3 + 3 inputs)`` bytes a slot (170 kB with five features and the defaults, 1.6 MB
+with 63); the reference's rows until the fit.
 
 **Assumptions and limits** (``bench/dle.md``). What errors follow given the inputs stays the
 reference's: concept drift does not move the estimate (the realised MAE and the concept
@@ -148,8 +154,9 @@ class LossEstimator:
         self.reference: Estimate | None = None
         #: Mean squared gap between a reference outcome's absolute error and its prediction.
         self.residual_variance = 0.0
-        # Predictions waiting for their label: prediction id -> (event time, raw row).
-        self._held: OrderedDict[str, tuple[int, tuple[Any, ...]]] = OrderedDict()
+        # Predictions waiting for their label: prediction id -> (event time, raw row), or once
+        # on and the row estimated, (event time, its predicted absolute error).
+        self._held: OrderedDict[str, tuple[int, tuple[Any, ...] | float]] = OrderedDict()
         self._limit = 2 * config.reference_size
         # The reference outcomes: raw rows and absolute errors.
         self._ref_rows: list[tuple[Any, ...]] = []
@@ -168,8 +175,9 @@ class LossEstimator:
         self.outside: float | None = None
         self.degraded = False
         self.below_since: int | None = None
-        # The running estimation error: a block of labelled outcomes (rows, absolute errors).
-        self._block: tuple[list[tuple[Any, ...]], list[float]] = ([], [])
+        # The running estimation error: a block of labelled outcomes (their rows or predicted
+        # absolute errors, as held; their absolute errors).
+        self._block: tuple[list[tuple[Any, ...] | float], list[float]] = ([], [])
         self.error_sums = {"mae": 0.0}
         self.error_blocks = 0
 
@@ -218,20 +226,28 @@ class LossEstimator:
         return self.columns
 
     def add_predictions(
-        self, times: list[int], rows: list[tuple[Any, ...]]
+        self, times: list[int], rows: list[tuple[Any, ...]], ids: list[str] | None = None
     ) -> list[EstimateVerdict]:
-        """A batch of predictions' rows (from :meth:`see`) and event times, once on; return the
-        checks made (one per ``check_every``)."""
+        """A batch of predictions' rows (from :meth:`see`), event times and ids, once on; return
+        the checks made (one per ``check_every``). The predictions held for their labels keep
+        their predicted absolute error from now on, not their row."""
         model = self.model
-        if not self.on or model is None:
+        if not self.on or model is None or not rows:
             return []
         if times[0] <= self.on_since:  # (only around the fit: later events come later)
             kept = [i for i, t in enumerate(times) if t > self.on_since]
             times, rows = [times[i] for i in kept], [rows[i] for i in kept]
+            ids = None if ids is None else [ids[i] for i in kept]
             if not rows:
                 return []
         x = self._filled(_matrix(rows))
         terms = model.row_terms(x[:, :-1], x[:, -1])
+        if ids is not None:
+            held = self._held
+            for pid, row, predicted in zip(ids, rows, terms[:, 0].tolist(), strict=True):
+                entry = held.get(pid)
+                if entry is not None and entry[1] is row:
+                    held[pid] = (entry[0], predicted)
         size, every = self.config.window, self.config.check_every
         verdicts = []
         done, total = 0, len(rows)
@@ -373,9 +389,16 @@ class LossEstimator:
 
     def _compare_block(self) -> None:
         assert self.model is not None
-        (rows, errors), self._block = self._block, ([], [])
-        x = self._filled(_matrix(rows))
-        estimated = float(self.model.predict(x[:, :-1], x[:, -1]).mean())
+        (entries, errors), self._block = self._block, ([], [])
+        # (Rows of outcomes labelled before their batch was estimated: predicted now, alike.)
+        rows = [entry for entry in entries if type(entry) is tuple]
+        predicted = np.array([0.0 if type(entry) is tuple else entry for entry in entries])
+        if rows:
+            x = self._filled(_matrix(rows))
+            predicted[[type(entry) is tuple for entry in entries]] = self.model.predict(
+                x[:, :-1], x[:, -1]
+            )
+        estimated = float(predicted.mean())
         self.error_sums["mae"] += abs(estimated - float(np.mean(errors)))
         self.error_blocks += 1
 
@@ -399,9 +422,9 @@ class LossEstimator:
                 "model": None if self.model is None else self.model.to_state(),
                 "residual_variance": self.residual_variance,
                 "held": [
-                    [pid, ts, row]
-                    for (pid, (ts, _)), row in zip(
-                        held.items(), _plain([row for _, row in held.values()]), strict=True
+                    [pid, ts, entry]
+                    for (pid, (ts, _)), entry in zip(
+                        held.items(), _entries([entry for _, entry in held.values()]), strict=True
                     )
                 ],
                 "collected": [_plain(self._ref_rows), self._ref_errors],
@@ -412,7 +435,7 @@ class LossEstimator:
                 "outside": self.outside,
                 "degraded": self.degraded,
                 "below_since": self.below_since,
-                "block": [_plain(self._block[0]), self._block[1]],
+                "block": [_entries(self._block[0]), self._block[1]],
                 "error_sums": self.error_sums,
                 "error_blocks": self.error_blocks,
             },
@@ -466,11 +489,13 @@ class LossEstimator:
         self.columns = columns
         self.on_since = int(state["on_since"])
         self.residual_variance = residual
-        for pid, ts, row in held:
-            self._held[str(pid)] = (int(ts), _row(row, width))
+        for pid, ts, entry in held:
+            self._held[str(pid)] = (int(ts), _entry(entry, width))
         self._ref_rows = [_row(row, width) for row in rows]
         self._ref_errors = every_error[: len(errors)]
-        self._block = ([_row(row, width) for row in block_rows], every_error[len(errors) :])
+        self._block = ([_entry(e, width) for e in block_rows], every_error[len(errors) :])
+        if status != "on" and any(type(e) is float for _, e in self._held.values()):
+            raise StateError("a predicted absolute error held before the error model")
         if model_state is not None:
             model = AbsoluteErrorModel.from_state(model_state)
             if model.inputs != width:
@@ -533,6 +558,22 @@ def _plain(rows: list[tuple[Any, ...]]) -> list[list[float | None]]:
     if not rows:
         return []
     return [[None if v != v else v for v in row] for row in _matrix(rows).tolist()]
+
+
+def _entries(entries: list[tuple[Any, ...] | float]) -> list[list[float | None] | float]:
+    """Held rows and predicted absolute errors as saved: a row a list, an error a number."""
+    rows = iter(_plain([entry for entry in entries if type(entry) is tuple]))
+    return [next(rows) if type(entry) is tuple else entry for entry in entries]
+
+
+def _entry(value: Any, width: int) -> tuple[float, ...] | float:
+    """A saved held row, or predicted absolute error."""
+    if isinstance(value, list):
+        return _row(value, width)
+    number = float(value)
+    if not (math.isfinite(number) and number >= 0.0):
+        raise StateError("a predicted absolute error must be finite and >= 0")
+    return number
 
 
 def _row(values: Any, width: int) -> tuple[float, ...]:

@@ -199,6 +199,7 @@ class ModelState:
                 if row is not None:
                     column.loss_times.append(ts)
                     column.loss_rows.append(row)
+                    column.loss_ids.append(pid)
                 latency = event.latency_ms  # type: ignore[union-attr]
                 if latency is not None:
                     column.latencies.append(latency)
@@ -293,7 +294,9 @@ class ModelState:
         if column.loss_rows:
             loss = version.estimator
             if type(loss) is LossEstimator and loss.on:
-                verdicts = loss.add_predictions(column.loss_times, column.loss_rows)
+                verdicts = loss.add_predictions(
+                    column.loss_times, column.loss_rows, column.loss_ids
+                )
                 if verdicts:
                     self.estimation_decisions.apply(version, verdicts)
         if column.scores:
@@ -494,6 +497,7 @@ class _Columns:
         # A regression version's rows for its estimated MAE (features and prediction).
         self.loss_times: list[int] = []
         self.loss_rows: list[tuple[Any, ...]] = []
+        self.loss_ids: list[str] = []
 
     def add_score(self, ts: int, score: float | dict[str, float], prediction: Any) -> None:
         # A class -> probability score is watched through its top probability (confidence).

@@ -295,12 +295,21 @@ def test_the_estimator_saves_and_loads_and_refuses_a_state_out_of_bounds():
     x, yhat, y = (v.tolist() for v in draw(5, days=0.1))
     estimator = LossEstimator(config)
     rows = [(*r, p) for r, p in zip(x, yhat, strict=True)]
-    for i in range(300):
-        estimator.see(f"p{i}", i, yhat[i], dict(zip(NAMES, x[i], strict=True)))
-        if i < 250:  # (the last 50 wait for their labels)
-            estimator.add_outcome(f"p{i}", abs(y[i] - yhat[i]), i)
+    seen = []
+    for i in range(450):
+        seen.append(estimator.see(f"p{i}", i, yhat[i], dict(zip(NAMES, x[i], strict=True))))
+        if i < 250 or 400 <= i < 420:  # (the others wait for their labels)
+            estimator.add_outcome(f"p{i - 100 * (i >= 400)}", abs(y[i] - yhat[i]), i)
+        if i == 349:  # predictions 200-349 estimated: those held keep their predicted error
+            estimator.add_predictions(
+                list(range(200, 350)), seen[200:], [f"p{k}" for k in range(200, 350)]
+            )
     assert estimator.on
-    estimator.add_predictions(list(range(300, 450)), rows[300:450])
+    held = estimator.to_state()["held"]
+    assert type(held[0][2]) is float  # (estimated)
+    assert type(held[-1][2]) is list  # (not yet)
+    block = estimator.to_state()["block"][0]
+    assert {type(entry) for entry in block} == {list, float}
     state = orjson.loads(orjson.dumps(estimator.to_state()))
     again = LossEstimator(config)
     again.load_state(state)
