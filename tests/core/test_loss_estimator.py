@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from detectors.base import StateError
-from detectors.config import MonitorConfig
+from detectors.config import ConfigError, MonitorConfig
 from detectors.config_sections import EstimationConfig
 from detectors.loss_estimator import LossEstimator
 from detectors.monitor import Monitor
@@ -333,3 +333,10 @@ def test_the_estimator_saves_and_loads_and_refuses_a_state_out_of_bounds():
         broken[path[0]] = value
         with pytest.raises(StateError):
             LossEstimator(config).load_state(orjson.loads(orjson.dumps(broken)))
+
+
+def test_min_rise_is_read_and_a_negative_one_refused():
+    config = MonitorConfig.from_dict({"defaults": {"estimation": {"min_rise": 0.25}}})
+    assert config.for_model("m").estimation.min_rise == 0.25
+    with pytest.raises(ConfigError, match="min_rise"):
+        MonitorConfig.from_dict({"defaults": {"estimation": {"min_rise": -0.1}}})
