@@ -18,8 +18,9 @@ each chunk realised (its labels, which neither saw).
 
 Also printed: driftline's cost per prediction of the estimation (the Monitor over the same
 stream with ``estimation.enabled`` on and off, predictions and labels, in-process; medians of
-six alternated runs each), for this binary model and for a calibrated 3-class model sending
-class -> probability maps.
+six alternated runs each), for this binary model, for a calibrated 3-class model sending
+class -> probability maps, and for a regression model sending five numeric features whose MAE
+is estimated (DLE, :mod:`detectors.loss_estimator`).
 """
 
 from __future__ import annotations
@@ -168,6 +169,26 @@ def multiclass_events(seed: int) -> list:
     return events
 
 
+def regression_events(seed: int) -> list:
+    """A regression model (``bench/dle.py``'s law: ``yhat = x0 + 1.5 x2 + 0.8 x3`` of five
+    numeric features, its noise growing with x0) sending its features, each prediction
+    followed by its label."""
+    rng = np.random.default_rng(seed)
+    n = REFERENCE + ANALYSIS
+    x = np.round(rng.normal(size=(n, 5)), 6)
+    yhat = np.round(x[:, 0] + 1.5 * x[:, 2] + 0.8 * x[:, 3], 6)
+    y = np.round(yhat + 0.5 * np.exp(0.45 * x[:, 0]) * rng.standard_normal(n), 6)
+    names = ("x0", "x1", "x2", "x3", "x4")
+    events = []
+    rows = zip(x.tolist(), yhat.tolist(), y.tolist(), strict=True)
+    for i, (row, prediction, label) in enumerate(rows):
+        ts = T0 + i * 1000
+        features = dict(zip(names, row, strict=True))
+        events.append(Prediction("m", "1", f"p{i}", ts, prediction, features=features))
+        events.append(Label(model_id="m", prediction_id=f"p{i}", timestamp=ts, label=label))
+    return events
+
+
 def cost_per_prediction(events: list) -> tuple[float, float]:
     """Seconds per prediction (with its label) through the Monitor, estimation on and off."""
     configs = {
@@ -216,7 +237,11 @@ def main() -> None:
                 for k in range(ANALYSIS // CHUNK)
             ]
             print(f"  {metric:<8} {name:<13} mean absolute error {np.mean(errors):.4f}")
-    for kind, events in (("binary", binary_events(0)), ("3-class", multiclass_events(0))):
+    for kind, events in (
+        ("binary", binary_events(0)),
+        ("3-class", multiclass_events(0)),
+        ("regression (5 features)", regression_events(0)),
+    ):
         on, off = cost_per_prediction(events)
         print(
             f"driftline Monitor, a {kind} prediction and its label: {off * 1e6:.1f} us without "

@@ -268,12 +268,16 @@ EstimatedMetric = Literal["f1", "accuracy", "precision", "recall", "roc_auc"]
 
 @dataclass(frozen=True)
 class EstimationConfig:
-    """A classifier's metrics estimated from its calibrated scores before labels come: see
-    :mod:`detectors.estimation`, :mod:`detectors.estimator` (binary) and
-    :mod:`detectors.class_estimator` (class -> probability maps)."""
+    """Performance estimated before labels come: a classifier's metrics from its calibrated
+    scores (:mod:`detectors.estimation`, :mod:`detectors.estimator` for binary and
+    :mod:`detectors.class_estimator` for class -> probability maps), a regression model's MAE
+    from its predictions' numeric features (:mod:`detectors.loss_estimator`). ``metric``,
+    ``min_drop``, ``min_class_outcomes`` and ``tolerance`` are a classifier's, ``min_rise`` a
+    regression model's; the others are shared."""
 
     enabled: bool = True
-    #: Labelled outcomes with a score the calibration is learned from (the version's first).
+    #: Labelled outcomes with a score the calibration is learned from (the version's first;
+    #: a regression version's: with numeric features, for its error model).
     reference_size: int = 2000
     #: ... and at least this many of each class among them (the reference grows up to
     #: 10 x reference_size to find them; then estimation is off: too_few_labels).
@@ -286,6 +290,9 @@ class EstimationConfig:
     metric: EstimatedMetric = "f1"
     #: The smallest drop of the estimated metric below its reference that matters (absolute).
     min_drop: float = 0.03
+    #: A regression model's: the smallest rise of its estimated MAE above the reference's
+    #: that matters, relative (0.1: 10 % above).
+    min_rise: float = 0.1
     #: One-sided significance of the drop.
     alpha: float = 1e-3
     #: Largest gap between the estimate and the realised metric on held-out reference outcomes

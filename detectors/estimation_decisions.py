@@ -1,9 +1,13 @@
 """What a version's estimated performance decides: ``estimated_performance_degradation`` alerts,
 and (``estimation.retrain``, off by default) a retrain command.
 
-Each check of the estimate (:mod:`detectors.estimator`) observes the version's alert: it fires
-when the estimated metric is significantly below its reference's line, stays while it is below
-the line, then resolves after ``alerts.resolve_after`` (cooldown as for every alert). A retrain
+Each check of the estimate (:mod:`detectors.estimator`, :mod:`detectors.class_estimator`,
+:mod:`detectors.loss_estimator`) observes the version's alert: it fires when the estimated
+metric is significantly below its reference's line (a regression version's estimated MAE:
+above it), stays while it is beyond the line, then resolves after ``alerts.resolve_after``
+(cooldown as for every alert). A classifier's alert is decided by ``cbpe``, with signal the
+metric watched; a regression version's by ``dle``, signal ``mae``, its details with
+``outside``, the share of the window's predictions beyond the reference's range. A retrain
 asked for on an estimate follows the retrain policy (cooldown, a drift that already asked) and
 says so in its reason, ``estimated_performance_degradation``.
 """
@@ -47,18 +51,30 @@ class EstimationDecisions:
             key = AlertKey(ALERT, verdict.metric, "", version.version)
             if not verdict.degraded and not self.outbox.alerts.firing(key):
                 continue  # the common case: nothing to observe
-            state = "below" if verdict.degraded else "back above"
+            rising = verdict.outside is not None  # (an error: higher is worse)
+            if rising:
+                state = "above" if verdict.degraded else "back below"
+                detector = "dle"
+                summary = (
+                    f"estimated {verdict.metric} of {self.model_id} {version.version} is "
+                    f"{verdict.value:.4g}, {state} {verdict.line:.4g} (reference "
+                    f"{verdict.reference:.4g} + {self.config.min_rise:.0%}), before labels"
+                )
+            else:
+                state = "below" if verdict.degraded else "back above"
+                detector = "cbpe"
+                summary = (
+                    f"estimated {verdict.metric} of {self.model_id} {version.version} is "
+                    f"{verdict.value:.3f}, {state} {verdict.line:.3f} (reference "
+                    f"{verdict.reference:.3f}), before labels"
+                )
             transition = self.outbox.signal(
                 key,
                 verdict.degraded,
                 verdict.at,
                 Reading(verdict.value, verdict.line),
-                "cbpe",
-                summary=(
-                    f"estimated {verdict.metric} of {self.model_id} {version.version} is "
-                    f"{verdict.value:.3f}, {state} {verdict.line:.3f} (reference "
-                    f"{verdict.reference:.3f}), before labels"
-                ),
+                detector,
+                summary=summary,
                 details=_details(verdict),
             )
             if (
@@ -74,7 +90,7 @@ class EstimationDecisions:
                     verdict.since,
                     verdict.since,
                     Evidence(
-                        detector="cbpe",
+                        detector=detector,
                         statistic=verdict.value,
                         threshold=verdict.line,
                         signal=f"estimated_{verdict.metric}",
@@ -84,8 +100,11 @@ class EstimationDecisions:
 
 
 def _details(verdict: EstimateVerdict) -> dict[str, float | int | str | bool | None]:
-    return {
+    details: dict[str, float | int | str | bool | None] = {
         "reference": round(verdict.reference, 6),
         "z": round(verdict.z, 3),
         "critical_z": round(verdict.critical, 3),
     }
+    if verdict.outside is not None:
+        details["outside"] = round(verdict.outside, 4)
+    return details

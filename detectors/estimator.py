@@ -68,8 +68,16 @@ from detectors.score_quality import roc_auc
 
 __all__ = ["EstimateVerdict", "PerformanceEstimator", "STATUSES", "judge"]
 
-#: What a version's estimation is doing (``driftline_model_estimation_status``).
-STATUSES = ("collecting", "on", "too_few_labels", "uninformative_scores", "poor_calibration")
+#: What a version's estimation is doing (``driftline_model_estimation_status``):
+#: ``no_features`` is a regression version's (:mod:`detectors.loss_estimator`).
+STATUSES = (
+    "collecting",
+    "on",
+    "too_few_labels",
+    "uninformative_scores",
+    "poor_calibration",
+    "no_features",
+)
 #: Metrics whose running estimation error is kept.
 _ERROR_METRICS = ("accuracy", "f1")
 
@@ -89,10 +97,14 @@ class EstimateVerdict:
     at: int
     #: Event time of the first check of this run below the line (the estimate's change).
     since: int
+    #: A regression version's (estimated MAE, above its line when worse): the share of the
+    #: window's predictions with an input beyond the reference's range (None: a classifier's).
+    outside: float | None = None
 
     @property
     def below_since(self) -> int | None:
-        """The run below the line this check is part of (None: at or above it)."""
+        """The run beyond the line (below it; above it for an error) this check is part of
+        (None: not beyond it)."""
         return self.since if self.z > 0 else None
 
 

@@ -38,7 +38,7 @@ import math
 import zlib
 from array import array
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
 
 from detectors.base import StateError
@@ -66,6 +66,8 @@ class Outcome:
     score: float | dict[str, float] | None = None
     #: The prediction's segments, as the model's segmentation coded them (0: none).
     segment: int = 0
+    #: The prediction's id (not compared: an outcome is what was predicted and labelled).
+    prediction_id: str = field(default="", compare=False)
 
 
 #: (version, prediction) combinations a joiner codes its waiting predictions with.
@@ -309,7 +311,9 @@ class LabelJoiner:
                 if probabilities is not None
                 else ((level - 1) / _STEPS if level else None)
             )
-            return Outcome(version, prediction, early[1], predicted_at, early[0], kept, segment)
+            return Outcome(
+                version, prediction, early[1], predicted_at, early[0], kept, segment, prediction_id
+            )
         if prediction_id in self._predictions or prediction_id in self._joined:
             return None  # a re-sent prediction (at-least-once producers): keep the first
         self._predictions[prediction_id] = (
@@ -328,7 +332,9 @@ class LabelJoiner:
             self._count("joined", 1)
             self._joined.add(prediction_id)
             predicted_at, version, prediction, score, segment = self._unpack(waiting)
-            return Outcome(version, prediction, label, predicted_at, labelled_at, score, segment)
+            return Outcome(
+                version, prediction, label, predicted_at, labelled_at, score, segment, prediction_id
+            )
         if prediction_id in self._joined or prediction_id in self._labels:
             self._count("duplicate", 1)
         elif prediction_id in self._expired:

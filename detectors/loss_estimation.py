@@ -222,7 +222,9 @@ class AbsoluteErrorModel:
         return self._predict(self.design(features, predictions))
 
     def _predict(self, design: np.ndarray) -> np.ndarray:
-        return np.maximum(self.intercept + design @ self.coefficients, self.floor)
+        # (A row's sum of products, not a BLAS product: a prediction's value must not depend
+        # on the batch it came in, for a replay and the live service to decide alike.)
+        return np.maximum(self.intercept + (design * self.coefficients).sum(axis=1), self.floor)
 
     def row_terms(self, features: np.ndarray, predictions: np.ndarray) -> np.ndarray:
         """Per prediction: its predicted absolute error, that squared, 1 if an input is beyond

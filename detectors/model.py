@@ -30,6 +30,7 @@ from detectors.feature_set import FeatureSet
 from detectors.features import FeatureMonitor
 from detectors.join import LabelJoiner, Outcome
 from detectors.latency_decisions import LatencyDecisions
+from detectors.loss_estimator import LossEstimator
 from detectors.metrics import class_name
 from detectors.numeric import NumericDriftDetector
 from detectors.outbox import Emission, Outbox
@@ -166,8 +167,22 @@ class ModelState:
                     segment = segments.code(event.tags, event.features)  # type: ignore[union-attr]
                     if segments.review_due:
                         self.segment_decisions.review(segments, ts)
+                pid = event.prediction_id  # type: ignore[union-attr]
+                row = None
+                if version.regression:
+                    # A regression version's estimator holds the prediction's features for its
+                    # label (the join does not carry them): before the join, which may return
+                    # the outcome of a label that came first.
+                    loss = version.estimator
+                    if loss is not None and loss.reading:  # type: ignore[union-attr]
+                        row = loss.see(  # type: ignore[union-attr]
+                            pid,
+                            ts,
+                            prediction,
+                            None if self.features_from_inputs else event.features,  # type: ignore[union-attr]
+                        )
                 outcome = add_prediction(
-                    event.prediction_id,  # type: ignore[union-attr]
+                    pid,
                     ts,
                     version.version,
                     prediction,
@@ -183,6 +198,10 @@ class ModelState:
                 column.predictions.append(prediction)
                 if score is not None:
                     column.add_score(ts, score, prediction)
+                if row is not None:
+                    column.loss_times.append(ts)
+                    column.loss_rows.append(row)
+                    column.loss_ids.append(pid)
                 latency = event.latency_ms  # type: ignore[union-attr]
                 if latency is not None:
                     column.latencies.append(latency)
@@ -199,6 +218,11 @@ class ModelState:
                     feature_set.flush()
                     run = feature_set.rows
                     feature_set.rebaseline(ts, drop=True, reason="features now come from inputs")
+                    # (None at prediction time: a regression version's MAE is not estimated.)
+                    for tracked in versions.values():
+                        loss = tracked.estimator
+                        if type(loss) is LossEstimator and loss.reading:
+                            loss.off("no_features")
                 run.append((ts, event.features))  # type: ignore[union-attr]
                 if replay:
                     self._observe_stall("input_stall", self.stall_inputs, ts)
@@ -270,6 +294,14 @@ class ModelState:
             self.latency_decisions.check(version, self.versions, column.times[-1])
         if column.scores and version.estimator is not None and version.estimator.on:
             self._estimate(version, column)
+        if column.loss_rows:
+            loss = version.estimator
+            if type(loss) is LossEstimator and loss.on:
+                verdicts = loss.add_predictions(
+                    column.loss_times, column.loss_rows, column.loss_ids
+                )
+                if verdicts:
+                    self.estimation_decisions.apply(version, verdicts)
         if column.scores:
             flips = version.score.update_many(column.scores)
             self.outbox.drift_flips(
@@ -284,6 +316,8 @@ class ModelState:
         probabilities of its positive class (a number, or read in a class map), a multiclass
         version's class maps."""
         estimator = version.estimator
+        if type(estimator) is LossEstimator:
+            return  # (a regression version's scores say nothing of its MAE)
         if type(estimator) is ClassPerformanceEstimator:
             if not column.maps:
                 return
@@ -342,7 +376,12 @@ class ModelState:
             return  # a version no longer tracked
         at = max(outcome.predicted_at, outcome.labelled_at)
         error = version.record_outcome(
-            outcome.prediction, outcome.label, outcome.predicted_at, outcome.score, at
+            outcome.prediction,
+            outcome.label,
+            outcome.predicted_at,
+            outcome.score,
+            at,
+            outcome.prediction_id,
         )
         if error is None:
             Counters.add(self.counters.quality, "label_type_mismatch")
@@ -458,6 +497,10 @@ class _Columns:
         # estimate: slot in ``scores``, prediction time, map, prediction.
         self.maps: list[tuple[int, int, dict[str, float], Any]] = []
         self.latencies: list[float] = []
+        # A regression version's rows for its estimated MAE (features and prediction).
+        self.loss_times: list[int] = []
+        self.loss_rows: list[tuple[Any, ...]] = []
+        self.loss_ids: list[str] = []
 
     def add_score(self, ts: int, score: float | dict[str, float], prediction: Any) -> None:
         # A class -> probability score is watched through its top probability (confidence).

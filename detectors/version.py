@@ -22,6 +22,7 @@ from detectors.factories import (
     performance_test,
 )
 from detectors.latency import LatencyWindow
+from detectors.loss_estimator import LossEstimator
 from detectors.metrics import (
     RollingClassification,
     RollingRegression,
@@ -33,7 +34,10 @@ from detectors.saved_state import read_format, stamp
 from detectors.score_quality import ScoreQuality
 from detectors.score_test import ScoreTest
 
-__all__ = ["VersionState"]
+__all__ = ["Estimator", "VersionState"]
+
+#: A version's performance estimated before labels.
+Estimator = PerformanceEstimator | ClassPerformanceEstimator | LossEstimator
 
 # Outcome times kept per version to date a change point (the retrain window's start): one in
 # every _TIME_STRIDE outcomes, the last _OUTCOME_TIMES of those (a performance window holds up
@@ -76,10 +80,13 @@ class VersionState:
         self.score_quality: ScoreQuality | ClassScoreQuality | None = None
         #: Inference latency, once the version's predictions carry ``latency_ms``.
         self.latency: LatencyWindow | None = None
-        #: Its performance estimated before labels, once its outcomes carry scores
-        #: (``estimation.enabled``): a binary version's, or a multiclass one's from class maps.
-        self.estimator: PerformanceEstimator | ClassPerformanceEstimator | None = None
+        #: Its performance estimated before labels (``estimation.enabled``): a classifier's once
+        #: its outcomes carry scores (binary, or multiclass from class maps); a regression
+        #: version's MAE from the start (off, ``no_features``, when its predictions have none).
+        self.estimator: Estimator | None = None
         self._estimation = config.estimation
+        if regression and config.estimation.enabled:
+            self.estimator = LossEstimator(config.estimation, config.join.ttl)
         self.outcomes = 0
         # Prediction times of every _TIME_STRIDE-th outcome: a ring buffer of _OUTCOME_TIMES, grown
         # as outcomes come (a fleet's versions mostly see far fewer).
@@ -98,6 +105,7 @@ class VersionState:
         predicted_at: int,
         score: float | dict[str, float] | None = None,
         at: int | None = None,
+        prediction_id: str = "",
     ) -> float | None:
         """A labelled outcome into the rolling metrics, the score metrics and the performance
         test; its error (0/1, or absolute for regression), or None when a regression's label or
@@ -106,7 +114,8 @@ class VersionState:
         ``score``: a binary model's probability of its positive class (or a class ->
         probability map, read at the positive class's name), or a multiclass model's class ->
         probability map (a float score says nothing of several classes: not used); ``at``: the
-        event time it is decided at (default: ``predicted_at``)."""
+        event time it is decided at (default: ``predicted_at``); ``prediction_id``: the
+        prediction's (a regression version's estimator held its features by it)."""
         performance = self.performance
         if self.regression:
             if type(prediction) not in (int, float) or type(label) not in (int, float):
@@ -115,6 +124,9 @@ class VersionState:
             error = abs(signed)
             self.metrics.update(float(label), float(prediction))
             performance.update_error(signed)
+            estimator = self.estimator
+            if type(estimator) is LossEstimator and estimator.reading:
+                estimator.add_outcome(prediction_id, error, predicted_at if at is None else at)
         else:
             error = 0.0 if prediction == label else 1.0
             metrics = self.metrics
@@ -248,8 +260,10 @@ class VersionState:
             )
             latency[key] = quality.to_state()
         estimator = self.estimator
-        if estimator is not None:
-            key = "class_estimator" if type(estimator) is ClassPerformanceEstimator else "estimator"
+        # (A regression version's estimator only once it has seen a prediction: states saved
+        # before it keep their form.)
+        if estimator is not None and not (type(estimator) is LossEstimator and estimator.pristine):
+            key = _ESTIMATOR_KEYS[type(estimator)]
             latency[key] = estimator.to_state()
         return stamp(
             self.STATE_FORMAT,
@@ -305,6 +319,9 @@ class VersionState:
         if estimator is not None and config.estimation.enabled:
             version.estimator = ClassPerformanceEstimator(config.estimation)
             version.estimator.load_state(estimator)
+        estimator = state.get("loss_estimator")
+        if estimator is not None and type(version.estimator) is LossEstimator:
+            version.estimator.load_state(estimator)
         quality = state.get("class_score_quality")
         if quality is not None:
             version.score_quality = ClassScoreQuality(config.metrics.window)
@@ -316,6 +333,13 @@ class VersionState:
             version.latency = latency_window(config.latency)
             version.latency.load_state(latency)
         return version
+
+
+_ESTIMATOR_KEYS: dict[type, str] = {
+    PerformanceEstimator: "estimator",
+    ClassPerformanceEstimator: "class_estimator",
+    LossEstimator: "loss_estimator",
+}
 
 
 def _signal(version: VersionState) -> str:

@@ -46,12 +46,14 @@ Metric names are part of driftline's interface (dashboards and alert rules rely 
                                                        scores over its last predictions, before
                                                        labels: also ``_accuracy``,
                                                        ``_precision``, ``_recall``, ``_roc_auc``
+``driftline_model_estimated_mae{model_id,``           a regression version's MAE estimated from
+``model_version}``                                     its predictions' numeric features (DLE)
 ``driftline_model_estimated_stderr{..., metric}``      each estimate's sampling standard error
 ``driftline_model_estimation_error{..., metric}``      mean absolute gap estimate - realised, over
                                                        blocks of labelled outcomes
 ``driftline_model_estimation_status{..., status}``     1 for the version's status: collecting | on
                                                        | too_few_labels | uninformative_scores
-                                                       | poor_calibration
+                                                       | poor_calibration | no_features
 ``driftline_segment_error{model_id, segment,``         a segment's error rate (MAE for regression),
 ``value}``                                             decayed over segmentation.window outcomes;
                                                        top values of each name, the rest: other
@@ -77,6 +79,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from detectors.estimation import ESTIMATED_METRICS
+from detectors.loss_estimator import LOSS_METRICS
 from detectors.metrics import RollingClassification
 from detectors.monitor import Monitor
 
@@ -367,6 +370,18 @@ class DriftlineMetrics:
             ]
             for name in ESTIMATED_METRICS
         }
+        estimated |= {
+            name: [
+                _header(
+                    f"driftline_model_estimated_{name}",
+                    "gauge",
+                    f"A regression version's {name.upper()} estimated from its predictions' "
+                    "numeric features over its last estimation.window predictions, labelled or "
+                    "not (DLE).",
+                )
+            ]
+            for name in LOSS_METRICS
+        }
         estimated_stderr = [
             _header(
                 "driftline_model_estimated_stderr",
@@ -387,7 +402,8 @@ class DriftlineMetrics:
                 "driftline_model_estimation_status",
                 "gauge",
                 "1 for what a version's estimation is doing: collecting its reference, on, or "
-                "off and why (too_few_labels, uninformative_scores, poor_calibration).",
+                "off and why (too_few_labels, uninformative_scores, poor_calibration, "
+                "no_features).",
             )
         ]
         segment_error = [

@@ -287,7 +287,8 @@ def failing_segment(
     return out
 
 
-#: The estimation settings of :func:`estimated_drop`'s model (sized for a short scenario).
+#: The estimation settings of :func:`estimated_drop`'s and :func:`estimated_mae_rise`'s models
+#: (sized for a short scenario).
 ESTIMATED = {"estimation": {"reference_size": 400, "window": 300, "check_every": 50}}
 
 
@@ -316,6 +317,38 @@ def estimated_drop(
         pid = f"{model}-{i}"
         score = round(probability, 4)
         out.append(("predictions", _prediction(model, "1", pid, ts, score > 0.5, score=score)))
+        labels.hold(i, ("labels", _label(model, pid, ts + label_delay * step_ms, truth)))
+        out.extend(labels.due(i))
+    out.extend(labels.rest())
+    return out
+
+
+def estimated_mae_rise(
+    model: str = "m-dle",
+    n: int = 4000,
+    shift_at: int = 2500,
+    label_delay: int = 1000,
+    t0: int = T0,
+    step_ms: int = 1000,
+    seed: int = 23,
+) -> list[Record]:
+    """A regression model (``yhat = x0 + x2``, three numeric features and a categorical one)
+    whose noise grows with ``x0`` (``0.5 exp(0.5 x0)``), its labels ``label_delay``
+    predictions late; from ``shift_at`` on ``x0 ~ N(1, 1)``: inputs move to where it is worse
+    (MAE +65 %), and the estimated MAE rises before the first label of the shifted inputs
+    arrives (DLE). Configure the model with :data:`ESTIMATED`."""
+    rng = random.Random(seed)
+    labels = Labelled(label_delay)
+    out: list[Record] = []
+    for i in range(n):
+        ts = t0 + i * step_ms
+        x = [rng.gauss(1.0 if i >= shift_at and k == 0 else 0.0, 1.0) for k in range(3)]
+        predicted = round(x[0] + x[2], 4)
+        truth = round(predicted + 0.5 * math.exp(0.5 * x[0]) * rng.gauss(0.0, 1.0), 4)
+        features = {f"x{k}": round(v, 4) for k, v in enumerate(x)}
+        features["channel"] = rng.choice(["web", "app"])
+        pid = f"{model}-{i}"
+        out.append(("predictions", _prediction(model, "1", pid, ts, predicted, features)))
         labels.hold(i, ("labels", _label(model, pid, ts + label_delay * step_ms, truth)))
         out.extend(labels.due(i))
     out.extend(labels.rest())

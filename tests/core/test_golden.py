@@ -28,10 +28,16 @@ from tests import scenarios
 from tests.scenarios import MALFORMED, Record
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden"
-#: The configuration of the scenarios' models (only failing_segment's and estimated_drop's
-#: models have settings).
+#: The configuration of the scenarios' models (only failing_segment's, estimated_drop's and
+#: estimated_mae_rise's models have settings).
 CONFIG = MonitorConfig.from_dict(
-    {"models": {"m-segment": scenarios.SEGMENTED, "m-estimate": scenarios.ESTIMATED}}
+    {
+        "models": {
+            "m-segment": scenarios.SEGMENTED,
+            "m-estimate": scenarios.ESTIMATED,
+            "m-dle": scenarios.ESTIMATED,
+        }
+    }
 )
 REGOLD = os.environ.get("DRIFTLINE_REGOLD") == "1"
 TOPICS = Topics()
@@ -49,6 +55,7 @@ SCENARIOS: dict[str, Callable[[], list[Record]]] = {
     "slow_rollout": scenarios.slow_rollout,
     "failing_segment": scenarios.failing_segment,
     "estimated_drop": scenarios.estimated_drop,
+    "estimated_mae_rise": scenarios.estimated_mae_rise,
     "malformed": lambda: [(kind, payload) for kind, payload, _ in MALFORMED],
 }
 

@@ -3,7 +3,8 @@
 ``fixtures/states-format-3.json.gz``: the same models and a segmented one as today's layouts
 save them (the join's is 3: a waiting prediction's score may be a class -> probability object,
 and its segment code may follow; a multiclass version keeps its score metrics,
-``class_score_quality``; a segmented model its segments).
+``class_score_quality``; a segmented model its segments; a regression version its estimated
+MAE, ``loss_estimator``).
 
 ``fixtures/states-format-2.json.gz``: the same models as the layouts before saved them (the
 join's was 2: a waiting prediction may carry its probability score, a number).
@@ -92,7 +93,12 @@ FORMAT_1_SCENARIOS = (
     "quality_and_labels",
     "slow_rollout",
 )
-CURRENT_SCENARIOS = (*FORMAT_1_SCENARIOS, "failing_segment", "estimated_drop")
+CURRENT_SCENARIOS = (
+    *FORMAT_1_SCENARIOS,
+    "failing_segment",
+    "estimated_drop",
+    "estimated_mae_rise",
+)
 
 
 def saved_now() -> dict:
@@ -105,6 +111,8 @@ def saved_now() -> dict:
         records = SCENARIOS[name]()
         if name == "failing_segment":
             records = records[:-15]  # the last labels not in yet: predictions wait, segmented
+        if name == "estimated_mae_rise":
+            records = records[:-250]  # ... and held with their features by its estimator
         for _ in replay(lines(records), monitor=monitor):
             pass
     # The multiclass scenario's labels all came: a few predictions still waiting for theirs
@@ -196,6 +204,8 @@ def test_every_component_record_is_numbered():
     records += [saved["m-multi"]["model"]["versions"]["1"]["class_score_quality"]]
     estimator = saved["m-estimate"]["model"]["versions"]["1"]["estimator"]
     records += [estimator, estimator["calibration"]]
+    loss = saved["m-dle"]["model"]["versions"]["1"]["loss_estimator"]
+    records += [loss, loss["model"]]
     assert all(record["format"] == (3 if record is model["join"] else 1) for record in records)
     # Detectors carry their own numbered layout (detectors.base.Detector.STATE_VERSION).
     assert version["concept"]["version"] == feature["detector"]["version"] == 1
@@ -221,6 +231,8 @@ def test_every_component_record_is_numbered():
         (("versions", "1", "class_score_quality"), "ClassScoreQuality"),
         (("versions", "1", "estimator"), "PerformanceEstimator"),
         (("versions", "1", "estimator", "calibration"), "IsotonicCalibration"),
+        (("versions", "1", "loss_estimator"), "LossEstimator"),
+        (("versions", "1", "loss_estimator", "model"), "AbsoluteErrorModel"),
     ],
 )
 def test_a_newer_format_is_refused_naming_its_component(path, component):
@@ -234,6 +246,8 @@ def test_a_newer_format_is_refused_naming_its_component(path, component):
         model_id = "m-segment"
     if component in ("PerformanceEstimator", "IsotonicCalibration"):
         model_id = "m-estimate"
+    if component in ("LossEstimator", "AbsoluteErrorModel"):
+        model_id = "m-dle"
     saved = orjson.loads(gzip.decompress(CURRENT.read_bytes()))[model_id]
     record = saved["model"]
     for key in path:

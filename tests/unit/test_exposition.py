@@ -346,3 +346,37 @@ def test_a_multiclass_estimate_is_exposed():
         assert series[(f"driftline_model_estimated_{name}", labels)] == value
     status = ("driftline_model_estimation_status", (*labels, ("status", "on")))
     assert series[status] == 1.0
+
+
+def test_estimated_mae_its_band_error_and_status_are_exposed():
+    """A regression version's estimated MAE (DLE) is on /metrics as a classifier's estimate,
+    with its band, its estimation error and its status; a regression model without numeric
+    features says why it is not estimated."""
+    from stream.replay import replay
+    from tests import scenarios
+    from tests.core.test_golden import CONFIG, lines
+
+    monitor = Monitor(CONFIG)
+    records = scenarios.estimated_mae_rise() + scenarios.regression()
+    for _ in replay(lines(records), monitor=monitor):
+        pass
+    metrics = DriftlineMetrics(monitor, PipelineStats(), topic_of_kind={}, lag=lambda: {})
+    series = samples(metrics.render().decode())
+    estimator = monitor.models["m-dle"].versions["1"].estimator
+    labels = (("model_id", "m-dle"), ("model_version", "1"))
+    estimate = estimator.estimate()
+    assert set(estimate.values) == {"mae"}
+    assert series[("driftline_model_estimated_mae", labels)] == estimate.values["mae"]
+    band = ("driftline_model_estimated_stderr", (("metric", "mae"), *labels))
+    assert series[band] == estimate.stderr["mae"] > 0
+    errors = estimator.estimation_error()
+    assert set(errors) == {"mae"}
+    error = ("driftline_model_estimation_error", (("metric", "mae"), *labels))
+    assert series[error] == errors["mae"]
+    status = {
+        (dict(key)["model_id"], dict(key)["status"]): value
+        for (name, key), value in series.items()
+        if name == "driftline_model_estimation_status"
+    }
+    # (m-reg sends its features on the inputs topic: none at prediction time.)
+    assert status == {("m-dle", "on"): 1.0, ("m-reg", "no_features"): 1.0}
