@@ -4,7 +4,7 @@ memory, sampled from the :class:`~detectors.monitor.Monitor` at fixed steps of t
 Live, the worker samples on wall time; a replay samples on its watermark (event time), so a
 report of a backtest covers the backtest's days. Every ``step_ms`` (one minute by default) a
 model gets one point: its events in the step (hence events/s), the realised and the estimated
-F1 (MAE for regression, whose estimate there is none) of its latest version, and each
+F1 (MAE for regression) of its latest version, and each
 feature's drift statistic as a share of its threshold (1: at the threshold), the worst of them
 kept as a series of its own. Alerts and commands are kept as a timeline (the last
 ``max_events`` per model).
@@ -136,8 +136,8 @@ class ModelHistory:
             self.values[1, slot] = np.nan if value is None else value
             estimator = latest.estimator
             estimate = None if estimator is None else estimator.estimate()
-            if estimate is not None and "f1" in estimate.values:
-                self.values[2, slot] = estimate.values["f1"]
+            if estimate is not None and metric in estimate.values:
+                self.values[2, slot] = estimate.values[metric]
         worst = -math.inf
         for signal, name, statistic, threshold, _ in model.signals():
             if signal != "feature" or not threshold or not math.isfinite(statistic):

@@ -133,7 +133,7 @@ def _overview(overview: dict[str, Any], link: Any) -> str:
     legend = (
         '<p class="legend muted">'
         f"<span>{_swatch(BLUE)} F1 (MAE for regression)</span>"
-        f"<span>{_swatch(ORANGE, dashed=True)} estimated F1</span>"
+        f"<span>{_swatch(ORANGE, dashed=True)} its estimate before labels</span>"
         f"<span>{_swatch(VERMILLION)} worst feature: drift statistic ÷ threshold "
         "(line: 1)</span></p>"
     )
@@ -151,8 +151,8 @@ def _row(row: dict[str, Any], link: Any) -> str:
     series = row["series"]
     metric = row["metric"]
     value = _fmt(row["value"])
-    if row["estimated_f1"] is not None:
-        value += f' <span class="muted">(est. {_fmt(row["estimated_f1"])})</span>'
+    if row["estimated"] is not None:
+        value += f' <span class="muted">(est. {_fmt(row["estimated"])})</span>'
     worst = row["worst_feature"]
     worst_text = (
         "–"
@@ -221,7 +221,7 @@ def _model_section(view: dict[str, Any]) -> str:
     overview = (
         '<div class="grid">'
         + _card(
-            f"{metric} and estimated F1",
+            f"{metric} and its estimate before labels",
             _chart(
                 times,
                 view["series"].get("metric", []),

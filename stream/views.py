@@ -87,7 +87,7 @@ def _summary(
             value = version.metrics.values().get(metric)
         estimate = None if version.estimator is None else version.estimator.estimate()
         if estimate is not None:
-            estimated = estimate.values.get("f1")
+            estimated = estimate.values.get(metric)
     worst = None
     for signal, name, statistic, threshold, detected in model.signals():
         if signal != "feature" or not threshold or not math.isfinite(statistic):
@@ -125,7 +125,7 @@ def _summary(
         "events_per_second": rate,
         "metric": metric,
         "value": _number(value),
-        "estimated_f1": _number(estimated),
+        "estimated": _number(estimated),
         "worst_feature": worst,
         "series": series,
         "firing": firing,

@@ -57,7 +57,7 @@ def replayed():
     monitor = Monitor(CONFIG)
     history = History(step_ms=1_000, points=200, stretch=True)
     records = scenarios.covariate_shift() + scenarios.rollout() + scenarios.estimated_drop()
-    records += scenarios.regression()
+    records += scenarios.regression() + scenarios.estimated_mae_rise()
     for _ in replay(lines(records), monitor=monitor, history=history):
         pass
     return monitor, history
@@ -74,6 +74,12 @@ def test_the_views_are_what_the_schema_says(replayed):
         assert len(view["times"]) == len(view["series"]["metric"])
         assert all(len(f["ratio"]) == len(view["times"]) for f in view["features"] if f["ratio"])
     assert model_view(monitor, history, "nobody") is None
+    # Estimates before labels: F1 of a classifier (CBPE), MAE of a regression model (DLE).
+    rows = {m["model_id"]: m for m in overview["models"]}
+    assert (rows["m-estimate"]["metric"], rows["m-dle"]["metric"]) == ("f1", "mae")
+    for model_id in ("m-estimate", "m-dle"):
+        assert rows[model_id]["estimated"] is not None
+        assert any(v is not None for v in rows[model_id]["series"]["estimated_metric"])
     rollout = model_view(monitor, history, "m-rollout")
     assert [e["type"] for e in rollout["timeline"] if e["kind"] == "command"] == ["rollback"]
     assert models_view(monitor, history)["models"][0]["state"] in {
