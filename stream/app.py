@@ -36,7 +36,7 @@ from stream.pages import model_page, not_found_page, status_page
 from stream.pipeline import InputPipeline
 from stream.settings import Settings
 from stream.topics import declare_topics
-from stream.views import model_view, models_view
+from stream.views import as_json, model_view, models_view
 
 __all__ = ["DriftlineApp", "create_app"]
 
@@ -190,7 +190,7 @@ def add_status_pages(app: faust.App, monitor: Monitor, history: History) -> None
 
     @app.page("/api/models")
     async def api_models(web: Any, request: Any) -> Any:
-        return web.bytes(orjson.dumps(models_view(monitor, history)), content_type=JSON)
+        return web.bytes(as_json(models_view(monitor, history)), content_type=JSON)
 
     @app.page("/api/models/{model_id}")
     async def api_model(web: Any, request: Any, model_id: str) -> Any:
@@ -198,7 +198,7 @@ def add_status_pages(app: faust.App, monitor: Monitor, history: History) -> None
         if view is None:
             body = orjson.dumps({"error": "no such model", "model_id": model_id})
             return web.bytes(body, content_type=JSON, status=404)
-        return web.bytes(orjson.dumps(view), content_type=JSON)
+        return web.bytes(as_json(view), content_type=JSON)
 
     @app.timer(min(10.0, history.step_ms / 2000))
     async def sample_history() -> None:

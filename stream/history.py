@@ -28,8 +28,8 @@ Examples
 ...                        timestamp=1_000 * i, prediction=0.5, features={"x": 0.1 * i})
 ...     history.record(monitor.process([event]))
 ...     history.sample(monitor, 1_000 * i)
->>> history.models["m"].series("events_per_second", history.order())  # (first: no rate)
-[None, 1.0, 1.0, 1.0, 1.0]
+>>> history.models["m"].series("events_per_second", history.order()).tolist()  # first: none
+[nan, 1.0, 1.0, 1.0, 1.0]
 >>> history.models["m"].state
 'healthy'
 """
@@ -174,15 +174,13 @@ class ModelHistory:
         if entry.type == "rollback" and entry.version is not None:
             self.rolling_back = (entry.version, entry.at)
 
-    def series(self, name: str, order: np.ndarray) -> list[float | None]:
-        """A series' points in ``order`` (the clock's slots, oldest first; None where the step
-        had no value)."""
-        row = self.values[SERIES.index(name)][order]
-        return [None if math.isnan(v) else float(v) for v in row.tolist()]
+    def series(self, name: str, order: np.ndarray) -> np.ndarray:
+        """A series' points in ``order`` (the clock's slots, oldest first): float32, NaN where
+        the step had no value (JSON's null: ``orjson.OPT_SERIALIZE_NUMPY``)."""
+        return self.values[SERIES.index(name)][order]
 
-    def feature_series(self, name: str, order: np.ndarray) -> list[float | None]:
-        row = self.features[name][order].astype(np.float32)
-        return [None if math.isnan(v) else round(float(v), 4) for v in row.tolist()]
+    def feature_series(self, name: str, order: np.ndarray) -> np.ndarray:
+        return self.features[name][order].astype(np.float32)
 
     def coarsen(self, order: np.ndarray, slots: np.ndarray) -> None:
         """Twice the step: the points in ``order`` move to ``slots`` (a pair of steps to one

@@ -18,12 +18,14 @@ True
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from html import escape
+from itertools import pairwise
 from typing import Any
 from urllib.parse import quote
+
+import numpy as np
 
 __all__ = ["model_page", "not_found_page", "report_page", "sparkline", "status_page"]
 
@@ -324,8 +326,20 @@ def sparkline(
     height: int = 30,
 ) -> str:
     """A small inline SVG of ``values`` (and ``other``, dashed), gaps where a value is None,
-    with an optional horizontal ``line`` (a threshold)."""
+    with an optional horizontal ``line`` (a threshold); at most :data:`SPARK_WIDTH_POINTS`
+    points drawn (the later of each pair when there are more)."""
+    values, other = _thin(values), None if other is None else _thin(other)
     return _svg(values, other, low, high, line, colour, width, height, [], [], 2)
+
+
+#: Points a sparkline draws at most (two pixels apart at its width).
+SPARK_WIDTH_POINTS = 70
+
+
+def _thin(series: np.ndarray | list[float | None]) -> np.ndarray:
+    values = _array(series)
+    step = -(-len(values) // SPARK_WIDTH_POINTS)  # (ceiling)
+    return values[len(values) - 1 :: -step][::-1] if step > 1 else values
 
 
 def _chart(
@@ -363,84 +377,93 @@ def _svg(
     marks: list[dict[str, Any]],
     pad: int,
 ) -> str:
-    known = [v for v in [*values, *(other or [])] if v is not None and math.isfinite(v)]
-    if not known:
+    # Coordinates in tenths of a pixel (viewBox x10): integers, quick to write.
+    series = [_array(values), _array([] if other is None else other)]
+    known = np.concatenate([a[np.isfinite(a)] for a in series])
+    if not len(known):
         return (
             f'<svg width="{width}" height="{height}" role="img" aria-label="no data yet">'
             f'<text x="4" y="{height // 2 + 4}" font-size="11" fill="{GREY}">no data yet</text>'
             "</svg>"
         )
-    lo = min(known) if low is None else min(low, min(known))
-    hi = max(known) if high is None else max(high, max(known))
+    lo = float(known.min()) if low is None else min(low, float(known.min()))
+    hi = float(known.max()) if high is None else max(high, float(known.max()))
     if line is not None:
         hi = max(hi, line * 1.1)
         lo = min(lo, line)
     if hi - lo < 1e-12:
         hi, lo = hi + 0.5, lo - 0.5
-    n = max(len(values), len(other or []), 2)
-    timed = len(times) == n and times[-1] > times[0]
+    n = max(len(series[0]), len(series[1]), 2)
+    span_x, span_y = 10 * (width - 2 * pad), 10 * (height - 2 * pad)
+    if len(times) == n and times[-1] > times[0]:
+        # (along time: steps without a point leave a gap)
+        at = np.asarray(times, dtype=np.float64)
+        xs = 10 * pad + span_x * (at - at[0]) / (at[-1] - at[0])
+    else:
+        xs = 10 * pad + span_x * np.arange(n) / (n - 1)
+    xs = np.rint(xs).astype(np.int64)
 
-    def x(i: int) -> float:
-        # (along time when the points' times are known: steps without a point leave a gap)
-        if timed:
-            return pad + (width - 2 * pad) * (times[i] - times[0]) / (times[-1] - times[0])
-        return pad + (width - 2 * pad) * i / (n - 1)
-
-    def y(v: float) -> float:
-        return height - pad - (height - 2 * pad) * (v - lo) / (hi - lo)
+    def y(v: np.ndarray | float) -> np.ndarray:
+        return np.rint(10 * (height - pad) - span_y * (np.asarray(v) - lo) / (hi - lo))
 
     parts = []
     if line is not None:
+        level = int(y(line))
         parts.append(
-            f'<line x1="{pad}" x2="{width - pad}" y1="{y(line):.1f}" y2="{y(line):.1f}" '
-            f'stroke="{GREY}" stroke-width="1" stroke-dasharray="2,2"/>'
+            f'<line x1="{10 * pad}" x2="{10 * (width - pad)}" y1="{level}" y2="{level}" '
+            f'stroke="{GREY}" stroke-width="10" stroke-dasharray="20,20"/>'
         )
     if times and marks:
         first, last = times[0], times[-1]
         for mark in marks:
             if first <= mark["at"] <= last + 1 and last > first:
-                mx = pad + (width - 2 * pad) * (mark["at"] - first) / (last - first)
+                mx = round(10 * pad + span_x * (mark["at"] - first) / (last - first))
                 parts.append(
-                    f'<line class="mark" x1="{mx:.1f}" x2="{mx:.1f}" y1="0" y2="{height}" '
-                    f'stroke="{MARK_COLOUR.get(mark["status"], GREY)}" stroke-width="1.5">'
+                    f'<line class="mark" x1="{mx}" x2="{mx}" y1="0" y2="{10 * height}" '
+                    f'stroke="{MARK_COLOUR.get(mark["status"], GREY)}" stroke-width="15">'
                     f"<title>{escape(mark['status'])} {escape(mark['type'])}: "
                     f"{escape(mark['summary'])}</title></line>"
                 )
-    for series, stroke, dash in (
-        (values, colour, ""),
-        (other or [], ORANGE, ' stroke-dasharray="4,3"'),
+    for points, stroke, dash in zip(
+        series, (colour, ORANGE), ("", ' stroke-dasharray="40,30"'), strict=True
     ):
-        for run in _runs(series):
-            points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in run)
+        if not len(points):
+            continue
+        ys = y(points)
+        for run in _runs(np.isfinite(points)):
             if len(run) == 1:
-                i, v = run[0]
-                parts.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="1.5" fill="{stroke}"/>')
-            else:
-                parts.append(
-                    f'<polyline fill="none" stroke="{stroke}" stroke-width="1.5"{dash} '
-                    f'points="{points}"/>'
-                )
-    label = f"from {_fmt(known[0])} to {_fmt(known[-1])}"
+                i = int(run[0])
+                parts.append(f'<circle cx="{xs[i]}" cy="{int(ys[i])}" r="15" fill="{stroke}"/>')
+                continue
+            pairs = np.empty(2 * len(run), dtype=np.int64)
+            pairs[0::2], pairs[1::2] = xs[run], ys[run]
+            parts.append(
+                f'<polyline fill="none" stroke="{stroke}" stroke-width="15"{dash} '
+                f'points="{" ".join(map(str, pairs.tolist()))}"/>'
+            )
+    label = f"from {_fmt(float(known[0]))} to {_fmt(float(known[-1]))}"
     return (
-        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(label)}">{"".join(parts)}</svg>'
+        f'<svg width="{width}" height="{height}" viewBox="0 0 {10 * width} {10 * height}" '
+        f'role="img" aria-label="{escape(label)}">{"".join(parts)}</svg>'
     )
 
 
-def _runs(series: list[float | None]) -> list[list[tuple[int, float]]]:
-    """The series' stretches without a gap."""
-    runs: list[list[tuple[int, float]]] = []
-    current: list[tuple[int, float]] = []
-    for i, v in enumerate(series):
-        if v is None or not math.isfinite(v):
-            if current:
-                runs.append(current)
-                current = []
-        else:
-            current.append((i, v))
-    if current:
-        runs.append(current)
-    return runs
+def _array(series: np.ndarray | list[float | None]) -> np.ndarray:
+    """A series as floats, NaN where a point is missing (a view's arrays as they are)."""
+    if isinstance(series, np.ndarray):
+        return series.astype(np.float64)
+    return np.array([np.nan if v is None else v for v in series], dtype=np.float64)
+
+
+def _runs(finite: np.ndarray) -> list[np.ndarray]:
+    """The indices of each stretch of finite points."""
+    index = np.flatnonzero(finite)
+    if not len(index):
+        return []
+    if index[-1] - index[0] == len(index) - 1:  # (the usual case: no gap)
+        return [index]
+    breaks = [0, *(np.flatnonzero(np.diff(index) > 1) + 1).tolist(), len(index)]
+    return [index[a:b] for a, b in pairwise(breaks)]
 
 
 def _swatch(colour: str, dashed: bool = False) -> str:

@@ -13,15 +13,17 @@ import math
 from typing import Any
 
 import numpy as np
+import orjson
 
 from detectors.model import ModelState
 from detectors.monitor import Monitor
 from stream.history import History, ModelHistory
 
-__all__ = ["SPARK_POINTS", "model_view", "models_view"]
+__all__ = ["SPARK_POINTS", "as_json", "model_view", "models_view"]
 
 #: Points of a sparkline on the overview.
 SPARK_POINTS = 120
+_NONE = np.zeros(0, dtype=np.float32)
 #: Timeline entries shown per model on the overview.
 LATEST_EVENTS = 5
 
@@ -64,7 +66,7 @@ def model_view(monitor: Monitor, history: History, model_id: str) -> dict[str, A
                 "statistic": _number(statistic),
                 "threshold": _number(threshold),
                 "detected": bool(detected),
-                "ratio": []
+                "ratio": _NONE
                 if past is None or name not in past.features
                 else past.feature_series(name, order),
             }
@@ -99,13 +101,14 @@ def _summary(
                 "threshold": threshold,
                 "detected": bool(detected),
             }
-    series: dict[str, list[float | None]] = {}
+    series: dict[str, np.ndarray] = {}
     rate = None
     if past is not None:
         for name in ("events_per_second", "metric", "estimated_metric", "worst_drift"):
             series[name] = past.series(name, order)
-        known = [v for v in series["events_per_second"] if v is not None]
-        rate = known[-1] if known else None
+        rates = series["events_per_second"]
+        known = rates[np.isfinite(rates)]
+        rate = float(known[-1]) if len(known) else None
     firing = [
         {
             "type": key.alert,
@@ -131,6 +134,11 @@ def _summary(
         "firing": firing,
         "timeline": [] if past is None else [e.as_json() for e in list(past.timeline)[-events:]],
     }
+
+
+def as_json(view: dict[str, Any]) -> bytes:
+    """A view as the API sends it (its series are numpy arrays: NaN becomes null)."""
+    return orjson.dumps(view, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def _version(model: ModelState, name: str) -> dict[str, Any]:
