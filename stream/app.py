@@ -32,7 +32,7 @@ from detectors.monitor import Monitor
 from stream.history import History
 from stream.kafka_broker import cache_dir
 from stream.metrics import CONTENT_TYPE, DriftlineMetrics, new_registry
-from stream.pages import model_page, not_found_page, status_page
+from stream.pages import PAGE_ROWS, model_page, not_found_page, status_page
 from stream.pipeline import InputPipeline
 from stream.settings import Settings
 from stream.topics import declare_topics
@@ -179,7 +179,10 @@ def add_status_pages(app: faust.App, monitor: Monitor, history: History) -> None
 
     @app.page("/")
     async def status(web: Any, request: Any) -> Any:
-        return web.html(status_page(models_view(monitor, history), refresh=PAGE_REFRESH))
+        # (?all=1: every row; by default the worst states' first PAGE_ROWS)
+        limit = None if request.query.get("all") == "1" else PAGE_ROWS
+        page = status_page(models_view(monitor, history), refresh=PAGE_REFRESH, limit=limit)
+        return web.html(page)
 
     @app.page("/models/{model_id}")
     async def model(web: Any, request: Any, model_id: str) -> Any:

@@ -27,6 +27,8 @@ from urllib.parse import quote
 
 import numpy as np
 
+from stream.history import STATES
+
 __all__ = ["model_page", "not_found_page", "report_page", "sparkline", "status_page"]
 
 # Okabe-Ito: told apart by the common colour-vision deficiencies.
@@ -47,6 +49,9 @@ STATE_STYLE = {
     "stalled": (GREY, "◆"),
     "rolling back": (PURPLE, "↺"),
 }
+#: Rows the status page shows before "show all" (the worst states first).
+PAGE_ROWS = 200
+_SEVERITY = {state: rank for rank, state in enumerate(STATES)}
 MARK_COLOUR = {"firing": VERMILLION, "resolved": GREEN, "sent": PURPLE}
 
 _CSS = """
@@ -68,10 +73,14 @@ th{font-weight:600;background:#f4f4f4}td.num{text-align:right;font-variant-numer
 
 
 def status_page(
-    overview: dict[str, Any], *, refresh: int | None = None, title: str = "driftline"
+    overview: dict[str, Any],
+    *,
+    refresh: int | None = None,
+    title: str = "driftline",
+    limit: int | None = PAGE_ROWS,
 ) -> str:
-    """The overview: one row per model."""
-    return _document(title, _overview(overview, link=_model_link), refresh)
+    """The overview: one row per model, the worst states first (the first ``limit``)."""
+    return _document(title, _overview(overview, link=_model_link, limit=limit), refresh)
 
 
 def model_page(view: dict[str, Any], *, refresh: int | None = None) -> str:
@@ -119,8 +128,10 @@ def _anchor(model_id: str) -> str:
     return "model-" + quote(model_id, safe="")
 
 
-def _overview(overview: dict[str, Any], link: Any) -> str:
-    models = overview["models"]
+def _overview(overview: dict[str, Any], link: Any, limit: int | None = None) -> str:
+    """The overview table, worst states first (then by model id); with a ``limit``, that many
+    rows and a link to the rest."""
+    models = sorted(overview["models"], key=lambda r: (_SEVERITY.get(r["state"], 0), r["model_id"]))
     counts: dict[str, int] = {}
     for row in models:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
@@ -131,7 +142,15 @@ def _overview(overview: dict[str, Any], link: Any) -> str:
     )
     if not models:
         return head + "<p>No model has sent an event yet.</p>"
-    rows = "".join(_row(row, link) for row in models)
+    shown = models if limit is None else models[:limit]
+    rows = "".join(_row(row, link) for row in shown)
+    more = ""
+    if len(shown) < len(models):
+        rest = len(models) - len(shown)
+        more = (
+            f'<p id="more">{rest} more models, in better states than these: '
+            '<a href="/?all=1">show all</a></p>'
+        )
     legend = (
         '<p class="legend muted">'
         f"<span>{_swatch(BLUE)} F1 (MAE for regression)</span>"
@@ -144,7 +163,7 @@ def _overview(overview: dict[str, Any], link: Any) -> str:
         + legend
         + '<table id="models"><thead><tr><th>Model</th><th>State</th><th>Versions</th>'
         "<th>Events/s</th><th>F1 / MAE</th><th>Trend</th><th>Worst feature</th><th>Drift</th>"
-        "<th>Latest alerts and commands</th></tr></thead><tbody>" + rows + "</tbody></table>"
+        "<th>Latest alerts and commands</th></tr></thead><tbody>" + rows + "</tbody></table>" + more
     )
 
 

@@ -141,6 +141,7 @@ async def test_a_live_workers_status_page_shows_the_incident(kafka_bootstrap, to
     detail = api(worker.url + "/api/models/m-shift")
     conforms(detail, "model")
     assert any(e["type"] == "data_drift" and e["feature"] == "f1" for e in detail["timeline"])
+    assert status_of(worker.url + "/?all=1") == 200
     with pytest.raises(urllib.error.HTTPError) as missing:
         api(worker.url + "/api/models/no-such-model")
     assert missing.value.code == 404

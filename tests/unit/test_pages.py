@@ -39,9 +39,13 @@ class Elements(HTMLParser):
         super().__init__()
         self.tags: list[str] = []
         self.text: list[str] = []
+        self.rows: list[tuple[str, str]] = []  # (tag, data-model) of the overview's rows
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
+        model = dict(attrs).get("data-model")
+        if tag == "tr" and model is not None:
+            self.rows.append((tag, model))
 
     def handle_data(self, data):
         self.text.append(data)
@@ -209,3 +213,34 @@ def test_each_model_has_its_own_rate():
     }
     assert rates["slow"][1:] == [2.0] * 19
     assert rates["busy"][1:] == [6.0] * 19
+
+
+def test_the_page_lists_the_worst_states_first_and_links_to_the_rest():
+    """30 models, three drifting, a page of 20 rows: the drifting ones first, and how many
+    more there are; all of them with no limit (the page's default: 200 rows)."""
+    monitor, history = Monitor(), History(step_ms=1_000, points=10)
+    rng = np.random.default_rng(2)
+    for start in range(0, 3_000, 500):
+        events = [
+            Prediction(
+                model_id=f"m{k:02d}",
+                model_version="1",
+                prediction_id=f"{k}-{i}",
+                timestamp=1_000 * i,
+                prediction=0.5,
+                features={"x": float(rng.normal()) + (3.0 if k % 10 == 7 and i > 2000 else 0.0)},
+            )
+            for i in range(start, start + 500)
+            for k in range(30)
+        ]
+        history.record(monitor.process(events))
+        history.sample(monitor, 1_000 * (start + 499))
+    overview = models_view(monitor, history)
+    drifting = sorted(m["model_id"] for m in overview["models"] if m["state"] == "drifting")
+    assert drifting == ["m07", "m17", "m27"]
+    page = parsed(status_page(overview, limit=20))
+    rows = [model for _, model in page.rows]
+    assert len(rows) == 20
+    assert rows[:3] == drifting
+    assert "10 more models" in "".join(page.text)
+    assert len(parsed(status_page(overview, limit=None)).rows) == 30
