@@ -155,8 +155,13 @@ class ModelHistory:
         self._update_state(model, now, step_ms)
 
     def _update_state(self, model: ModelState, now: int, step_ms: int) -> None:
-        firing = {_STATE_OF_ALERT.get(key.alert) for key in model.alerts.firing_keys()}
-        state = next((s for s in STATES[1:-1] if s in firing), "healthy")
+        # (From the model's alert book: after a restart, its restored state says the same.)
+        starts: dict[str, int] = {}
+        for key, since in model.alerts.firing_since().items():
+            kind = _STATE_OF_ALERT.get(key.alert)
+            if kind is not None:
+                starts[kind] = min(since, starts.get(kind, since))
+        state = next((s for s in STATES[1:-1] if s in starts), "healthy")
         # Rolling back: a rollback was asked for and the version it moves away from still
         # serves (a prediction within the last two steps). Once its traffic stops, it is done.
         if self.rolling_back is not None:
@@ -167,7 +172,8 @@ class ModelHistory:
             else:
                 self.rolling_back = None
         if state != self.state:
-            self.state, self.state_since = state, now
+            # Since when: the first alert of that kind still firing (event time), else now.
+            self.state, self.state_since = state, starts.get(state, now)
 
     def record(self, entry: TimelineEntry) -> None:
         self.timeline.append(entry)

@@ -244,3 +244,23 @@ def test_the_page_lists_the_worst_states_first_and_links_to_the_rest():
     assert rows[:3] == drifting
     assert "10 more models" in "".join(page.text)
     assert len(parsed(status_page(overview, limit=None)).rows) == 30
+
+
+def test_a_models_state_and_since_come_back_after_a_restart():
+    """The series start again after a restart; the state, and since when, come from the
+    restored model state (its alerts still firing)."""
+    monitor, history = Monitor(CONFIG), History(step_ms=1_000, points=100)
+    for _ in replay(lines(scenarios.covariate_shift()), monitor=monitor, history=history):
+        pass
+    before = history.models["m-shift"]
+    assert before.state == "drifting"
+    restarted = Monitor(CONFIG)
+    restarted.load_model_state(
+        "m-shift", orjson.loads(orjson.dumps(monitor.model_state("m-shift")))
+    )
+    fresh = History(step_ms=1_000, points=100)
+    fresh.sample(restarted, history.now + 1_000)
+    after = fresh.models["m-shift"]
+    assert (after.state, after.state_since) == ("drifting", before.state_since)
+    drift = [e for e in before.timeline if e.type == "data_drift"]
+    assert before.state_since == drift[0].at  # the alert's own time
