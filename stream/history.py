@@ -4,17 +4,16 @@ memory, sampled from the :class:`~detectors.monitor.Monitor` at fixed steps of t
 Live, the worker samples on wall time; a replay samples on its watermark (event time), so a
 report of a backtest covers the backtest's days. Every ``step_ms`` (one minute by default) a
 model gets one point: its events in the step (hence events/s), the realised and the estimated
-F1 (MAE for regression) of its latest version, and each
-feature's drift statistic as a share of its threshold (1: at the threshold), the worst of them
-kept as a series of its own. Alerts and commands are kept as a timeline (the last
-``max_events`` per model).
+F1 (MAE for regression) of its latest version, and each feature's drift statistic as a share
+of its threshold (1: at the threshold), the worst of them kept as a series of its own. Alerts
+and commands are kept as a timeline (the last ``max_events`` per model).
 
 **Memory.** A series is a ring of ``points`` float32 (the model's) or float16 (a feature's
 ratio: three significant digits are plenty for a line against 1), the steps they hold shared
 by every model: with the defaults, 24 h at one-minute steps, ``1,440 x (16 + 2 F)`` bytes a
 model with ``F`` features, 52 kB with 10 features, 81 kB with 20 (81 MB at 1,000 models); and
-up to ``max_events`` timeline entries of a few hundred bytes each.
-Features beyond ``max_features`` per model are not drawn (they stay on ``/metrics``).
+up to ``max_events`` timeline entries of a few hundred bytes each. Features beyond
+``max_features`` per model are not drawn (they stay on ``/metrics``).
 
 Nothing here changes the Monitor: it is read, never written.
 

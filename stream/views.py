@@ -1,10 +1,12 @@
-"""What ``/api/models`` and ``/api/models/{model_id}`` answer, and what the pages draw: plain
-JSON values built from the :class:`~detectors.monitor.Monitor` (now) and the
-:class:`~stream.history.History` (recent past). Described by ``schemas/status.schema.json``.
+"""What ``/api/models`` and ``/api/models/{model_id}`` answer, and what the pages draw: views
+built from the :class:`~detectors.monitor.Monitor` (now) and the
+:class:`~stream.history.History` (recent past), written by :func:`as_json` as
+``schemas/status.schema.json`` describes.
 
 Times are milliseconds since the epoch (event time in a replay, wall time live). A series is
-a list of points, oldest first, ``None`` where its step had no value; ``times[i]`` is the start
-of point ``i``'s step. The overview's sparklines are the last :data:`SPARK_POINTS` points.
+a numpy array of points, oldest first, NaN (JSON's null) where its step had no value;
+``times[i]`` is the start of point ``i``'s step. The overview's sparklines are the last
+:data:`SPARK_POINTS` points.
 """
 
 from __future__ import annotations
