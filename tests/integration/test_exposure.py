@@ -32,14 +32,24 @@ def status(url: str, method: str = "GET") -> int:
         return error.code
 
 
-def test_only_metrics_and_healthz_are_served_and_only_on_the_chosen_interface(workers):
-    worker = workers().start()  # DRIFTLINE_WEB_HOST=127.0.0.1
+@pytest.mark.parametrize("web_ui", [True, False], ids=["page", "no-page"])
+def test_only_driftlines_pages_are_served_read_only_and_only_on_the_chosen_interface(
+    workers, web_ui
+):
+    env = {} if web_ui else {"DRIFTLINE_WEB_UI": "0"}
+    worker = workers(env=env).start()  # DRIFTLINE_WEB_HOST=127.0.0.1
     assert status(f"{worker.url}/metrics") == 200
     assert status(f"{worker.url}/healthz") == 200
-    # Faust's own pages (index, router, tables, graph, stats) are all off.
-    for path in ("/", "/router/", "/table/", "/graph/", "/stats/", "/signal/", "/metrics/x"):
+    pages = ("/", "/api/models")
+    for path in pages:
+        assert status(f"{worker.url}{path}") == (200 if web_ui else 404), path
+    # Faust's own pages (router, tables, graph, stats) are all off.
+    for path in ("/router/", "/table/", "/graph/", "/stats/", "/signal/", "/metrics/x"):
         assert status(f"{worker.url}{path}") == 404, path
-    assert status(f"{worker.url}/metrics", method="POST") in (404, 405)
+    # Nothing takes input that changes state: only GET is answered.
+    for path in ("/metrics", *pages, "/api/models/m"):
+        for method in ("POST", "PUT", "DELETE"):
+            assert status(f"{worker.url}{path}", method=method) in (404, 405), (method, path)
     # Bound to 127.0.0.1 only: another loopback address of the same host is refused.
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.2", worker.port), timeout=5).close()
