@@ -1,72 +1,96 @@
-"""Decode speed of the event contract, against orjson.loads alone on the same bytes.
+"""How fast a fetch's prediction records become something the core can use: the first
+measurement of issue 18 (a columnar hot path), in-process, no broker.
 
     python bench/decode.py [--n 200000]
 
-Prints microseconds per event for: orjson.loads (no checks), EventDecoder.decode (validated),
-EventDecoder.decode_batch on one event, and on arrays of 100 events (per event).
+Candidates, each over the same ~400-byte prediction messages of bench/workload.py:
+
+* ``EventDecoder.decode_batch`` per message: what the worker does today (validated, typed
+  ``Prediction`` objects, one per event);
+* ``orjson.loads`` per message: dicts, no validation (the raw consumer loop's cost);
+* ``msgspec`` decoding the fetch's values joined as one JSON array into typed structs;
+* ``pyarrow.json.read_json`` over the values joined by newlines: columns (an Arrow table),
+  with ``to_numpy`` of one numeric feature column to show what a column costs to reach.
+
+Printed: events/s of each, best of three runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import random
+import io
+import sys
 import time
+from pathlib import Path
 
+import msgspec
 import orjson
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.workload import events  # (the repository's, not an install)
 from schemas import EventDecoder
 
 
-def sample_event(i: int) -> dict:
-    rng = random.Random(i)
-    features = {f"f{j}": round(rng.gauss(0, 1), 6) for j in range(10)}
-    features["country"] = rng.choice(["DE", "FR", "US", "BR", "IN"])
-    return {
-        "model_id": f"model-{i % 100:03d}",
-        "model_version": "2026.11.1",
-        "prediction_id": f"{i:016x}-{rng.getrandbits(64):016x}",
-        "timestamp": 1_795_255_200_000 + i,
-        "prediction": rng.random() < 0.3,
-        "score": round(rng.random(), 6),
-        "latency_ms": round(rng.uniform(1, 20), 3),
-        "features": features,
-    }
+class _Prediction(msgspec.Struct):
+    model_id: str
+    model_version: str
+    prediction_id: str
+    timestamp: int
+    prediction: bool | float | int | str
+    score: float | None = None
+    latency_ms: float | None = None
+    features: dict[str, float | str] | None = None
 
 
-def per_event_us(fn, payloads, events_per_payload=1) -> float:
-    start = time.perf_counter()
-    for p in payloads:
-        fn(p)
-    return (time.perf_counter() - start) / (len(payloads) * events_per_payload) * 1e6
+def best_of(runs: int, work) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200_000)
     args = parser.parse_args()
-    payloads = [orjson.dumps(sample_event(i)) for i in range(args.n)]
-    arrays = [b"[" + b",".join(payloads[i : i + 100]) + b"]" for i in range(0, args.n, 100)]
+    values = [value for kind, _, value in events(args.n, label_share=0.0) if kind == "predictions"]
+    n = len(values)
+    print(f"{n:,} prediction messages, {sum(map(len, values)) / n:.0f} bytes each on average")
     decoder = EventDecoder()
-    size = sum(map(len, payloads)) / len(payloads)
-    print(f"{args.n} prediction events, {size:.0f} bytes each on average")
-    for name, fn, data, k in [
-        ("orjson.loads (no validation)", orjson.loads, payloads, 1),
-        ("EventDecoder.decode", lambda p: decoder.decode("prediction", p), payloads, 1),
-        (
-            "EventDecoder.decode_batch, 1 event",
-            lambda p: decoder.decode_batch("prediction", p),
-            payloads,
-            1,
-        ),
-        (
-            "EventDecoder.decode_batch, arrays of 100",
-            lambda p: decoder.decode_batch("prediction", p),
-            arrays,
-            100,
-        ),
-    ]:
-        best = min(per_event_us(fn, data, k) for _ in range(3))
-        print(f"  {name:42s} {best:6.2f} us/event  ({1e6 / best:,.0f} events/s)")
+    typed = msgspec.json.Decoder(list[_Prediction])
+
+    def today() -> None:
+        for value in values:
+            decoder.decode_batch("prediction", value)
+
+    def dicts() -> None:
+        for value in values:
+            orjson.loads(value)
+
+    def structs() -> None:
+        typed.decode(b"[" + b",".join(values) + b"]")
+
+    results = {
+        "EventDecoder.decode_batch per message (today)": best_of(3, today),
+        "orjson.loads per message": best_of(3, dicts),
+        "msgspec, one array of typed structs": best_of(3, structs),
+    }
+    try:
+        import pyarrow.json as pj
+    except ImportError:
+        print("  (pyarrow not installed: pip install 'driftline[parquet]')")
+    else:
+
+        def columns() -> None:
+            table = pj.read_json(io.BytesIO(b"\n".join(values)))
+            table.column("features").combine_chunks().field("f0").to_numpy(zero_copy_only=False)
+
+        results["pyarrow.json.read_json, columns"] = best_of(3, columns)
+    for name, seconds in results.items():
+        print(f"  {name:<48} {n / seconds:>12,.0f} events/s")
 
 
 if __name__ == "__main__":
