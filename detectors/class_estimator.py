@@ -61,7 +61,7 @@ import numpy as np
 from detectors.base import StateError
 from detectors.calibration import ClassCalibration
 from detectors.config_sections import EstimationConfig
-from detectors.estimation import ESTIMATED_METRICS, Estimate, estimate_multiclass
+from detectors.estimation import Estimate, estimate_multiclass
 from detectors.estimator import STATUSES, EstimateVerdict, judge
 from detectors.saved_state import read_format, stamp
 from detectors.score_quality import roc_auc
@@ -332,11 +332,11 @@ class ClassPerformanceEstimator:
                 "classes": self.classes,
                 "on_since": self.on_since,
                 "calibration": None if self.calibration is None else self.calibration.to_state(),
-                "reference": None if self.reference is None else _estimate_state(self.reference),
+                "reference": None if self.reference is None else self.reference.to_state(),
                 "collected": [self._ref_rows, self._ref_predicted, self._ref_labels],
                 "window": [scores.tolist(), predicted.tolist()],
                 "predictions": self.predictions,
-                "last": None if self._last is None else _estimate_state(self._last),
+                "last": None if self._last is None else self._last.to_state(),
                 "auc": None if self._auc is None else list(self._auc),
                 "degraded": self.degraded,
                 "below_since": self.below_since,
@@ -401,9 +401,9 @@ class ClassPerformanceEstimator:
                 self._predicted[:count] = [int(i) for i in window_predicted]
             self._next, self.n = count % config.window, count
         if reference is not None:
-            self.reference = _load_estimate(reference)
+            self.reference = Estimate.from_state(reference)
         last = state["last"]
-        self._last = None if last is None else _load_estimate(last)
+        self._last = None if last is None else Estimate.from_state(last)
         self._ref_rows = [[float(v) for v in row] for row in rows]
         self._ref_predicted = [int(i) for i in ref_predicted]
         self._ref_labels = [int(i) for i in ref_labels]
@@ -432,24 +432,3 @@ def _realised(predicted: np.ndarray, labels: np.ndarray, classes: int) -> dict[s
         denominator = int(np.count_nonzero(p)) + int(np.count_nonzero(y))
         f1.append(2.0 * tp / denominator if denominator else 0.0)
     return {"accuracy": float(np.mean(predicted == labels)), "f1": float(np.mean(f1))}
-
-
-def _estimate_state(estimate: Estimate) -> dict[str, Any]:
-    return {
-        "values": estimate.values,
-        "stderr": estimate.stderr,
-        "spread": estimate.spread,
-        "n": estimate.n,
-    }
-
-
-def _load_estimate(state: dict[str, Any]) -> Estimate:
-    estimate = Estimate(
-        {str(k): float(v) for k, v in state["values"].items()},
-        {str(k): float(v) for k, v in state["stderr"].items()},
-        int(state["n"]),
-        {str(k): float(v) for k, v in state["spread"].items()},
-    )
-    if set(estimate.values) - set(ESTIMATED_METRICS):
-        raise StateError("unknown estimated metric")
-    return estimate

@@ -42,9 +42,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from detectors.base import StateError
 from detectors.score_quality import hanley_mcneil
 
 __all__ = [
@@ -71,6 +73,22 @@ class Estimate:
     stderr: dict[str, float]
     n: int
     spread: dict[str, float] = field(default_factory=dict)
+
+    def to_state(self) -> dict[str, Any]:
+        return {"values": self.values, "stderr": self.stderr, "spread": self.spread, "n": self.n}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Estimate:
+        """The estimate :meth:`to_state` saved (a classifier's: its metrics are known ones)."""
+        estimate = cls(
+            {str(k): float(v) for k, v in state["values"].items()},
+            {str(k): float(v) for k, v in state["stderr"].items()},
+            int(state["n"]),
+            {str(k): float(v) for k, v in state["spread"].items()},
+        )
+        if set(estimate.values) - set(ESTIMATED_METRICS):
+            raise StateError("unknown estimated metric")
+        return estimate
 
 
 def window_sums(p: np.ndarray, predicted: np.ndarray) -> np.ndarray:

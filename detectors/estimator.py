@@ -55,7 +55,6 @@ from detectors.base import StateError
 from detectors.calibration import IsotonicCalibration
 from detectors.config_sections import EstimationConfig
 from detectors.estimation import (
-    ESTIMATED_METRICS,
     Estimate,
     estimate_binary,
     estimate_from_sums,
@@ -389,14 +388,7 @@ class PerformanceEstimator:
                 "status": self.status,
                 "on_since": self.on_since,
                 "calibration": None if self.calibration is None else self.calibration.to_state(),
-                "reference": None
-                if reference is None
-                else {
-                    "values": reference.values,
-                    "stderr": reference.stderr,
-                    "spread": reference.spread,
-                    "n": reference.n,
-                },
+                "reference": None if reference is None else reference.to_state(),
                 "collected": [
                     list(self._ref_scores),
                     "".join("1" if v else "0" for v in self._ref_predicted),
@@ -447,14 +439,7 @@ class PerformanceEstimator:
         if calibration is not None:
             self.calibration = IsotonicCalibration.from_state(calibration)
         if reference is not None:
-            self.reference = Estimate(
-                {str(k): float(v) for k, v in reference["values"].items()},
-                {str(k): float(v) for k, v in reference["stderr"].items()},
-                int(reference["n"]),
-                {str(k): float(v) for k, v in reference["spread"].items()},
-            )
-            if set(self.reference.values) - set(ESTIMATED_METRICS):
-                raise StateError("unknown estimated metric")
+            self.reference = Estimate.from_state(reference)
         self._ref_scores = array("d", (float(v) for v in scores))
         self._ref_predicted = bytearray(c == "1" for c in predicted)
         self._ref_positive = bytearray(c == "1" for c in positive)
