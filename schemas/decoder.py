@@ -33,8 +33,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import attrgetter, itemgetter, methodcaller, sub
 from typing import Any, Final
 
 import msgspec
@@ -84,6 +86,8 @@ _LAST_VALUES = msgspec.json.Decoder(float_hook=float)
 UNEXPLAINED: Final = Problem(
     "invalid_value", "$", "rejected by the parser (its message is in driftline-error-cause)"
 )
+_FIRST_BYTE = itemgetter(slice(0, 1))
+_WITHOUT_OPENERS = methodcaller("translate", None, b"{[")
 # Ids and names already checked, so the charset regexes run once per distinct value. Bounded:
 # past this many, values are still checked, just not remembered.
 _MAX_REMEMBERED = 65_536
@@ -255,6 +259,77 @@ class EventDecoder:
                 out.rejected.append(Rejected(index, error.at(f"$[{index}]"), raw))
         return out
 
+    def decode_many(self, kind: EventKind, payloads: Sequence[bytes | None]) -> list[Event] | None:
+        """Decode messages that each hold one event object: the events, one per payload and in
+        order, or ``None`` when any payload is something else or breaks the contract.
+
+        The fast path of a fetch: every check of :meth:`decode`, made over the whole sequence
+        with C-level loops (no Python frame per message). It decides nothing on its own: on
+        ``None`` the caller decodes the payloads one at a time (:meth:`decode_batch`), which
+        gives each its verdict and error, so a dead letter's reason and path never depend on
+        which path read it. Each payload is parsed on its own (joining them into one JSON
+        text would let two malformed messages make two well-formed events across their
+        boundary).
+
+        >>> decoder = EventDecoder()
+        >>> labels = [b'{"model_id": "m", "prediction_id": "p%d", "timestamp": 1795255200000, '
+        ...           b'"label": 1}' % i for i in range(3)]
+        >>> [event.prediction_id for event in decoder.decode_many("label", labels)]
+        ['p0', 'p1', 'p2']
+        >>> decoder.decode_many("label", [*labels, b'{"model_id": "m"}']) is None
+        True
+        """
+        if not payloads:
+            return []
+        limits = self.limits
+        try:
+            if max(map(len, payloads)) > limits.max_message_bytes:  # type: ignore[arg-type]
+                return None
+            if set(map(_FIRST_BYTE, payloads)) != {b"{"}:  # type: ignore[arg-type]
+                return None  # arrays, leading whitespace, anything else: one at a time
+        except TypeError:  # a null value
+            return None
+        # The bracket screen of _check_depth; a payload that fails it is measured one at a time.
+        openers = map(sub, map(len, payloads), map(len, map(_WITHOUT_OPENERS, payloads)))  # type: ignore[arg-type]
+        if max(openers) > limits.max_depth:
+            return None
+        try:
+            events: list[Any] = list(map(self._single[kind].decode, payloads))
+        except (*_PARSE_ERRORS, msgspec.ValidationError):
+            return None
+        if not self._charsets_known(kind, events):
+            return None
+        return events
+
+    def _charsets_known(self, kind: EventKind, events: list[Any]) -> bool:
+        """Whether the ids and names of ``events`` pass :meth:`_check_charsets` (new ones are
+        checked and remembered; any fault: False)."""
+        try:
+            ids = set(map(_MODEL_ID, events))
+            if kind == "prediction":
+                ids.update(map(_MODEL_VERSION, events))
+            elif kind == "input":
+                ids.update(filter(None, map(_MODEL_VERSION, events)))
+            new_ids = ids - self._good_ids
+            for value in new_ids:
+                self._check_id(value, "$")
+            mappings = [filter(None, map(_FEATURES, events))] if kind != "label" else []
+            if kind == "prediction":
+                scores = map(_SCORE, events)
+                mappings += [
+                    filter(_is_dict, scores),  # type: ignore[list-item]
+                    filter(None, map(_TAGS, events)),
+                ]
+            good_names = self._good_names
+            for found in mappings:
+                maps = list(found)
+                if all(map(good_names.issuperset, maps)):
+                    continue
+                self._check_names(dict.fromkeys(chain.from_iterable(maps)), "$")
+        except DecodeError:
+            return False
+        return True
+
     # -- internals -------------------------------------------------------------------------
 
     def _check_size(self, payload: bytes) -> None:
@@ -367,6 +442,17 @@ class EventDecoder:
                 raise DecodeError(*problem)
             if len(self._good_names) < _MAX_REMEMBERED:
                 self._good_names.add(name)
+
+
+_MODEL_ID = attrgetter("model_id")
+_MODEL_VERSION = attrgetter("model_version")
+_FEATURES = attrgetter("features")
+_SCORE = attrgetter("score")
+_TAGS = attrgetter("tags")
+
+
+def _is_dict(value: Any) -> bool:
+    return type(value) is dict
 
 
 def nesting_depth(payload: bytes, limit: int) -> int:

@@ -35,6 +35,7 @@ skipped
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable
 from enum import StrEnum
 
 from aiokafka.partitioner import murmur2
@@ -108,6 +109,21 @@ class Router:
             home = (murmur2(model_id.encode()) & 0x7FFFFFFF) % self.partitions
             self._homes[model_id] = home
         return home
+
+    def at_home(self, model_ids: Iterable[str], topic: str, partition: int, offset: int) -> bool:
+        """Whether :meth:`route` says OK for every event of ``model_ids`` read on ``topic`` /
+        ``partition`` from ``offset`` on: each model's home is ``partition`` and no restored
+        state holds any of those offsets (then it need not be asked one event at a time)."""
+        resume = self.resume
+        home = self.home
+        for model_id in model_ids:
+            if home(model_id) != partition:
+                return False
+            if resume:
+                done = resume.get(model_id)
+                if done is not None and offset < done.get(topic, -1):
+                    return False
+        return True
 
     def route(self, model_id: str, topic: str, partition: int, offset: int) -> Route:
         """Where the event of ``model_id`` read at ``topic``/``partition``/``offset`` goes."""

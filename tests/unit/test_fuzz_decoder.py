@@ -1305,3 +1305,74 @@ def test_number_edges_get_the_same_verdict_from_both(field: str, value: Any) -> 
 @pytest.mark.parametrize("case", contract_cases.BAD, ids=lambda case: case.name)
 def test_the_contract_cases_get_the_same_verdict_from_both(case: contract_cases.Bad) -> None:
     assert isinstance(decode_or_error(case.kind, case.payload()), DecodeError)
+
+
+# -- a fetch at once: decode_many agrees with decode on every payload ---------------------------
+
+
+def _one_at_a_time(kind: str, payloads: list[bytes]) -> list[Any]:
+    decoder = EventDecoder()
+    return [decode_or_error(kind, payload, decoder) for payload in payloads]
+
+
+@given(
+    kind=ANY_KIND,
+    payloads=st.lists(st.one_of(valid_payloads(), garbage(), st.none()), min_size=1, max_size=6),
+)
+@settings(max_examples=scaled(2.0))
+@example(kind="label", payloads=[encode_doc(VALID_LABEL), None])
+@example(kind="label", payloads=[encode_doc(VALID_LABEL), b" " + encode_doc(VALID_LABEL)])
+def test_decode_many_agrees_with_decode_or_declines(
+    kind: str, payloads: list[bytes | None]
+) -> None:
+    """The fast path returns exactly the events decode gives one at a time, or declines
+    (None) when any payload is not a valid lone event: never a different verdict."""
+    fast = EventDecoder().decode_many(kind, payloads)  # type: ignore[arg-type]
+    if fast is None:
+        if all(p is not None for p in payloads):
+            verdicts = _one_at_a_time(kind, payloads)  # type: ignore[arg-type]
+            lone = all(p.lstrip()[:1] == b"{" for p in payloads)  # type: ignore[union-attr]
+            # Declined while every payload was a valid lone object: only for one that opens
+            # many brackets, starts with whitespace, or repeats a key (read one at a time).
+            if lone and not any(isinstance(v, DecodeError) for v in verdicts):
+                assert any(
+                    p.count(b"{") + p.count(b"[") > DEFAULT.max_depth  # type: ignore[union-attr]
+                    or p[:1] != b"{"  # type: ignore[index]
+                    or decoder_module._repeats_a_key(p)  # type: ignore[arg-type]
+                    for p in payloads
+                )
+        return
+    assert all(p is not None for p in payloads)
+    verdicts = _one_at_a_time(kind, payloads)  # type: ignore[arg-type]
+    assert not any(isinstance(v, DecodeError) for v in verdicts)
+    assert fast == verdicts
+
+
+@given(
+    kind=ANY_KIND,
+    docs=st.data(),
+    size=st.integers(1, 8),
+)
+@settings(max_examples=scaled(0.5))
+def test_decode_many_takes_a_fetch_of_valid_events(
+    kind: str, docs: st.DataObject, size: int
+) -> None:
+    """Valid lone events, as producers send them, are read on the fast path."""
+    payloads = [encode_doc(docs.draw(valid_documents(kind))) for _ in range(size)]
+    assume(all(p.count(b"{") + p.count(b"[") <= DEFAULT.max_depth for p in payloads))
+    fast = EventDecoder().decode_many(kind, payloads)
+    assert fast is not None
+    assert fast == _one_at_a_time(kind, payloads)
+
+
+def test_decode_many_declines_two_bad_halves_that_join_into_two_events() -> None:
+    """Each payload is parsed on its own: two malformed messages whose bytes would make two
+    events if joined into one JSON text are declined (and dead-lettered one at a time)."""
+    first = encode_doc(VALID_LABEL)[:-1] + b',"k":"}'
+    second = b'{","x":1}'
+    assert decode_many_or_none("label", [first, second]) is None
+    assert all(isinstance(v, DecodeError) for v in _one_at_a_time("label", [first, second]))
+
+
+def decode_many_or_none(kind: str, payloads: list[bytes]) -> Any:
+    return EventDecoder().decode_many(kind, payloads)  # type: ignore[arg-type]
