@@ -36,6 +36,8 @@ __all__ = ["MAX_ERROR", "RollingClassification", "RollingRegression", "bounded_e
 
 #: Distinct (label, prediction) pairs whose tuple the window shares (a few classes make few).
 _SHARED_PAIRS = 256
+# RollingClassification's positive class not decided since the set of classes last changed.
+_UNKNOWN: Any = object()
 
 
 class RollingClassification:
@@ -66,6 +68,7 @@ class RollingClassification:
         # Once a third class shows up, metrics stay macro-averaged: F1 must not change meaning
         # from one window to the next.
         self._multiclass = False
+        self._positive: Any = _UNKNOWN
 
     @property
     def n(self) -> int:
@@ -82,8 +85,11 @@ class RollingClassification:
                 self._shared[key] = pair
         self._pairs.append(pair)
         self._cm.update(y_true, y_pred)
-        self._classes[y_true] += 1
-        self._classes[y_pred] += 1
+        classes = self._classes
+        if y_true not in classes or y_pred not in classes:
+            self._positive = _UNKNOWN  # the set of classes grows: decide again
+        classes[y_true] += 1
+        classes[y_pred] += 1
         if len(self._pairs) > self.window:
             old_true, old_pred = self._pairs.popleft()
             self._cm.revert(old_true, old_pred)
@@ -93,8 +99,16 @@ class RollingClassification:
                     self._classes[old] = left
                 else:
                     del self._classes[old]
+                    self._positive = _UNKNOWN
 
     def _binary_positive(self) -> Any:
+        # Decided again only when the set of classes in the window changed (read per outcome).
+        positive = self._positive
+        if positive is _UNKNOWN:
+            positive = self._positive = self._decide_positive()
+        return positive
+
+    def _decide_positive(self) -> Any:
         if self.positive_label is not None:
             return self.positive_label
         if self._multiclass:
@@ -195,6 +209,7 @@ class RollingClassification:
         self._pairs = deque()
         self._cm = metrics.ConfusionMatrix()
         self._classes = Counter()
+        self._positive = _UNKNOWN
         self._readers = None
         self._mode = None
         for y_true, y_pred in pairs:
@@ -203,6 +218,7 @@ class RollingClassification:
                     raise StateError("classes must be scalars")
             self.update(y_true, y_pred)
         self._multiclass = bool(state.get("multiclass", False))
+        self._positive = _UNKNOWN
 
 
 def _busiest(item: tuple[Any, int]) -> tuple[int, str]:
