@@ -399,6 +399,11 @@ def _check_ranges(obj: Any, where: str) -> None:
         raise ConfigError(f"{where}.window: must be at least 4")
     if isinstance(obj, ModelConfig):
         _check_segments(obj, where)
+        if not 0 < obj.sample <= 1:
+            raise ConfigError(
+                f"{where}.sample: the share of the model's events monitored must be above 0 "
+                f"and at most 1 (1: every event), got {obj.sample!r}"
+            )
     if isinstance(obj, EstimationConfig) and obj.reference_size < 100:
         raise ConfigError(f"{where}.reference_size: must be at least 100")
     if isinstance(obj, RollbackConfig) and obj.max_samples < obj.min_samples:

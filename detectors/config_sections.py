@@ -337,3 +337,8 @@ class ModelConfig:
     #: Events stamped further than this in the future of the processing clock (live service)
     #: do not move the model's event-time watermark.
     max_future: int = _ms(default=3_600_000)
+    #: The share of the model's events monitored, in (0, 1]: a prediction is kept when a hash
+    #: of its ``prediction_id`` falls under it, and its label (and input) by the same rule,
+    #: so joins stay whole (:mod:`detectors.sampling`). For a model busier than one worker;
+    #: 1: every event.
+    sample: float = 1.0

@@ -19,6 +19,17 @@ class Counters:
     quality: dict[str, int] = field(default_factory=dict)
     #: Models reset, by cause: ``internal_error`` when the core raised while updating one.
     resets: dict[str, int] = field(default_factory=dict)
+    #: Events a model's sample left out (``sample`` below 1), by (model_id, kind): counted
+    #: here instead of applied (:mod:`detectors.sampling`). A model's entries go with it when
+    #: it leaves the monitor (:meth:`~detectors.monitor.Monitor.drop_models`).
+    sampled: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def sampled_by_kind(self) -> dict[str, int]:
+        """:attr:`sampled` summed over models, by kind."""
+        out: dict[str, int] = {}
+        for (_, kind), count in self.sampled.items():
+            out[kind] = out.get(kind, 0) + count
+        return out
 
     @staticmethod
     def add(table: dict[str, int], key: str, amount: int = 1) -> None:

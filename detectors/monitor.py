@@ -8,7 +8,9 @@ The live service (``stream/``) and ``driftline replay`` drive the same :class:`M
     out += monitor.tick(now=ms)             # stall checks, while nothing arrives
 
 ``process`` applies each model's events in the order given and returns CloudEvents (alerts
-and commands) in the order they were decided. The same input gives the same output.
+and commands) in the order they were decided. The same input gives the same output. A model
+configured with ``sample`` below 1 is given only the events its sample keeps
+(:mod:`detectors.sampling`); the others are counted in ``counters.sampled``, by model and kind.
 
 Examples
 --------
@@ -33,6 +35,7 @@ from detectors.base import StateError
 from detectors.config import MonitorConfig
 from detectors.counters import Counters
 from detectors.model import ModelState
+from detectors.sampling import split
 from schemas import Input, Label, Prediction
 from schemas.cloudevents import Alert, Command
 
@@ -126,10 +129,20 @@ class Monitor:
                     )
                 )
                 continue
+            rate = state.config.sample
+            kept, left_out = (model_events, None) if rate >= 1.0 else split(model_events, rate)
             try:
-                out.extend(state.process(model_events, now))
+                if kept:
+                    out.extend(state.process(kept, now))
             except Exception as exc:  # noqa: BLE001 - one model's bug must not stop the others
+                # Every event of the batch goes back, those left out of the sample too: each
+                # is counted once, dead-lettered.
                 self._failed(model_id, exc, len(model_events))
+                continue
+            if left_out:
+                sampled = self.counters.sampled
+                for kind, count in left_out.items():
+                    sampled[model_id, kind] = sampled.get((model_id, kind), 0) + count
         self._bound_pending()
         return out
 
@@ -224,6 +237,12 @@ class Monitor:
         self.models[model_id] = state
 
     def drop_models(self, model_ids: Iterable[str]) -> None:
-        """Forget models (their partition moved to another worker)."""
+        """Forget models (their partition moved to another worker), and their counts of
+        sampled events (series bounded by the models tracked)."""
+        dropped = set()
         for model_id in model_ids:
             self.models.pop(model_id, None)
+            dropped.add(model_id)
+        sampled = self.counters.sampled
+        for key in [key for key in sampled if key[0] in dropped]:
+            del sampled[key]

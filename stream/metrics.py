@@ -61,6 +61,9 @@ Metric names are part of driftline's interface (dashboards and alert rules rely 
 ``driftline_segment_traffic_share{...}``               its share of the predictions
 ``driftline_seconds_since_last_event{model_id, topic}``
 ``driftline_label_join_total{outcome}``                joined, expired, evicted, late, ...
+``driftline_events_sampled_out_total{model_id,``       events a model's sample left out (not
+``topic}``                                             applied, not joined: counted here)
+``driftline_model_sample_rate{model_id}``              a sampled model's ``sample`` (below 1)
 ``driftline_refused_total{what}``                      model | feature
 ``driftline_model_resets_total{cause}``                internal_error (the core raised)
 ``driftline_data_quality_checks_fired_total{check}``   quality checks that started firing
@@ -254,6 +257,17 @@ class DriftlineMetrics:
                 counters.commands,
             ),
             counter("driftline_label_join", "Label join outcomes.", "outcome", counters.join),
+            _family(
+                "driftline_events_sampled_out_total",
+                "counter",
+                "Events of a model configured with sample below 1 that its sample left out "
+                "(counted, not applied: neither monitored nor joined), by model and topic.",
+                ("model_id", "topic"),
+                sorted(
+                    ((model_id, self.topic_of_kind.get(kind, kind)), count)
+                    for (model_id, kind), count in counters.sampled.items()
+                ),
+            ),
             counter(
                 "driftline_refused",
                 "Models and features not tracked because a cap was reached "
@@ -429,6 +443,14 @@ class DriftlineMetrics:
                 "Each segment's share of a model's predictions (decayed by review period).",
             )
         ]
+        sample_rate = [
+            _header(
+                "driftline_model_sample_rate",
+                "gauge",
+                "The share of a model's events monitored (its sample setting), for models "
+                "sampled below 1: drift, metrics and rates are of that sample.",
+            )
+        ]
         since = [
             _header(
                 "driftline_seconds_since_last_event",
@@ -568,6 +590,11 @@ class DriftlineMetrics:
                             segment_error.append(
                                 f"driftline_segment_error{labels}{number(error)}\n"
                             )
+            rate = state.config.sample
+            if rate < 1.0:
+                sample_rate.append(
+                    f'driftline_model_sample_rate{{model_id="{model}"}} {number(rate)}\n'
+                )
             for kind, at in state.last_event_at.items():
                 topic = escape(topic_of_kind.get(kind, kind))
                 seconds = max(0.0, (now_ms - at) / 1000)
@@ -594,6 +621,7 @@ class DriftlineMetrics:
             segment_error,
             segment_outcomes,
             segment_share,
+            sample_rate,
             since,
         ]
         return ["".join(lines) for lines in families]

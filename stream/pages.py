@@ -196,11 +196,19 @@ def _row(row: dict[str, Any], link: Any) -> str:
         f'<td><a href="{escape(link(model_id))}">{escape(model_id)}</a></td>'
         f"<td>{_state(row['state'], row['state_since'])}</td>"
         f"<td>{versions}</td>"
-        f'<td class="num">{_fmt(row["events_per_second"], 1)}</td>'
+        f'<td class="num">{_fmt(row["events_per_second"], 1)}{_sample(row, "<br>")}</td>'
         f'<td class="num">{escape(metric)} {value}</td>'
         f"<td>{trend}</td><td>{worst_text}</td><td>{drift}</td>"
         f"<td>{_events(row['timeline'])}</td></tr>"
     )
+
+
+def _sample(view: dict[str, Any], joint: str) -> str:
+    """A sampled model's share of events monitored (nothing for a model monitored whole)."""
+    sample = view.get("sample", 1.0)
+    if sample >= 1.0:
+        return ""
+    return f'{joint}<span class="muted">a {sample * 100:g} % sample</span>'
 
 
 def _state(state: str, since: int | None) -> str:
@@ -236,7 +244,8 @@ def _model_section(view: dict[str, Any]) -> str:
     head = (
         f'<h1>{escape(model_id)}</h1><p class="sub">{_state(view["state"], view["state_since"])}'
         f" · latest version {escape(str(view['latest_version']))} · "
-        f"{_fmt(view['events_per_second'], 1)} events/s{_at(view.get('now'))}</p>"
+        f"{_fmt(view['events_per_second'], 1)} events/s{_sample(view, ' of ')}"
+        f"{_at(view.get('now'))}</p>"
     )
     metric = view["metric"]
     overview = (

@@ -65,11 +65,13 @@ class ReplaySummary:
     deadletters: Counter[str] = field(default_factory=Counter)
     alerts: Counter[str] = field(default_factory=Counter)
     commands: Counter[str] = field(default_factory=Counter)
+    #: Events of sampled models (``sample`` below 1) their sample left out, by kind.
+    sampled: Counter[str] = field(default_factory=Counter)
     models: int = 0
     seconds: float = 0.0
 
     def describe(self) -> str:
-        events = sum(self.events.values())
+        events = sum(self.events.values()) + sum(self.sampled.values())
         rate = events / self.seconds if self.seconds > 0 else 0.0
         lines = [
             f"replayed {self.lines} records in {self.seconds:.2f}s "
@@ -79,6 +81,8 @@ class ReplaySummary:
             "  alerts:      " + _fmt(self.alerts),
             "  commands:    " + _fmt(self.commands),
         ]
+        if self.sampled:
+            lines.insert(2, "  sampled out: " + _fmt(self.sampled))
         return "\n".join(lines)
 
 
@@ -311,6 +315,7 @@ def replay_source(
     if summary.lines == counted_lines:  # (a source other than a file's lines: its records)
         summary.lines = seen
     summary.events.update(monitor.counters.events)
+    summary.sampled.update(monitor.counters.sampled_by_kind())
     summary.alerts.update(monitor.counters.alerts)
     summary.commands.update(monitor.counters.commands)
     summary.models = len(monitor.models)

@@ -128,6 +128,7 @@ def _summary(
         "latest_version": latest,
         "versions": sorted(model.versions),
         "events_per_second": rate,
+        "sample": model.config.sample,
         "metric": metric,
         "value": _number(value),
         "estimated": _number(estimated),

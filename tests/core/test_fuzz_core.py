@@ -107,6 +107,8 @@ SMALL = MonitorConfig.from_dict(
         "models": {
             "reg": {"task": "regression", "features": {"b": "numeric", "c": "categorical"}},
             "cls": {"task": "classification", "metrics": {"positive_label": "yes"}},
+            # Half of its events, by prediction id (detectors/sampling.py).
+            "fraud.eu-west_1:v2@team+a": {"sample": 0.5},
         },
     }
 )
@@ -426,7 +428,6 @@ def test_any_valid_traffic_is_monitored_without_errors_and_accounted_for(
 def check_counters(monitor: Monitor, traffic: Traffic, run: Run) -> None:
     counters = monitor.counters
     given_events: Counter[str] = Counter()
-    labels_applied = 0
     refused_events = 0
     for step, refused in zip(traffic.steps, run.refused, strict=True):
         refused_events += sum(refused.values())
@@ -434,11 +435,17 @@ def check_counters(monitor: Monitor, traffic: Traffic, run: Run) -> None:
             if event.model_id in refused:
                 continue
             given_events[event.kind] += 1
-            labels_applied += event.kind == "label"
-    # Every event is counted by kind, or refused with its model (and given back).
-    assert counters.events == {k: n for k, n in given_events.items() if n}
+    # Every event is counted by kind, applied or left out by its model's sample, or refused
+    # with its model (and given back).
+    sampled = counters.sampled_by_kind()
+    applied = {k: n - sampled.get(k, 0) for k, n in given_events.items()}
+    assert counters.events == {k: n for k, n in applied.items() if n}
+    assert all(
+        CONFIGS[traffic.config].for_model(model_id).sample < 1 for model_id, _ in counters.sampled
+    )
     assert counters.refused.get("model", 0) == refused_events
     assert sum(len(s.events) for s in traffic.steps) == sum(given_events.values()) + refused_events
+    labels_applied = applied.get("label", 0)
     assert counters.resets == {}
     # Every label applied is joined, late, a duplicate, an unknown id, or still waiting.
     join = counters.join
@@ -447,7 +454,7 @@ def check_counters(monitor: Monitor, traffic: Traffic, run: Run) -> None:
     assert counted + waiting == labels_applied, (join, waiting, labels_applied)
     # ... and every prediction is joined, expired, evicted or waiting at most once (a re-sent
     # prediction is not counted again).
-    predictions = given_events["prediction"]
+    predictions = applied.get("prediction", 0)
     pending = sum(state.join.pending for state in monitor.models.values())
     consumed = sum(join.get(k, 0) for k in ("joined", "expired", "evicted"))
     assert consumed + pending <= predictions
@@ -567,6 +574,8 @@ def config_overrides(draw: st.DrawFn) -> dict[str, Any]:
         overrides["max_versions"] = draw(st.integers(0, 5))
     if draw(st.booleans()):
         overrides["task"] = draw(st.sampled_from(["auto", "classification", "regression"]))
+    if draw(st.booleans()):
+        overrides["sample"] = draw(_FLOATS)
     return overrides
 
 
@@ -631,7 +640,7 @@ def test_every_configuration_accepted_is_one_the_core_runs_with(overrides: dict[
 
 def _numeric_settings() -> list[tuple[str, str, bool]]:
     defaults = ModelConfig()
-    out = [("", "max_versions", False), ("", "max_future", True)]
+    out = [("", "max_versions", False), ("", "max_future", True), ("", "sample", False)]
     for section in _SECTIONS:
         for f in dataclasses.fields(getattr(defaults, section)):
             value = getattr(getattr(defaults, section), f.name)
