@@ -10,8 +10,9 @@ throughput  events/s of a raw ``AIOKafkaConsumer.getmany`` loop decoding each me
             orjson (the ceiling), of the script a user would write instead (the same loop plus
             river's ``ADWIN`` per numeric feature and ``PageHinkley`` on the score, per model),
             and of ``driftline worker`` (the real one, a separate process, a cold consumer
-            group) on the same topic contents; and their ratios. Workload:
-            prediction events of ~400 bytes (10 numeric features, 1 categorical) for 100
+            group) on the same topic contents; and their ratios. Then the worker once more with
+            every model at ``sample: 0.1`` (what a hot model's sample buys on a live worker).
+            Workload: prediction events of ~400 bytes (10 numeric features, 1 categorical) for 100
             models, labels for 30 % of them (bench/workload.py); 1M predictions.
 arrays      the same, with producers that publish JSON arrays of 100 events per message.
 latency     p50 / p99 from an event's produce time to the alert or command it causes, at a
@@ -250,6 +251,7 @@ class Worker(WorkerProcess):
         app_id: str,
         extra: dict[str, str] | None = None,
         code: Path | None = None,
+        config: str | None = None,
     ) -> None:
         super().__init__(
             bootstrap,
@@ -257,6 +259,7 @@ class Worker(WorkerProcess):
             workdir,
             app_id=app_id,
             env=extra,
+            config=config,
             partitions=PARTITIONS,
             log_level="warn",
             code=code,
@@ -398,6 +401,7 @@ def throughput(
     profile: bool = False,
     baseline: tuple[str, Path] | None = None,
     rounds: int = 1,
+    sampled: bool = False,
 ) -> float:
     topics = new_topics(bootstrap)
     start = time.perf_counter()
@@ -429,6 +433,14 @@ def throughput(
         print(f"  driftline worker (cold consumer group)        {rate:>10,.0f} events/s")
         print(f"  ratio worker / raw                            {rate / raw:>10.2f}")
         print(f"  ratio worker / naive                          {rate / naive:>10.2f}")
+        if sampled:
+            config = "defaults:\n  sample: 0.1\n"
+            rate_sampled = worker_rate(
+                Worker(bootstrap, topics, workdir, new_app_id(), config=config), total
+            )
+            label = "  driftline worker, every model at sample: 0.1"
+            print(f"{label}  {rate_sampled:>10,.0f} events/s")
+            print(f"  ratio sampled worker / worker                 {rate_sampled / rate:>10.2f}")
         return rate
     name, code = baseline
     befores, rates = [], []
@@ -888,7 +900,12 @@ def main() -> None:
         if "throughput" in wanted:
             print("\nthroughput")
             single = throughput(
-                bootstrap, workdir, int(1_000_000 * scale), baseline=baseline, rounds=args.rounds
+                bootstrap,
+                workdir,
+                int(1_000_000 * scale),
+                baseline=baseline,
+                rounds=args.rounds,
+                sampled=True,
             )
             if args.profile:
                 print("\nprofile, the throughput workload again")
