@@ -16,6 +16,7 @@ only the stall checks take a clock from outside (:meth:`ModelState.tick`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any, ClassVar
 
 from detectors.alerting import AlertKey, Reading
@@ -143,7 +144,25 @@ class ModelState:
         versions = self.versions
         add_prediction = self.join.add_prediction
         segments = self.segments
-        for event in events:
+        count = len(events)
+        index = 0
+        while index < count:
+            event = events[index]
+            index += 1
+            if event.kind == "prediction" and segments is None:
+                # A run of predictions of one tracked version: as columns (see _prediction_run).
+                version = versions.get(event.model_version)  # type: ignore[union-attr]
+                if version is not None and not version.holds_rows:
+                    end = _run_end(events, index - 1, version.version)
+                    if end - index + 1 >= _MIN_RUN:
+                        run_events = events[index - 1 : end]
+                        watermark = self._prediction_run(
+                            run_events, version, columns, run, clock_limit, watermark, replay
+                        )
+                        counts["prediction"] += len(run_events)
+                        last_ts["prediction"] = run_events[-1].timestamp
+                        index = end
+                        continue
             ts = event.timestamp
             if (clock_limit is None or ts <= clock_limit) and (watermark is None or ts > watermark):
                 watermark = self.watermark = ts
@@ -270,6 +289,81 @@ class ModelState:
         return self.outbox.take()
 
     # -- predictions -----------------------------------------------------------------------
+
+    def _prediction_run(
+        self,
+        events: Sequence[Prediction],
+        version: VersionState,
+        columns: dict[str, _Columns],
+        feature_rows: list[tuple[int, Any]],
+        clock_limit: int | None,
+        watermark: int | None,
+        replay: bool,
+    ) -> int | None:
+        """Apply a run of predictions of one tracked version (no segments, no rows held for
+        an estimate): what :meth:`process` does one prediction at a time, as columns read
+        with C-level loops, the join's one call a prediction in a tight loop. Returns the
+        watermark.
+
+        The same effects, in the same order where order shows: the watermark is a running
+        maximum, read only after the batch; the join and the outcomes of labels that came
+        first go prediction by prediction (with the replay's stall observations between them,
+        whose resolutions are emitted in that order); the columns and feature rows wait for
+        the end of the batch as before."""
+        times = list(map(_TIMESTAMP, events))
+        eligible = times if clock_limit is None else [t for t in times if t <= clock_limit]
+        if eligible:
+            top = max(eligible)
+            if watermark is None or top > watermark:
+                watermark = self.watermark = top
+        latest = max(times)
+        if latest > version.last_seen:
+            version.last_seen = latest
+        predictions = list(map(_PREDICTION, events))
+        scores = list(map(_SCORE, events))
+        identifier = version.version  # the interned string, shared by every waiting prediction
+        add_prediction = self.join.add_prediction
+        outcome_of = self._outcome
+        if replay:
+            observe, detector = self._observe_stall, self.stall_inputs
+            for pid, ts, prediction, score in zip(
+                map(_PREDICTION_ID, events), times, predictions, scores, strict=True
+            ):
+                outcome = add_prediction(pid, ts, identifier, prediction, score, 0)
+                if outcome is not None:
+                    outcome_of(outcome)
+                observe("input_stall", detector, ts)
+        else:
+            for pid, ts, prediction, score in zip(
+                map(_PREDICTION_ID, events), times, predictions, scores, strict=True
+            ):
+                outcome = add_prediction(pid, ts, identifier, prediction, score, 0)
+                if outcome is not None:
+                    outcome_of(outcome)
+        column = columns.get(identifier)
+        if column is None:
+            column = columns[identifier] = _Columns(version)
+        column.times += times
+        column.predictions += predictions
+        kinds = set(map(type, scores))
+        if kinds == {float}:
+            column.score_times += times
+            column.scores += scores
+            column.score_predictions += predictions
+        elif kinds != {type(None)}:
+            for ts, score, prediction in zip(times, scores, predictions, strict=True):
+                if score is not None:
+                    column.add_score(ts, score, prediction)
+        latencies = [value for value in map(_LATENCY, events) if value is not None]
+        if latencies:
+            column.latencies += latencies
+        if not self.features_from_inputs:
+            feature_rows += [
+                (ts, features)
+                for ts, features in zip(times, map(_FEATURES, events), strict=True)
+                if features is not None
+            ]
+        return watermark
 
     def _flush_predictions(self, column: _Columns) -> None:
         version = column.version
@@ -481,6 +575,27 @@ def _positive_scores(column: _Columns, positive: str) -> tuple[list[int], list[f
         [read[i] for i in kept],  # type: ignore[misc]
         [column.score_predictions[i] for i in kept],
     )
+
+
+# Shortest run of predictions worth reading as columns (below it, one at a time is as fast).
+_MIN_RUN = 8
+_TIMESTAMP = attrgetter("timestamp")
+_PREDICTION = attrgetter("prediction")
+_SCORE = attrgetter("score")
+_PREDICTION_ID = attrgetter("prediction_id")
+_LATENCY = attrgetter("latency_ms")
+_FEATURES = attrgetter("features")
+
+
+def _run_end(events: Sequence[Any], start: int, version: str) -> int:
+    """The end of the run of predictions of ``version`` that starts at ``start``."""
+    end, count = start, len(events)
+    while end < count:
+        event = events[end]
+        if event.kind != "prediction" or event.model_version != version:
+            break
+        end += 1
+    return end
 
 
 class _Columns:

@@ -92,6 +92,13 @@ class VersionState:
         # as outcomes come (a fleet's versions mostly see far fewer).
         self.outcome_times = array("q")
 
+    @property
+    def holds_rows(self) -> bool:
+        """Whether its predictions' features are held until their labels (a regression
+        version's estimated MAE, while it reads them)."""
+        estimator = self.estimator
+        return bool(self.regression and estimator is not None and estimator.reading)  # type: ignore[union-attr]
+
     def add_latencies(self, values: list[float]) -> int:
         """Add ``latency_ms`` values; return how many times the window slid (checks due)."""
         if self.latency is None:

@@ -34,6 +34,7 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
+import detectors.model as model_module
 from detectors.alerting import AlertKey
 from detectors.config import ConfigError, ModelConfig, MonitorConfig
 from detectors.monitor import Monitor
@@ -267,8 +268,14 @@ def traffic(draw: st.DrawFn) -> Traffic:
     events = [DECODER.decode(kind, orjson.dumps(doc)) for kind, doc in docs]  # type: ignore[arg-type]
     cuts = sorted(draw(st.sets(st.integers(1, len(events)), max_size=8)) | {len(events)})
     batches, start = [], 0
+    # Half the time in the live pipeline's order: a fetch's predictions, then its labels and
+    # inputs (so a model's batch holds runs of predictions, see ModelState._prediction_run).
+    fetch_order = draw(st.booleans())
     for end in cuts:
-        batches.append(events[start:end])
+        batch = events[start:end]
+        if fetch_order:
+            batch.sort(key=lambda event: event.kind != "prediction")
+        batches.append(batch)
         start = end
     live = draw(st.booleans())
     steps: list[Step] = []
@@ -906,3 +913,75 @@ def test_a_restored_rollback_test_carries_on_bit_for_bit() -> None:
     original, restored = restored_half_way(config, events, 300)
     mine, theirs = (m.models["m"].rollback.to_state()["sums"]["1"] for m in (restored, original))
     assert mine == theirs
+
+
+@given(traffic=traffic())
+@settings(max_examples=max(20, settings().max_examples))
+def test_runs_of_predictions_as_columns_decide_as_one_at_a_time(traffic: Traffic) -> None:
+    """A batch's runs of predictions are applied as columns (ModelState._prediction_run): the
+    same alerts and commands, in the same order, and the same state as one at a time."""
+    runs, single = traffic.monitor(), traffic.monitor()
+    taken = 0
+    real_run = model_module.ModelState._prediction_run
+
+    def counted(self: Any, events: Any, *args: Any) -> Any:
+        nonlocal taken
+        taken += 1
+        return real_run(self, events, *args)
+
+    for step in traffic.steps:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(model_module.ModelState, "_prediction_run", counted)
+            by_runs = Run()
+            run_step(runs, step, by_runs)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(model_module, "_MIN_RUN", 1 << 30)  # never a run: one at a time
+            one_by_one = Run()
+            run_step(single, step, one_by_one)
+        assert [encode(e) for e in by_runs.emitted[-1]] == [
+            encode(e) for e in one_by_one.emitted[-1]
+        ]
+        assert by_runs.refused == one_by_one.refused
+    assert runs.counters == single.counters
+    assert runs.models.keys() == single.models.keys()
+    for model_id in runs.models:
+        assert comparable(orjson.loads(orjson.dumps(runs.model_state(model_id)))) == comparable(
+            orjson.loads(orjson.dumps(single.model_state(model_id)))
+        )
+    note(f"prediction runs taken: {taken}")
+
+
+def test_a_batch_of_predictions_is_taken_as_one_run() -> None:
+    """The property above compares something: a batch of one version's predictions is one run
+    (and the fuzzed traffic in the pipeline's order holds such runs)."""
+    monitor = Monitor()
+    events = [
+        DECODER.decode(
+            "prediction",
+            orjson.dumps(
+                {
+                    "model_id": "m",
+                    "model_version": "1",
+                    "prediction_id": f"p{i}",
+                    "timestamp": T0 + i,
+                    "prediction": i % 2 == 0,
+                    "score": 0.5,
+                }
+            ),
+        )
+        for i in range(40)
+    ]
+    monitor.process(events[:1])  # the version is tracked from its first prediction
+    seen = []
+    real = model_module.ModelState._prediction_run
+
+    def spy(self: Any, run: Any, *args: Any) -> Any:
+        seen.append(len(run))
+        return real(self, run, *args)
+
+    model_module.ModelState._prediction_run = spy  # type: ignore[method-assign]
+    try:
+        monitor.process(events[1:])
+    finally:
+        model_module.ModelState._prediction_run = real  # type: ignore[method-assign]
+    assert seen == [39]
