@@ -163,6 +163,15 @@ class ModelState:
                         last_ts["prediction"] = run_events[-1].timestamp
                         index = end
                         continue
+            elif event.kind == "label":
+                end = _label_run_end(events, index - 1)
+                if end - index + 1 >= _MIN_RUN:
+                    run_events = events[index - 1 : end]
+                    watermark = self._label_run(run_events, clock_limit, watermark, replay)
+                    counts["label"] += len(run_events)
+                    last_ts["label"] = run_events[-1].timestamp
+                    index = end
+                    continue
             ts = event.timestamp
             if (clock_limit is None or ts <= clock_limit) and (watermark is None or ts > watermark):
                 watermark = self.watermark = ts
@@ -363,6 +372,38 @@ class ModelState:
                 for ts, features in zip(times, map(_FEATURES, events), strict=True)
                 if features is not None
             ]
+        return watermark
+
+    def _label_run(
+        self,
+        events: Sequence[Label],
+        clock_limit: int | None,
+        watermark: int | None,
+        replay: bool,
+    ) -> int | None:
+        """Apply a run of labels as :meth:`process` does one at a time (the join and each
+        outcome in order, the replay's stall observations between them); the watermark."""
+        times = list(map(_TIMESTAMP, events))
+        eligible = times if clock_limit is None else [t for t in times if t <= clock_limit]
+        if eligible:
+            top = max(eligible)
+            if watermark is None or top > watermark:
+                watermark = self.watermark = top
+        add_label = self.join.add_label
+        outcome_of = self._outcome
+        labelled = zip(map(_PREDICTION_ID, events), map(_LABEL, events), times, strict=True)
+        if replay:
+            observe, detector = self._observe_stall, self.stall_labels
+            for pid, label, ts in labelled:
+                outcome = add_label(pid, label, ts)
+                if outcome is not None:
+                    outcome_of(outcome)
+                observe("label_stall", detector, ts)
+        else:
+            for pid, label, ts in labelled:
+                outcome = add_label(pid, label, ts)
+                if outcome is not None:
+                    outcome_of(outcome)
         return watermark
 
     def _flush_predictions(self, column: _Columns) -> None:
@@ -577,7 +618,8 @@ def _positive_scores(column: _Columns, positive: str) -> tuple[list[int], list[f
     )
 
 
-# Shortest run of predictions worth reading as columns (below it, one at a time is as fast).
+# Shortest run of predictions (or labels) worth reading as columns (below it, one at a time
+# is as fast).
 _MIN_RUN = 8
 _TIMESTAMP = attrgetter("timestamp")
 _PREDICTION = attrgetter("prediction")
@@ -585,6 +627,15 @@ _SCORE = attrgetter("score")
 _PREDICTION_ID = attrgetter("prediction_id")
 _LATENCY = attrgetter("latency_ms")
 _FEATURES = attrgetter("features")
+_LABEL = attrgetter("label")
+
+
+def _label_run_end(events: Sequence[Any], start: int) -> int:
+    """The end of the run of labels that starts at ``start``."""
+    end, count = start, len(events)
+    while end < count and events[end].kind == "label":
+        end += 1
+    return end
 
 
 def _run_end(events: Sequence[Any], start: int, version: str) -> int:

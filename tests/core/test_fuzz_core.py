@@ -44,7 +44,9 @@ from schemas import (
     Alert,
     Command,
     EventDecoder,
+    Label,
     Limits,
+    Prediction,
     decode_alert,
     decode_command,
     encode,
@@ -985,3 +987,37 @@ def test_a_batch_of_predictions_is_taken_as_one_run() -> None:
     finally:
         model_module.ModelState._prediction_run = real  # type: ignore[method-assign]
     assert seen == [39]
+
+
+def test_a_batch_of_labels_is_taken_as_one_run() -> None:
+    """Likewise for labels: a batch of a model's labels is one run, and they join."""
+    monitor = Monitor()
+    predictions = [
+        Prediction(
+            model_id="m",
+            model_version="1",
+            prediction_id=f"p{i}",
+            timestamp=T0 + i,
+            prediction=i % 2 == 0,
+        )
+        for i in range(20)
+    ]
+    labels = [
+        Label(model_id="m", prediction_id=f"p{i}", timestamp=T0 + 100 + i, label=True)
+        for i in range(20)
+    ]
+    monitor.process(predictions)
+    seen = []
+    real = model_module.ModelState._label_run
+
+    def spy(self: Any, run: Any, *args: Any) -> Any:
+        seen.append(len(run))
+        return real(self, run, *args)
+
+    model_module.ModelState._label_run = spy  # type: ignore[method-assign]
+    try:
+        monitor.process(labels)
+    finally:
+        model_module.ModelState._label_run = real  # type: ignore[method-assign]
+    assert seen == [20]
+    assert monitor.models["m"].join.counts["joined"] == 20
