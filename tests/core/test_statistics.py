@@ -293,3 +293,29 @@ def test_a_clearly_worse_version_is_rolled_back_quickly():
     samples = [rollout(0.1, 0.2, seed) for seed in range(100)]
     assert all(s is not None for s in samples)
     assert np.median(samples) <= 400
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_mid_ranks_against_a_reference_with_repeated_values(seed: int) -> None:
+    """A value's rank is its mid-rank among the reference values (left and right searches
+    averaged), however many times the reference repeats it: the second search, made for the
+    values equal to a reference value only, changes nothing."""
+    rng = np.random.default_rng(seed)
+    detector = NumericDriftDetector(reference_size=200)
+    decimals = int(rng.integers(0, 3))  # coarse values: many repeats
+    reference = np.round(rng.normal(0.0, 2.0, 200), decimals)
+    detector.update_many(reference.tolist())
+    values = np.concatenate(
+        [
+            np.round(rng.normal(0.0, 2.0, 300), decimals),  # mostly repeats of the reference
+            rng.normal(0.0, 2.0, 50),  # mostly not
+            [reference.min() - 1, reference.max() + 1, reference.min(), reference.max()],
+        ]
+    )
+    ordered = np.sort(reference)
+    expected = (ordered.searchsorted(values, "left") + ordered.searchsorted(values, "right")) / (
+        2.0 * len(ordered)
+    )
+    got = detector._ranks(values)
+    assert np.array_equal(got, expected)
+    assert detector._ties == bool(np.any(ordered[1:] == ordered[:-1]))
