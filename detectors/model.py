@@ -320,11 +320,7 @@ class ModelState:
         whose resolutions are emitted in that order); the columns and feature rows wait for
         the end of the batch as before."""
         times = list(map(_TIMESTAMP, events))
-        eligible = times if clock_limit is None else [t for t in times if t <= clock_limit]
-        if eligible:
-            top = max(eligible)
-            if watermark is None or top > watermark:
-                watermark = self.watermark = top
+        watermark = self._advance_watermark(times, clock_limit, watermark)
         latest = max(times)
         if latest > version.last_seen:
             version.last_seen = latest
@@ -374,6 +370,18 @@ class ModelState:
             ]
         return watermark
 
+    def _advance_watermark(
+        self, times: list[int], clock_limit: int | None, watermark: int | None
+    ) -> int | None:
+        """The watermark after a run's event ``times``: their running maximum, as
+        :meth:`process` keeps it one event at a time (times past ``clock_limit`` ignored)."""
+        eligible = times if clock_limit is None else [t for t in times if t <= clock_limit]
+        if eligible:
+            top = max(eligible)
+            if watermark is None or top > watermark:
+                watermark = self.watermark = top
+        return watermark
+
     def _label_run(
         self,
         events: Sequence[Label],
@@ -384,11 +392,7 @@ class ModelState:
         """Apply a run of labels as :meth:`process` does one at a time (the join and each
         outcome in order, the replay's stall observations between them); the watermark."""
         times = list(map(_TIMESTAMP, events))
-        eligible = times if clock_limit is None else [t for t in times if t <= clock_limit]
-        if eligible:
-            top = max(eligible)
-            if watermark is None or top > watermark:
-                watermark = self.watermark = top
+        watermark = self._advance_watermark(times, clock_limit, watermark)
         add_label = self.join.add_label
         outcome_of = self._outcome
         labelled = zip(map(_PREDICTION_ID, events), map(_LABEL, events), times, strict=True)

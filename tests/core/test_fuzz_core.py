@@ -974,19 +974,22 @@ def test_a_batch_of_predictions_is_taken_as_one_run() -> None:
         for i in range(40)
     ]
     monitor.process(events[:1])  # the version is tracked from its first prediction
-    seen = []
-    real = model_module.ModelState._prediction_run
+    assert run_lengths(monitor, events[1:], "_prediction_run") == [39]
+
+
+def run_lengths(monitor: Monitor, events: list[Any], method: str) -> list[int]:
+    """Process ``events``; the length of every run ``ModelState.<method>`` was given."""
+    seen: list[int] = []
+    real = getattr(model_module.ModelState, method)
 
     def spy(self: Any, run: Any, *args: Any) -> Any:
         seen.append(len(run))
         return real(self, run, *args)
 
-    model_module.ModelState._prediction_run = spy  # type: ignore[method-assign]
-    try:
-        monitor.process(events[1:])
-    finally:
-        model_module.ModelState._prediction_run = real  # type: ignore[method-assign]
-    assert seen == [39]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(model_module.ModelState, method, spy)
+        monitor.process(events)
+    return seen
 
 
 def test_a_batch_of_labels_is_taken_as_one_run() -> None:
@@ -1007,17 +1010,5 @@ def test_a_batch_of_labels_is_taken_as_one_run() -> None:
         for i in range(20)
     ]
     monitor.process(predictions)
-    seen = []
-    real = model_module.ModelState._label_run
-
-    def spy(self: Any, run: Any, *args: Any) -> Any:
-        seen.append(len(run))
-        return real(self, run, *args)
-
-    model_module.ModelState._label_run = spy  # type: ignore[method-assign]
-    try:
-        monitor.process(labels)
-    finally:
-        model_module.ModelState._label_run = real  # type: ignore[method-assign]
-    assert seen == [20]
+    assert run_lengths(monitor, labels, "_label_run") == [20]
     assert monitor.models["m"].join.counts["joined"] == 20
