@@ -39,6 +39,7 @@ import zlib
 from array import array
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, ClassVar, Final
 
 from detectors.base import StateError
@@ -189,8 +190,12 @@ class LabelJoiner:
         # by default, so each is one int where it can be: predicted_at * _CODES + the index of
         # its (version, prediction) in _combos (a few versions x a few classes); otherwise
         # (regression values, past _CODES combinations) the tuple (predicted_at, version,
-        # prediction). ~100 bytes less a prediction than the tuple.
-        self._predictions: OrderedDict[str, int | tuple[int, str, Any]] = OrderedDict()
+        # prediction). ~100 bytes less a prediction than the tuple. A plain dict, not an
+        # OrderedDict: 53 bytes less a prediction (a quarter of a fleet's memory). The oldest
+        # is its first entry, found past the holes its deletions leave: _removed counts them,
+        # and the dict is rebuilt without them once they outnumber a quarter of its entries.
+        self._predictions: dict[str, int | tuple[int, str, Any]] = {}
+        self._removed = 0
         self._combos: list[tuple[str, Any]] = []
         self._combo_codes: dict[tuple[str, type, Any], int] = {}
         # A waiting class -> probability score is (its class names, shared, and its
@@ -321,14 +326,20 @@ class LabelJoiner:
             if probabilities is None
             else self._pack_map(predicted_at, version, prediction, probabilities, segment)
         )
-        if len(self._predictions) > self.config.max_pending:
-            self.evict(1)
+        excess = len(self._predictions) - self.config.max_pending
+        if excess > 0:
+            # 1/256 of the cap at once: one scan past the dict's holes per chunk, not per
+            # prediction (the oldest go first either way, and the cap holds).
+            self.evict(excess + (self.config.max_pending >> 8))
         return None
 
     def add_label(self, prediction_id: str, label: Any, labelled_at: int) -> Outcome | None:
         """Join a label to its prediction, or hold it, or count it late or duplicate."""
         waiting = self._predictions.pop(prediction_id, None)
         if waiting is not None:
+            self._removed += 1
+            if self._removed > 64 + (len(self._predictions) >> 2):
+                self._compact()
             self._count("joined", 1)
             self._joined.add(prediction_id)
             predicted_at, version, prediction, score, segment = self._unpack(waiting)
@@ -349,15 +360,14 @@ class LabelJoiner:
     def expire(self, watermark: int) -> None:
         """Drop predictions older than ``ttl`` and early labels older than ``label_wait``."""
         cutoff = watermark - self.config.ttl
-        predictions = self._predictions
-        while predictions:
-            prediction_id, waiting = next(iter(predictions.items()))
-            predicted_at = self._unpack(waiting)[0]
-            if predicted_at >= cutoff:
+        expired = []
+        for prediction_id, waiting in self._predictions.items():
+            if (waiting[0] if type(waiting) is tuple else self._unpack(waiting)[0]) >= cutoff:
                 break
-            predictions.popitem(last=False)
-            self._expired.add(prediction_id)
-            self._count("expired", 1)
+            expired.append(prediction_id)
+        if expired:
+            self._drop(expired)
+            self._count("expired", len(expired))
         label_cutoff = watermark - self.config.label_wait
         labels = self._labels
         while labels:
@@ -369,13 +379,25 @@ class LabelJoiner:
 
     def evict(self, count: int) -> int:
         """Drop the ``count`` oldest waiting predictions (memory pressure); return how many."""
-        dropped = 0
-        while dropped < count and self._predictions:
-            prediction_id, _ = self._predictions.popitem(last=False)
-            self._expired.add(prediction_id)  # a label for it is late, not unknown
-            dropped += 1
-        self._count("evicted", dropped)
-        return dropped
+        oldest = list(islice(self._predictions, max(0, count)))
+        self._drop(oldest)  # a label for one of them is late, not unknown
+        self._count("evicted", len(oldest))
+        return len(oldest)
+
+    def _drop(self, prediction_ids: list[str]) -> None:
+        """Forget waiting predictions (expired or evicted), remembering their ids."""
+        predictions, expired = self._predictions, self._expired
+        for prediction_id in prediction_ids:
+            del predictions[prediction_id]
+            expired.add(prediction_id)
+        self._removed += len(prediction_ids)
+        if self._removed > 64 + (len(predictions) >> 2):
+            self._compact()
+
+    def _compact(self) -> None:
+        """Rebuild the waiting predictions without the holes deletions left (same order)."""
+        self._predictions = dict(self._predictions)
+        self._removed = 0
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -414,7 +436,8 @@ class LabelJoiner:
         ):
             raise StateError("more waiting predictions or labels than the limits allow")
         self._combos, self._combo_codes, self._names = [], {}, {}
-        self._predictions = OrderedDict(
+        self._removed = 0
+        self._predictions = dict(
             (
                 str(pid),
                 self._waiting(

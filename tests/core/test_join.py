@@ -220,6 +220,44 @@ def test_every_label_and_every_prediction_ends_up_in_exactly_one_outcome(
     assert counted == n_labels, f"{n_labels} labels, {counted} counted: {j.counts}"
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_the_oldest_go_first_through_heavy_churn(seed):
+    """Joins, expiries and evictions in random order, many times the cap: the waiting
+    predictions stay exactly those an ordered reference keeps (the store is rebuilt without
+    its deletions' holes along the way), and the cap holds, evicting 1/256 of it at once."""
+    from collections import OrderedDict
+
+    rng = random.Random(seed)
+    cap = 2_000
+    j = joiner(max_pending=cap, ttl=1_500, remember=100_000)
+    reference: OrderedDict[str, int] = OrderedDict()
+    evicted = expired = 0
+    t = 0
+    for i in range(30_000):
+        t += rng.randrange(3)
+        j.add_prediction(f"p{i}", t, "v1", i % 3)
+        reference[f"p{i}"] = t
+        if len(reference) > cap:
+            for _ in range(len(reference) - cap + cap // 256):
+                gone = reference.popitem(last=False)[0]
+                evicted += 1
+        assert j.pending <= cap
+        if rng.random() < 0.4 and reference:  # a label for a random waiting prediction
+            pid = rng.choice(list(reference)[-500:])
+            assert j.add_label(pid, 1, t) is not None
+            del reference[pid]
+        if i % 2_999 == 0:
+            j.expire(t)
+            while reference and next(iter(reference.values())) < t - 1_500:
+                reference.popitem(last=False)
+                expired += 1
+    assert [pid for pid, _ in j.to_state()["predictions"]] == list(reference)
+    assert j.counts["evicted"] == evicted > 0
+    assert j.counts["expired"] == expired > 0
+    assert j.add_label(gone, 1, t) is None
+    assert j.counts["late"] == 1
+
+
 def test_shared_totals_receive_the_same_increments_as_counts():
     totals: dict[str, int] = {}
     config = JoinConfig(ttl=TTL, label_wait=LABEL_WAIT, max_pending=60, max_pending_labels=5)
