@@ -77,8 +77,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from operator import add
+from typing import TYPE_CHECKING, Any
 
+import orjson
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from detectors.estimation import ESTIMATED_METRICS
@@ -135,6 +137,52 @@ def number(value: float) -> str:
 
 def _header(name: str, kind: str, text: str) -> str:
     return f"# HELP {name} {text}\n# TYPE {name} {kind}\n"
+
+
+class _Samples:
+    r"""A family's samples as (series text, value) pairs, their values written all at once.
+
+    ``repr`` of a float costs ~1.2 us here, orjson's (shortest round trip too) ~0.13 us in a
+    list: at 1,000 models that was most of a scrape. Non-finite values, which JSON lacks, are
+    written by :func:`number`.
+
+    >>> samples = _Samples("# TYPE x gauge\n")
+    >>> samples.add('x{a="1"} ', 0.1)
+    >>> samples.add('x{a="2"} ', float("nan"))
+    >>> samples.add('x{a="3"} ', 1e-07)
+    >>> print(samples.text(), end="")
+    # TYPE x gauge
+    x{a="1"} 0.1
+    x{a="2"} NaN
+    x{a="3"} 1e-7
+    """
+
+    __slots__ = ("head", "series", "values")
+
+    def __init__(self, head: str) -> None:
+        self.head = head
+        self.series: list[str] = []
+        self.values: list[Any] = []
+
+    def add(self, series: str, value: Any) -> None:
+        self.series.append(series)
+        self.values.append(value)
+
+    def text(self) -> str:
+        values = self.values
+        if not values:
+            return self.head
+        try:
+            written = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)
+        except TypeError:  # (not a number: never expected, but a scrape must not fail)
+            texts = list(map(number, values))
+        else:
+            texts = written.decode()[1:-1].split(",")
+            if b"null" in written:  # NaN and infinities
+                texts = [
+                    number(v) if t == "null" else t for t, v in zip(texts, values, strict=True)
+                ]
+        return "".join((self.head, "\n".join(map(add, self.series, texts)), "\n"))
 
 
 def _family(
@@ -299,14 +347,14 @@ class DriftlineMetrics:
 
     def _models(self) -> list[str]:
         # The hot part of a scrape: one f-string per series, labels escaped once per model.
-        statistic: list[str] = [
+        statistic = _Samples(
             _header(
                 "driftline_drift_statistic",
                 "gauge",
                 "Each detector's statistic (features: per feature; prediction, score and "
                 "error: of the latest version).",
             )
-        ]
+        )
         threshold = [
             _header(
                 "driftline_drift_threshold",
@@ -319,12 +367,12 @@ class DriftlineMetrics:
             _header("driftline_alerts_firing", "gauge", "Alerts firing now, by model and type.")
         ]
         per_version = {
-            name: [_header(f"driftline_model_{name}", "gauge", text)]
-            for name, text in (
-                *_PER_VERSION,
-                ("outcomes", "Labelled outcomes in the rolling window."),
-            )
+            name: _Samples(_header(f"driftline_model_{name}", "gauge", text))
+            for name, text in _PER_VERSION
         }
+        outcomes = [
+            _header("driftline_model_outcomes", "gauge", "Labelled outcomes in the rolling window.")
+        ]
         reference_ready = [
             _header(
                 "driftline_model_reference_ready",
@@ -357,23 +405,23 @@ class DriftlineMetrics:
                 "(the metrics.confusion_classes most frequent classes; the rest as other).",
             )
         ]
-        latency = [
+        latency = _Samples(
             _header(
                 "driftline_model_latency_seconds",
                 "gauge",
                 "Inference latency (the predictions' latency_ms) of each version over its "
                 "rolling window: quantile 0.5, 0.95, 0.99.",
             )
-        ]
-        latency_reference = [
+        )
+        latency_reference = _Samples(
             _header(
                 "driftline_model_latency_reference_p99_seconds",
                 "gauge",
                 "A version's reference p99 latency (its first latencies), once complete.",
             )
-        ]
+        )
         estimated = {
-            name: [
+            name: _Samples(
                 _header(
                     f"driftline_model_estimated_{name}",
                     "gauge",
@@ -381,11 +429,11 @@ class DriftlineMetrics:
                     "calibrated scores over its last estimation.window predictions, labelled "
                     "or not (CBPE).",
                 )
-            ]
+            )
             for name in ESTIMATED_METRICS
         }
         estimated |= {
-            name: [
+            name: _Samples(
                 _header(
                     f"driftline_model_estimated_{name}",
                     "gauge",
@@ -393,24 +441,24 @@ class DriftlineMetrics:
                     "numeric features over its last estimation.window predictions, labelled or "
                     "not (DLE).",
                 )
-            ]
+            )
             for name in LOSS_METRICS
         }
-        estimated_stderr = [
+        estimated_stderr = _Samples(
             _header(
                 "driftline_model_estimated_stderr",
                 "gauge",
                 "The sampling standard error of each estimated metric (labels are draws).",
             )
-        ]
-        estimation_error = [
+        )
+        estimation_error = _Samples(
             _header(
                 "driftline_model_estimation_error",
                 "gauge",
                 "Mean absolute gap between a version's estimated and realised metric, over the "
                 "blocks of labelled outcomes compared so far.",
             )
-        ]
+        )
         estimation_status = [
             _header(
                 "driftline_model_estimation_status",
@@ -420,7 +468,7 @@ class DriftlineMetrics:
                 "no_features).",
             )
         ]
-        segment_error = [
+        segment_error = _Samples(
             _header(
                 "driftline_segment_error",
                 "gauge",
@@ -428,36 +476,36 @@ class DriftlineMetrics:
                 "outcomes' weights decaying over segmentation.window outcomes (value other: "
                 "the values not tracked).",
             )
-        ]
-        segment_outcomes = [
+        )
+        segment_outcomes = _Samples(
             _header(
                 "driftline_segment_outcomes",
                 "gauge",
                 "Effective (Kish) labelled outcomes behind driftline_segment_error.",
             )
-        ]
-        segment_share = [
+        )
+        segment_share = _Samples(
             _header(
                 "driftline_segment_traffic_share",
                 "gauge",
                 "Each segment's share of a model's predictions (decayed by review period).",
             )
-        ]
-        sample_rate = [
+        )
+        sample_rate = _Samples(
             _header(
                 "driftline_model_sample_rate",
                 "gauge",
                 "The share of a model's events monitored (its sample setting), for models "
                 "sampled below 1: drift, metrics and rates are of that sample.",
             )
-        ]
-        since = [
+        )
+        since = _Samples(
             _header(
                 "driftline_seconds_since_last_event",
                 "gauge",
                 "Seconds since the model's last event on each input topic (wall clock).",
             )
-        ]
+        )
         now_ms = time.time() * 1000
         topic_of_kind = self.topic_of_kind
         models = self.monitor.models
@@ -465,6 +513,9 @@ class DriftlineMetrics:
         if len(cache) > len(models):  # models forgotten or moved to another worker
             for model_id in cache.keys() - models.keys():
                 del cache[model_id]
+        # (Bound once: per signal, the loop below does nothing else than these four appends.)
+        statistic_series, statistic_values = statistic.series.append, statistic.values.append
+        threshold_line, detected_line = threshold.append, detected.append
         for model_id, state in models.items():
             cached = cache.get(model_id)
             if cached is None or cached[0] is not state:
@@ -483,18 +534,16 @@ class DriftlineMetrics:
                     feature = escape(name) if signal == "feature" else ""
                     labels = f'{{model_id="{model}",signal="{signal}",feature="{feature}"}} '
                     entry = lines[(signal, name)] = (
-                        labels,
+                        f"driftline_drift_statistic{labels}",
                         line,
                         f"driftline_drift_threshold{labels}{number(line)}\n",
                         f"driftline_drift_detected{labels}1.0\n",
                         f"driftline_drift_detected{labels}0.0\n",
                     )
-                labels = entry[0]
-                finite = type(value) is float and value - value == 0.0
-                text = repr(value) if finite else number(value)
-                statistic.append(f"driftline_drift_statistic{labels}{text}\n")
-                threshold.append(entry[2])
-                detected.append(entry[3] if on else entry[4])
+                statistic_series(entry[0])
+                statistic_values(value)
+                threshold_line(entry[2])
+                detected_line(entry[3] if on else entry[4])
             open_alerts: dict[str, int] = {}
             for key in state.alerts.firing_keys():
                 open_alerts[key.alert] = open_alerts.get(key.alert, 0) + 1
@@ -508,7 +557,7 @@ class DriftlineMetrics:
             for version in state.versions.values():
                 n = version.metrics.n
                 labels = f'{{model_id="{model}",model_version="{escape(version.version)}"}} '
-                per_version["outcomes"].append(f"driftline_model_outcomes{labels}{n}.0\n")
+                outcomes.append(f"driftline_model_outcomes{labels}{n}.0\n")
                 for test, ready, starved, counts in version.references():
                     tested = f'{labels[:-2]},test="{test}"'
                     reference_ready.append(
@@ -524,14 +573,14 @@ class DriftlineMetrics:
                 window = version.latency
                 if window is not None:
                     for q, value in window.quantiles().items():
-                        latency.append(
-                            f'driftline_model_latency_seconds{labels[:-2]},quantile="{q}"}} '
-                            f"{number(value / 1000)}\n"
+                        latency.add(
+                            f'driftline_model_latency_seconds{labels[:-2]},quantile="{q}"}} ',
+                            value / 1000,
                         )
                     if window.ready:
-                        latency_reference.append(
-                            f"driftline_model_latency_reference_p99_seconds{labels}"
-                            f"{number(window.reference_p99 / 1000)}\n"
+                        latency_reference.add(
+                            f"driftline_model_latency_reference_p99_seconds{labels}",
+                            window.reference_p99 / 1000,
                         )
                 estimator = version.estimator
                 if estimator is not None:
@@ -542,25 +591,23 @@ class DriftlineMetrics:
                     estimate = estimator.estimate()
                     if estimate is not None:
                         for name, value in estimate.values.items():
-                            estimated[name].append(
-                                f"driftline_model_estimated_{name}{labels}{number(value)}\n"
-                            )
-                            estimated_stderr.append(
-                                f'driftline_model_estimated_stderr{labels[:-2]},metric="{name}"}} '
-                                f"{number(estimate.stderr[name])}\n"
+                            estimated[name].add(f"driftline_model_estimated_{name}{labels}", value)
+                            estimated_stderr.add(
+                                f'driftline_model_estimated_stderr{labels[:-2]},metric="{name}"}} ',
+                                estimate.stderr[name],
                             )
                     for name, value in estimator.estimation_error().items():
-                        estimation_error.append(
-                            f'driftline_model_estimation_error{labels[:-2]},metric="{name}"}} '
-                            f"{number(value)}\n"
+                        estimation_error.add(
+                            f'driftline_model_estimation_error{labels[:-2]},metric="{name}"}} ',
+                            value,
                         )
                 if n < minimum:
                     continue
                 for name, value in version.metrics.values().items():
-                    per_version[name].append(f"driftline_model_{name}{labels}{number(value)}\n")
+                    per_version[name].add(f"driftline_model_{name}{labels}", value)
                 if version.score_quality is not None:
                     for name, value in version.score_quality.values().items():
-                        per_version[name].append(f"driftline_model_{name}{labels}{number(value)}\n")
+                        per_version[name].add(f"driftline_model_{name}{labels}", value)
                 if isinstance(version.metrics, RollingClassification):
                     for label, predicted, count in version.metrics.confusion(top_classes):
                         confusion.append(
@@ -577,30 +624,22 @@ class DriftlineMetrics:
                             f'{{model_id="{model}",segment="{escape(name)}",'
                             f'value="{escape(value)}"}} '
                         )
-                        segment_share.append(
-                            f"driftline_segment_traffic_share{labels}{number(shares[slot])}\n"
-                        )
+                        segment_share.add(f"driftline_segment_traffic_share{labels}", shares[slot])
                         if segments.errors is None:
                             continue
-                        error, outcomes = segments.errors.summary(index, slot)
-                        segment_outcomes.append(
-                            f"driftline_segment_outcomes{labels}{number(outcomes)}\n"
-                        )
-                        if outcomes >= minimum:
-                            segment_error.append(
-                                f"driftline_segment_error{labels}{number(error)}\n"
-                            )
+                        error, weight = segments.errors.summary(index, slot)
+                        segment_outcomes.add(f"driftline_segment_outcomes{labels}", weight)
+                        if weight >= minimum:
+                            segment_error.add(f"driftline_segment_error{labels}", error)
             rate = state.config.sample
             if rate < 1.0:
-                sample_rate.append(
-                    f'driftline_model_sample_rate{{model_id="{model}"}} {number(rate)}\n'
-                )
+                sample_rate.add(f'driftline_model_sample_rate{{model_id="{model}"}} ', rate)
             for kind, at in state.last_event_at.items():
                 topic = escape(topic_of_kind.get(kind, kind))
                 seconds = max(0.0, (now_ms - at) / 1000)
-                since.append(
-                    f'driftline_seconds_since_last_event{{model_id="{model}",topic="{topic}"}} '
-                    f"{number(seconds)}\n"
+                since.add(
+                    f'driftline_seconds_since_last_event{{model_id="{model}",topic="{topic}"}} ',
+                    seconds,
                 )
         families = [
             statistic,
@@ -608,6 +647,7 @@ class DriftlineMetrics:
             detected,
             firing,
             *per_version.values(),
+            outcomes,
             reference_ready,
             reference_starved,
             reference_count,
@@ -624,7 +664,10 @@ class DriftlineMetrics:
             sample_rate,
             since,
         ]
-        return ["".join(lines) for lines in families]
+        return [
+            family.text() if isinstance(family, _Samples) else "".join(family)
+            for family in families
+        ]
 
 
 def new_registry() -> CollectorRegistry:

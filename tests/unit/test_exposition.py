@@ -171,6 +171,34 @@ def test_numbers_and_escapes_follow_the_text_format():
     assert escape("plain ✓") == "plain ✓"
 
 
+def test_values_written_in_bulk_parse_back_to_the_same_numbers():
+    """A family's values go through orjson in one call: every float parses back to itself
+    (extremes, subnormals, negative zero, numpy scalars), and non-finite ones are spelled as
+    the text format spells them."""
+    import numpy as np
+
+    from stream.metrics import _Samples
+
+    rng = random.Random(3)
+    values = [rng.uniform(-1, 1) * 10.0 ** rng.randint(-320, 300) for _ in range(2_000)]
+    values += [0.0, -0.0, 5e-324, 1.7976931348623157e308, 1e16, 1e-5, 3.0, 0.1]
+    values += [np.float64(0.3), np.float32(0.25), 7, math.inf, -math.inf, math.nan]
+    samples = _Samples("# TYPE x gauge\n")
+    for i, value in enumerate(values):
+        samples.add(f'x{{i="{i}"}} ', value)
+    text = samples.text()
+    (family,) = text_string_to_metric_families(text)
+    parsed = [sample.value for sample in family.samples]
+    assert len(parsed) == len(values)
+    for written, value in zip(parsed, values, strict=True):
+        if math.isnan(value):
+            assert math.isnan(written)
+        else:
+            assert written == float(value)
+            assert math.copysign(1, written) == math.copysign(1, value)
+    assert text.endswith('x{i="2011"} +Inf\nx{i="2012"} -Inf\nx{i="2013"} NaN\n')
+
+
 def test_latency_quantiles_are_exposed_in_seconds_per_version(exposed):
     monitor, series = exposed
     seen = 0
