@@ -199,24 +199,48 @@ class SignalTable:
     driftline is measured on (cache and TLB misses), reading one array per model a fraction.
     A detector's readings change only when it runs, so the table is never stale; it starts
     empty with fresh detectors (a rebaseline) and is rebuilt when state is loaded.
+
+    The features' slots follow each other in the order of :attr:`slots` (a feature that leaves
+    takes its three numbers with it), so :meth:`columns` reads each column with one stride;
+    :attr:`layout` counts the changes of names or slots.
+
+    >>> from types import SimpleNamespace as Detector
+    >>> table = SignalTable()
+    >>> table.note("a", Detector(ready=True, statistic=0.5, threshold=4.0, drift_detected=False))
+    >>> table.note("b", Detector(ready=True, statistic=5.0, threshold=4.0, drift_detected=True))
+    >>> table.note("a", None)  # a leaves (its detector is gone)
+    >>> names, statistics, thresholds, detected = table.columns()
+    >>> names, statistics.tolist(), thresholds.tolist(), detected.tolist(), table.layout
+    (['b'], [5.0], [4.0], [1.0], 3)
     """
 
     def __init__(self) -> None:
         self.slots: dict[str, int] = {}
         self.values = array("d")
+        self.layout = 0
 
     def note(self, name: str, detector: Any) -> None:
         if detector is None or not detector.ready:  # none (high cardinality) or still filling
-            self.slots.pop(name, None)  # its three numbers stay, unread: at most one per name
+            slot = self.slots.pop(name, None)
+            if slot is not None:  # (rare: a rebaseline starts a new table) close the gap
+                del self.values[slot : slot + 3]
+                self.slots = {n: s - 3 if s > slot else s for n, s in self.slots.items()}
+                self.layout += 1
             return
         slot = self.slots.get(name)
         if slot is None:
             slot = self.slots[name] = len(self.values)
             self.values.extend((0.0, 0.0, 0.0))
+            self.layout += 1
         values = self.values
         values[slot] = detector.statistic
         values[slot + 1] = detector.threshold
         values[slot + 2] = 1.0 if detector.drift_detected else 0.0
+
+    def columns(self) -> tuple[list[str], array[float], array[float], array[float]]:
+        """(names, statistics, thresholds, detected: 1.0 or 0.0), each in the order of slots."""
+        values = self.values
+        return list(self.slots), values[0::3], values[1::3], values[2::3]
 
     def rows(self) -> list[tuple[str, str, float, float, bool]]:
         """As :meth:`ModelState.signals` reports them: ("feature", name, statistic, ...)."""

@@ -69,6 +69,11 @@ class RollingClassification:
         # from one window to the next.
         self._multiclass = False
         self._positive: Any = _UNKNOWN
+        # What values() and confusion() last read, with the update it was read after: a scrape
+        # of a thousand models rereads every window, most of them unchanged since the last one.
+        self._updates = 0
+        self._values_read: tuple[int, dict[str, float]] | None = None
+        self._confusion_read: tuple[int, int, list[tuple[str, str, int]]] | None = None
 
     @property
     def n(self) -> int:
@@ -84,6 +89,7 @@ class RollingClassification:
             if len(self._shared) < _SHARED_PAIRS:
                 self._shared[key] = pair
         self._pairs.append(pair)
+        self._updates += 1
         self._cm.update(y_true, y_pred)
         classes = self._classes
         if y_true not in classes or y_pred not in classes:
@@ -121,6 +127,12 @@ class RollingClassification:
 
     def values(self) -> dict[str, float]:
         """Current precision, recall, F1 and accuracy (binary or macro)."""
+        read = self._values_read
+        if read is None or read[0] != self._updates:
+            read = self._values_read = (self._updates, self._read_values())
+        return dict(read[1])
+
+    def _read_values(self) -> dict[str, float]:
         positive = self._binary_positive()
         mode = ("binary", positive) if positive is not None else ("macro", None)
         if positive is None:
@@ -175,6 +187,12 @@ class RollingClassification:
         >>> m.confusion(top=2)  # a and c are the busiest; b and d become other
         [('a', 'a', 1), ('a', 'other', 1), ('c', 'c', 1), ('other', 'a', 1)]
         """
+        read = self._confusion_read
+        if read is None or read[0] != self._updates or read[1] != top:
+            read = self._confusion_read = (self._updates, top, self._read_confusion(top))
+        return list(read[2])
+
+    def _read_confusion(self, top: int) -> list[tuple[str, str, int]]:
         kept = {c for c, _ in sorted(self._classes.items(), key=_busiest)[:top]}
         cells: Counter[tuple[str, str]] = Counter()
         for y_true, row in self._cm.data.items():
@@ -219,6 +237,7 @@ class RollingClassification:
             self.update(y_true, y_pred)
         self._multiclass = bool(state.get("multiclass", False))
         self._positive = _UNKNOWN
+        self._values_read = self._confusion_read = None
 
 
 def _busiest(item: tuple[Any, int]) -> tuple[int, str]:

@@ -27,7 +27,7 @@ from detectors.counters import Counters
 from detectors.estimation_decisions import EstimationDecisions
 from detectors.estimator import PerformanceEstimator
 from detectors.factories import stall_detector
-from detectors.feature_set import FeatureSet
+from detectors.feature_set import FeatureSet, SignalTable
 from detectors.features import FeatureMonitor
 from detectors.join import LabelJoiner, Outcome
 from detectors.latency_decisions import LatencyDecisions
@@ -547,6 +547,16 @@ class ModelState:
         for version in self.versions.values():
             out += version.signal_rows()
         return out
+
+    @property
+    def feature_signals(self) -> SignalTable:
+        """The features' readings (what :meth:`signals` reports of them), as columns."""
+        return self.feature_set.signals
+
+    def latest_signals(self) -> list[tuple[str, str, float, float, bool]]:
+        """The rows of :meth:`signals` of the latest version's detectors."""
+        latest = self.versions.get(self.latest_version) if self.latest_version else None
+        return [] if latest is None else latest.signal_rows()
 
     # -- state -----------------------------------------------------------------------------
 

@@ -230,6 +230,9 @@ class DriftlineMetrics:
         # model_id -> (its state, escaped id, (signal, name) -> label set and fixed lines).
         # Bounded like the models: entries of models no longer tracked go at the next scrape.
         self._label_cache: dict[str, tuple[object, str, dict[tuple[str, str], tuple]]] = {}
+        # model_id -> its features' label texts and threshold and detected lines, with what
+        # they were written from (the signal table, its layout, thresholds and detected).
+        self._feature_cache: dict[str, tuple[Any, ...]] = {}
 
     def render(self) -> bytes:
         """The text exposition of every driftline metric (UTF-8)."""
@@ -513,26 +516,60 @@ class DriftlineMetrics:
         if len(cache) > len(models):  # models forgotten or moved to another worker
             for model_id in cache.keys() - models.keys():
                 del cache[model_id]
-        # (Bound once: per signal, the loop below does nothing else than these four appends.)
+                self._feature_cache.pop(model_id, None)
+        # (Bound once: per version signal, the loop below does nothing else than these appends.)
         statistic_series, statistic_values = statistic.series.append, statistic.values.append
         threshold_line, detected_line = threshold.append, detected.append
+        features = self._feature_cache
         for model_id, state in models.items():
             cached = cache.get(model_id)
             if cached is None or cached[0] is not state:
                 cached = cache[model_id] = (state, escape(model_id), {})
+                features.pop(model_id, None)
             _, model, lines = cached
-            latest = state.latest_version
-            signals = state.signals()
-            if len(lines) > 2 * len(signals) + 16:  # versions come and go: drop the old ones
+            # Features: a model's statistics in one stride of its signal table; its threshold
+            # and detected lines as two texts, rewritten only when one of them changed.
+            table = state.feature_signals
+            names, statistics, thresholds, flags = table.columns()
+            block = features.get(model_id)
+            if (
+                block is None
+                or block[0] is not table
+                or block[1] != table.layout
+                or block[2] != thresholds
+                or block[3] != flags
+            ):
+                labels = [
+                    f'{{model_id="{model}",signal="feature",feature="{escape(name)}"}} '
+                    for name in names
+                ]
+                block = features[model_id] = (
+                    table,
+                    table.layout,
+                    thresholds,
+                    flags,
+                    [f"driftline_drift_statistic{text}" for text in labels],
+                    "".join(
+                        f"driftline_drift_threshold{text}{number(value)}\n"
+                        for text, value in zip(labels, thresholds, strict=True)
+                    ),
+                    "".join(
+                        f"driftline_drift_detected{text}{number(value)}\n"
+                        for text, value in zip(labels, flags, strict=True)
+                    ),
+                )
+            statistic.series += block[4]
+            statistic.values += statistics
+            threshold_line(block[5])
+            detected_line(block[6])
+            version_signals = state.latest_signals()
+            if len(lines) > len(version_signals) + 16:  # versions come and go: drop the old ones
                 lines.clear()
-            for signal, name, value, line, on in signals:
-                if signal != "feature" and name != latest:
-                    continue
+            for signal, name, value, line, on in version_signals:
                 entry = lines.get((signal, name))
                 if entry is None or entry[1] != line:
                     # Label sets and thresholds change rarely: written once, reused.
-                    feature = escape(name) if signal == "feature" else ""
-                    labels = f'{{model_id="{model}",signal="{signal}",feature="{feature}"}} '
+                    labels = f'{{model_id="{model}",signal="{signal}",feature=""}} '
                     entry = lines[(signal, name)] = (
                         f"driftline_drift_statistic{labels}",
                         line,

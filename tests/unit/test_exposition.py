@@ -95,6 +95,55 @@ def test_label_values_from_input_round_trip_through_the_parser(exposed):
 
 def test_every_detector_and_metric_value_is_the_cores(exposed):
     monitor, series = exposed
+    checked = core_values_exposed(monitor, series)
+    # every model: each feature's detector, and four metrics of each of its versions
+    assert checked >= len(NASTY) * (len(NASTY) + 4 * len(NASTY))
+
+
+def test_scrapes_follow_the_core_as_it_changes():
+    """What a scrape remembers from the last one (label texts, threshold and detected lines,
+    metrics read after the same update) never shows a value the core no longer has: scraped
+    between batches of traffic that shifts features, stops sending one, then serves a new
+    version (a rebaseline: a new signal table)."""
+    rng = random.Random(11)
+    monitor = monitor_with_traffic(["m1", "m2"], ["a", "b", "c"])
+    metrics = DriftlineMetrics(monitor, PipelineStats(), topic_of_kind={})
+    flags = []
+    for batch in range(12):
+        series = samples(metrics.render().decode())
+        assert core_values_exposed(monitor, series) > 0
+        flags.append(
+            sorted(v for (name, _), v in series.items() if name == "driftline_drift_detected")
+        )
+        events = []
+        for i in range(400):
+            t = T0 + 20_000 + (batch * 400 + i) * 10
+            for model_id in ("m1", "m2"):
+                pid = f"{model_id}-late-{batch}-{i}"
+                shift = 3.0 if batch >= 3 else 0.0
+                features = {"a": rng.gauss(shift, 1), "b": rng.gauss(0, 1)}
+                if batch < 6:  # from then on, c is sent no more
+                    features["c"] = rng.gauss(-shift, 1)
+                events.append(
+                    Prediction(
+                        model_id=model_id,
+                        model_version=NASTY[0] if batch < 9 else NASTY[1],  # a new version
+                        prediction_id=pid,
+                        timestamp=t,
+                        prediction=rng.random() < 0.5,
+                        score=rng.random(),
+                        features=features,
+                    )
+                )
+                events.append(
+                    Label(model_id=model_id, prediction_id=pid, timestamp=t + 5, label=i % 3 == 0)
+                )
+        monitor.process(events)
+    assert flags[0] != flags[-1]  # the shift was detected, and the scrapes said so
+
+
+def core_values_exposed(monitor: Monitor, series: dict) -> int:
+    """Assert every detector's and every metric's series is the core's value; how many."""
     checked = 0
     for model_id, state in monitor.models.items():
         for signal, name, value, line, on in state.signals():
@@ -120,8 +169,18 @@ def test_every_detector_and_metric_value_is_the_cores(exposed):
                 for metric, value in version.score_quality.values().items():
                     assert series[(f"driftline_model_{metric}", labels)] == value
                     checked += 1
-    # every model: each feature's detector, and four metrics of each of its versions
-    assert checked >= len(NASTY) * (len(NASTY) + 4 * len(NASTY))
+    exposed_features = {
+        (dict(labels)["model_id"], dict(labels)["feature"])
+        for name, labels in series
+        if name == "driftline_drift_statistic" and dict(labels)["signal"] == "feature"
+    }
+    assert exposed_features == {
+        (model_id, name)
+        for model_id, state in monitor.models.items()
+        for signal, name, *_ in state.signals()
+        if signal == "feature"
+    }
+    return checked
 
 
 def test_references_warming_up_are_exposed_with_their_counts(exposed):
