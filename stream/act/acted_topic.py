@@ -15,7 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from stream.act.acted import ActedLog, MarkState, encode_mark
 
-__all__ = ["ActedTopic"]
+__all__ = ["ActedTopic", "partitions_of"]
 
 log = logging.getLogger("driftline.act")
 
@@ -26,6 +26,23 @@ TOPIC_CONFIG = {
     "segment.bytes": str(16 * 1024 * 1024),
     "min.cleanable.dirty.ratio": "0.1",
 }
+
+
+async def partitions_of(admin: AIOKafkaAdminClient, names: list[str]) -> list[TopicPartition]:
+    """Every partition of the topics ``names``, asked of the cluster (a topic created a moment
+    ago may take a few rounds to show its partitions)."""
+    for _ in range(100):
+        described = await admin.describe_topics(names)
+        parts = [
+            TopicPartition(topic["topic"], p["partition"])
+            for topic in described
+            if topic["error_code"] == 0
+            for p in topic["partitions"]
+        ]
+        if {tp.topic for tp in parts} == set(names):
+            return sorted(parts)
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"topics {names} have no partitions in the cluster's metadata")
 
 
 class ActedTopic:
@@ -56,22 +73,13 @@ class ActedTopic:
                     [NewTopic(self.name, 1, self._replication, topic_configs=TOPIC_CONFIG)]
                 )
                 exists = True
+            if not exists:
+                return False
+            self._partitions = await partitions_of(admin, [self.name])
         finally:
             await admin.close()
-        if not exists:
-            return False
         self._consumer = AIOKafkaConsumer(enable_auto_commit=False, **self._kafka)
         await self._consumer.start()
-        parts = None
-        for _ in range(100):  # the metadata of a topic created a moment ago may lag
-            await self._consumer.topics()
-            parts = self._consumer.partitions_for_topic(self.name)
-            if parts:
-                break
-            await asyncio.sleep(0.1)
-        if not parts:
-            raise RuntimeError(f"topic {self.name} has no partitions in the cluster's metadata")
-        self._partitions = [TopicPartition(self.name, p) for p in sorted(parts)]
         self._consumer.assign(self._partitions)
         await self._consumer.seek_to_beginning(*self._partitions)
         await self.catch_up()
@@ -87,8 +95,11 @@ class ActedTopic:
             return
         consumer = self._consumer
         ends = await consumer.end_offsets(self._partitions)
-        while any(await consumer.position(tp) < end for tp, end in ends.items()):
-            batch = await consumer.getmany(*self._partitions, timeout_ms=1000)
+        while True:
+            behind = [tp for tp, end in ends.items() if await consumer.position(tp) < end]
+            if not behind:
+                return
+            batch = await consumer.getmany(*behind, timeout_ms=1000)
             for records in batch.values():
                 for record in records:
                     self.log.apply(record.key, record.value)

@@ -35,7 +35,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from detectors.config import ConfigError
 from stream.act.acted import next_move
-from stream.act.acted_topic import ActedTopic
+from stream.act.acted_topic import ActedTopic, partitions_of
 from stream.act.config import ActionsConfig, load_actions
 from stream.act.dead_letters import dead_letter
 from stream.act.delivery import Attempt, Backoff, Verdict
@@ -119,7 +119,8 @@ class ActService:
     async def run(self) -> None:
         """Until :attr:`stop` is set."""
         from aiohttp import ClientSession
-        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+        from aiokafka.admin import AIOKafkaAdminClient
         from aiokafka.errors import CommitFailedError
 
         kafka = self.settings.kafka_kwargs()
@@ -151,13 +152,12 @@ class ActService:
             if self.dry_run:
                 # No group join (a running act keeps its partitions); the group's committed
                 # offsets still say where a real run would start.
-                await consumer.topics()
-                parts = [
-                    TopicPartition(name, p)
-                    for name in names
-                    for p in sorted(consumer.partitions_for_topic(name) or ())
-                ]
-                consumer.assign(parts)
+                admin = AIOKafkaAdminClient(**kafka)
+                await admin.start()
+                try:
+                    consumer.assign(await partitions_of(admin, names))
+                finally:
+                    await admin.close()
             else:
                 consumer.subscribe(names)
             self._session = ClientSession()
