@@ -2,7 +2,7 @@
 
 ::
 
-    driftline demo [--duration 60] [--speed 1]                     see it work, in a minute
+    driftline demo [--duration 60] [--speed 1] [--mlflow]          see it work, in a minute
     driftline worker [--config FILE] [-l info]                     the live service
     driftline act [--config FILE] [--dry-run]                      commands -> MLflow, HTTP
     driftline replay EVENTS.jsonl [--config FILE] [--out FILE]   the core over a file
@@ -143,7 +143,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from stream.demo import run_demo
 
-    return run_demo(duration=args.duration, speed=args.speed)
+    return run_demo(duration=args.duration, speed=args.speed, mlflow=args.mlflow)
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -175,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=float, default=60.0, help="demo seconds (default 60)")
     demo.add_argument(
         "--speed", type=float, default=1.0, help="run the script this many times faster"
+    )
+    demo.add_argument(
+        "--mlflow",
+        action="store_true",
+        help="also a local MLflow registry, where driftline act carries out the rollbacks "
+        "(needs pip install mlflow)",
     )
     demo.set_defaults(handler=_demo)
 

@@ -6,6 +6,9 @@ Needs the full ``mlflow`` package (``mlflow-skinny`` has no server): ``pip insta
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import shutil
 import subprocess
@@ -16,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MlflowServer", "MlflowServerError", "register_versions"]
+__all__ = ["MlflowServer", "MlflowServerError", "register_versions", "server_installed"]
 
 
 class MlflowServerError(RuntimeError):
@@ -61,7 +64,8 @@ class MlflowServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.data_dir,
-                env={**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
+                # No job runner (three more processes, ~800 MB): the registry needs none.
+                env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
             )
         deadline = started + timeout
         while time.monotonic() < deadline:
@@ -101,14 +105,36 @@ def register_versions(url: str, name: str, versions: int, alias: str | None = No
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=url, registry_uri=url)
-    client.create_registered_model(name)
-    mlflow.set_tracking_uri(url)
-    for _ in range(versions):
-        with mlflow.start_run() as run:
-            mlflow.log_text("driftline demo model", "model/MLmodel")
-        client.create_model_version(
-            name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id
-        )
+    # MLflow prints a link per finished run and logs while it waits for each version.
+    quiet = logging.getLogger("mlflow")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            _register(client, name, versions)
+    finally:
+        quiet.setLevel(level)
     if alias is not None:
         client.set_registered_model_alias(name, alias, str(versions))
     return client
+
+
+def _register(client: Any, name: str, versions: int) -> None:
+    client.create_registered_model(name)
+    for _ in range(versions):
+        # The client API, not mlflow.start_run(): nothing printed, no global tracking URI.
+        run = client.create_run(experiment_id="0")
+        client.log_text(run.info.run_id, "driftline demo model", "model/MLmodel")
+        client.set_terminated(run.info.run_id)
+        client.create_model_version(
+            name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id
+        )
+
+
+def server_installed() -> bool:
+    """Whether the full MLflow package (with its tracking server) is installed."""
+    try:
+        import mlflow.server  # noqa: F401
+    except ImportError:
+        return False
+    return True
