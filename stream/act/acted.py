@@ -68,15 +68,25 @@ class ActedLog:
 
     def __init__(self) -> None:
         self._marks: dict[str, Mark] = {}
+        self._offsets: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._marks)
 
-    def apply(self, key: bytes | None, value: bytes | None) -> None:
-        """Fold one record of the topic (a tombstone, ``value`` None, forgets the key)."""
+    def apply(self, key: bytes | None, value: bytes | None, offset: int | None = None) -> None:
+        """Fold one record of the topic (a tombstone, ``value`` None, forgets the key).
+
+        ``offset`` is the record's offset in the (one-partition) topic: a record older than
+        the one already folded for its key is ignored, so reading the topic while this process
+        writes to it never brings back an intent it has already replaced.
+        """
         if key is None:
             return
         name = key.decode(errors="replace")
+        if offset is not None:
+            if offset <= self._offsets.get(name, -1):
+                return
+            self._offsets[name] = offset
         if value is None:
             self._marks.pop(name, None)
             return

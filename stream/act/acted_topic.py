@@ -102,7 +102,7 @@ class ActedTopic:
             batch = await consumer.getmany(*behind, timeout_ms=1000)
             for records in batch.values():
                 for record in records:
-                    self.log.apply(record.key, record.value)
+                    self.log.apply(record.key, record.value, record.offset)
 
     async def mark(
         self,
@@ -122,5 +122,5 @@ class ActedTopic:
             before=before,
             at_ms=at_ms,
         )
-        await self._producer.send_and_wait(self.name, value, key=key)
-        self.log.apply(key, value)
+        sent = await self._producer.send_and_wait(self.name, value, key=key)
+        self.log.apply(key, value, sent.offset)

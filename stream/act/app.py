@@ -121,7 +121,6 @@ class ActService:
         from aiohttp import ClientSession
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
         from aiokafka.admin import AIOKafkaAdminClient
-        from aiokafka.errors import CommitFailedError
 
         kafka = self.settings.kafka_kwargs()
         topics = self.settings.topics
@@ -170,28 +169,40 @@ class ActService:
                 self.settings.acted_topic_name,
                 len(self._acted.log),
             )
-            while not self.stop.is_set():
-                batch = await consumer.getmany(timeout_ms=300)
-                self.partitions = sorted(
-                    f"{tp.topic}:{tp.partition}" for tp in consumer.assignment()
-                )
-                if not batch:
-                    continue
-                await self._acted.catch_up()
-                for tp, records in batch.items():
-                    for record in records:
-                        await self.handle(record)
-                        if self.dry_run:
+            running: dict[Any, asyncio.Task[None]] = {}
+            try:
+                while not self.stop.is_set():
+                    batch = await consumer.getmany(timeout_ms=300)
+                    assigned = consumer.assignment()
+                    self.partitions = sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)
+                    for tp, task in list(running.items()):
+                        if task.done():
+                            del running[tp]
+                            task.result()  # a bug in a step stops act, loudly
+                            if tp in assigned:
+                                consumer.resume(tp)
+                    if not batch:
+                        continue
+                    await self._acted.catch_up()
+                    for tp, records in batch.items():
+                        if tp in running:
+                            # Given back by a rebalance while its records are still being
+                            # acted on: fetch these again once they are done.
+                            consumer.seek(tp, records[0].offset)
+                            consumer.pause(tp)
                             continue
-                        try:
-                            await consumer.commit({tp: record.offset + 1})
-                        except CommitFailedError:
-                            # Partition moved to another act: it re-reads the record and finds
-                            # its steps in the acted-id log.
-                            log.warning("commit of %s refused after a rebalance", tp)
-                self.metrics.acted_ids.set(len(self._acted.log))
-        except _Stopping:
-            log.info("stopped while a step waited to retry; its record will be read again")
+                        # One task per partition: a step retrying for minutes holds up the
+                        # later records of its own partition only (order kept per model).
+                        consumer.pause(tp)
+                        running[tp] = asyncio.create_task(self._partition(consumer, tp, records))
+                    self.metrics.acted_ids.set(len(self._acted.log))
+            finally:
+                # Steps waiting to retry leave at once (_Stopping); requests in flight end
+                # within their timeout; their records are read again at the next start.
+                self.stop.set()
+                for result in await asyncio.gather(*running.values(), return_exceptions=True):
+                    if isinstance(result, BaseException) and not isinstance(result, _Stopping):
+                        log.error("a partition's task failed", exc_info=result)
         finally:
             self.ready = False
             if self._session is not None:
@@ -203,6 +214,22 @@ class ActService:
             if self._producer is not None:
                 await self._producer.stop()
             await web.cleanup()
+
+    async def _partition(self, consumer: Any, tp: Any, records: list[Any]) -> None:
+        """A partition's fetched records, in order; each committed once all about it is
+        durable."""
+        from aiokafka.errors import CommitFailedError
+
+        for record in records:
+            await self.handle(record)
+            if self.dry_run:
+                continue
+            try:
+                await consumer.commit({tp: record.offset + 1})
+            except CommitFailedError:
+                # The partition moved to another act: it reads the record again and finds its
+                # steps in the acted-id log.
+                log.warning("commit of %s refused after a rebalance", tp)
 
     async def _serve(self) -> Any:
         from aiohttp import web

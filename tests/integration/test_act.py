@@ -17,6 +17,7 @@ import orjson
 import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
 
 from stream.harness import ActProcess, free_port
 from stream.mlflow_server import register_versions
@@ -71,6 +72,11 @@ def done(act: ActProcess, action: str, outcome: str = "done") -> float:
 
 def alias_version(client: Any, name: str, alias: str = "champion") -> str:
     return str(client.get_model_version_by_alias(name, alias).version)
+
+
+def partition(key: str, partitions: int = 4) -> int:
+    """The partition Kafka's default partitioner gives ``key`` (murmur2)."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def event_id(command: bytes) -> str:
@@ -267,19 +273,30 @@ async def test_the_event_arrives_intact_in_both_modes_with_auth_and_signature(
 async def test_a_receiver_down_for_30_s_gets_the_event_once_it_is_back(
     kafka_bootstrap, topics, acts
 ):
-    receiver = Receiver()
+    receiver, other = Receiver(), await Receiver().start()
+    # A model whose commands land in another partition, with a receiver that is up.
+    quick = next(f"quick-{i}" for i in range(100) if partition(f"quick-{i}") != partition("late-m"))
     retry = {"first_delay": "500ms", "max_delay": "2s", "attempts": 100, "give_up_after": "50s"}
-    config = yaml_config({"retry": retry, "defaults": {"http": http_config(receiver.url)}})
+    config = yaml_config(
+        {
+            "retry": retry,
+            "defaults": {"http": http_config(receiver.url)},
+            "models": {quick: {"http": http_config(other.url)}},
+        }
+    )
     act = acts(config=config).start()
     command = retrain("late-m")
     await produce(kafka_bootstrap, topics.commands, ("late-m", command))
     await until(lambda: act.sample("driftline_act_retries_in_flight") == 1, 20, "a retry")
     down_since = time.monotonic()
-    await asyncio.sleep(30)
-    assert done(act, "http_retrain") == 0
+    # Retrying holds up its own partition only.
+    await produce(kafka_bootstrap, topics.commands, (quick, retrain(quick)))
+    await until(lambda: len(other.requests) == 1, 10, "the other partition's command")
+    await asyncio.sleep(30 - (time.monotonic() - down_since))
+    assert done(act, "http_retrain") == 1  # the quick one only
     await receiver.start()
     try:
-        await until(lambda: done(act, "http_retrain") == 1, 10, "delivery after the outage")
+        await until(lambda: done(act, "http_retrain") == 2, 10, "delivery after the outage")
         assert time.monotonic() - down_since >= 30
         assert len(receiver.requests) == 1
         assert receiver.requests[0][1] == command
@@ -287,6 +304,7 @@ async def test_a_receiver_down_for_30_s_gets_the_event_once_it_is_back(
         assert await read_all(kafka_bootstrap, topics.deadletter, settle=0.5) == []
     finally:
         await receiver.stop()
+        await other.stop()
 
 
 async def test_a_receiver_that_never_comes_back_leads_to_a_dead_letter(

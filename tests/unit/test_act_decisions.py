@@ -280,6 +280,16 @@ def test_an_unreadable_mark_never_leads_to_acting_again(value: bytes) -> None:
     assert next_move(log.get(f"{ID}/http"), "http") == "skip"
 
 
+def test_an_older_record_read_late_never_replaces_a_newer_one() -> None:
+    log = ActedLog()
+    intent = encode_mark("intent", event_id=ID, action="http")
+    done = encode_mark("done", event_id=ID, action="http")
+    log.apply(*intent, 10)
+    log.apply(*done, 11)  # written by this process...
+    log.apply(*intent, 10)  # ...while a catch-up read the topic
+    assert log.get(f"{ID}/http").state == "done"
+
+
 def test_a_tombstone_forgets_a_step() -> None:
     log = replay(("done", "http"))
     log.apply(f"{ID}/http".encode(), None)
