@@ -308,3 +308,72 @@ def test_a_tombstone_forgets_a_step() -> None:
 )
 def test_an_mlflow_intent_is_resolved_by_reading_the_registry(before, current, target, move):
     assert resolve_intent(before=before, current=current, target=target) == move
+
+
+def test_an_alert_goes_only_to_receivers_that_ask_for_alerts() -> None:
+    from schemas import encode, make_alert
+
+    config = ActionsConfig.from_dict(
+        {
+            "defaults": {"http": {"url": "http://h/"}},
+            "models": {"watched": {"http": {"url": "http://h/", "forward": ["alerts"]}}},
+        }
+    )
+    assert config.reads_alerts
+
+    def alert(model_id: str) -> Received:
+        payload = encode(
+            make_alert(
+                "input_stall",
+                model_id=model_id,
+                model_version="1",
+                status="firing",
+                signal="inputs",
+                detector="stall",
+                statistic=2.0,
+                threshold=1.0,
+                event_time_ms=now_ms(),
+                started_at_ms=now_ms(),
+                summary="silent",
+            )
+        )
+        return parse_record(payload, "alerts", LIMITS)
+
+    (step,) = plan(alert("watched"), config).steps
+    assert (step.kind, step.action) == ("alerts", "http_alerts")
+    assert plan(alert("other"), config).reason == "no_action"
+    assert plan(received(retrain("watched")), config).reason == "no_action"
+
+
+async def test_mlflow_errors_are_classified_by_error_code_never_by_text(monkeypatch) -> None:
+    import time as clock
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, RESOURCE_DOES_NOT_EXIST
+
+    from stream.act.delivery import Verdict
+    from stream.act.mlflow_action import MlflowRegistry
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "1")
+    registry = MlflowRegistry(1_000)
+    config = ActionsConfig.from_dict(
+        {"allow": {"churn": ["champion"]}, "defaults": {"mlflow": {"timeout": "200ms"}}}
+    )
+    (step,) = plan(received(rollback("churn")), config).steps
+
+    def failing(code: int):
+        def call() -> None:
+            raise MlflowException("words that may change", error_code=code)
+
+        return call
+
+    gone = await registry._call(step, "update", failing(RESOURCE_DOES_NOT_EXIST))
+    broken = await registry._call(step, "update", failing(INTERNAL_ERROR))
+    slow = await registry._call(step, "update", lambda: clock.sleep(0.5))
+    assert (gone.verdict, broken.verdict, slow.verdict) == (
+        Verdict.FAILED,
+        Verdict.RETRY,
+        Verdict.RETRY,
+    )
+    assert gone.detail == "MLflow update of 'churn': RESOURCE_DOES_NOT_EXIST"
