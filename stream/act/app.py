@@ -138,13 +138,10 @@ class ActService:
                 self.settings.replication_factor,
             )
             await self._acted.start(create=not self.dry_run)
-            retry = self.config.retry
             consumer = AIOKafkaConsumer(
                 group_id=self.settings.act_group_name,
                 enable_auto_commit=False,
                 auto_offset_reset=self.settings.auto_offset_reset,
-                # A step may retry for give_up_after: the group must not drop act meanwhile.
-                max_poll_interval_ms=max(300_000, 2 * retry.give_up_after + 60_000),
                 **kafka,
             )
             await consumer.start()
