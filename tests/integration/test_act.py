@@ -19,6 +19,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
+from schemas import encode, make_alert
 from stream.harness import ActProcess, free_port
 from stream.mlflow_server import register_versions
 from tests.act_cases import now_ms, parsed_by_sdk, retrain, rollback, same_event
@@ -72,6 +73,24 @@ def done(act: ActProcess, action: str, outcome: str = "done") -> float:
 
 def alias_version(client: Any, name: str, alias: str = "champion") -> str:
     return str(client.get_model_version_by_alias(name, alias).version)
+
+
+def stall_alert(model_id: str) -> bytes:
+    return encode(
+        make_alert(
+            "input_stall",
+            model_id=model_id,
+            model_version="1",
+            status="firing",
+            signal="inputs",
+            detector="stall",
+            statistic=2.0,
+            threshold=1.0,
+            event_time_ms=now_ms(),
+            started_at_ms=now_ms(),
+            summary="no inputs for 2x the usual gap",
+        )
+    )
 
 
 def partition(key: str, partitions: int = 4) -> int:
@@ -245,14 +264,22 @@ async def test_the_event_arrives_intact_in_both_modes_with_auth_and_signature(
                 "binary-m": {
                     "http": http_config(receiver.url, mode="binary", headers=auth, signature=signed)
                 },
+                # Asks for alerts: act reads the alerts topic too.
+                "alerted-m": {
+                    "http": http_config(
+                        receiver.url, headers=auth, signature=signed, forward=["alerts"]
+                    )
+                },
             },
         }
     )
     act = acts(config=config, env={"DL_HOOK_AUTH": "Bearer env-t0ken"}).start()
     sent = {"structured-m": retrain("structured-m"), "binary-m": rollback("binary-m", "2", "1")}
+    sent["alerted-m"] = stall_alert("alerted-m")
     try:
-        await produce(kafka_bootstrap, topics.commands, *sent.items())
-        await until(lambda: len(receiver.requests) == 2, 30, "two requests")
+        await produce(kafka_bootstrap, topics.commands, *list(sent.items())[:2])
+        await produce(kafka_bootstrap, topics.alerts, ("alerted-m", sent["alerted-m"]))
+        await until(lambda: len(receiver.requests) == 3, 30, "three requests")
         for headers, body in receiver.requests:
             attributes, data = parsed_by_sdk(headers, body)
             assert same_event(sent[attributes["subject"]], attributes, data)
@@ -263,6 +290,7 @@ async def test_the_event_arrives_intact_in_both_modes_with_auth_and_signature(
             assert headers["X-Driftline-Signature"] == f"sha256={expected}"
         assert done(act, "http_retrain") == 1
         assert done(act, "http_rollback") == 1
+        assert done(act, "http_alerts") == 1
         log = act.tail(500)
         for secret in ("env-t0ken", "file-k3y", "secret-in-url"):
             assert secret not in log
