@@ -124,3 +124,10 @@ class ActedTopic:
         )
         sent = await self._producer.send_and_wait(self.name, value, key=key)
         self.log.apply(key, value, sent.offset)
+
+    async def withdraw(self, *, event_id: str, action: str) -> None:
+        """Forget a step (a tombstone): as if it had never been started."""
+        assert self._producer is not None, "a dry run records nothing"
+        key = f"{event_id}/{action}".encode()
+        sent = await self._producer.send_and_wait(self.name, None, key=key)
+        self.log.apply(key, None, sent.offset)

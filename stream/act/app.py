@@ -61,7 +61,12 @@ FAULT_ENV = "DRIFTLINE_ACT_FAULT"
 
 
 class _Stopping(Exception):
-    """A stop was asked for while a step waited to retry: leave without committing."""
+    """A stop was asked for while a step waited to retry: leave without committing.
+    ``reached``: whether any attempt may have reached the other side."""
+
+    def __init__(self, reached: bool) -> None:
+        super().__init__("stopping")
+        self.reached = reached
 
 
 class ActService:
@@ -175,7 +180,9 @@ class ActService:
                     for tp, task in list(running.items()):
                         if task.done():
                             del running[tp]
-                            task.result()  # a bug in a step stops act, loudly
+                            error = task.exception()
+                            if error is not None and not isinstance(error, _Stopping):
+                                raise error  # a bug in a step stops act, loudly
                             if tp in assigned:
                                 consumer.resume(tp)
                     if not batch:
@@ -375,7 +382,14 @@ class ActService:
         receiver = self._receivers[id(step.config)]
         session = self._session
         await self._acted.mark("intent", event_id=event.id, action="http", at_ms=self._now_ms())
-        result = await self._retrying(step, lambda: receiver.send(session, event))
+        try:
+            result = await self._retrying(step, lambda: receiver.send(session, event))
+        except _Stopping as stopping:
+            if not stopping.reached:
+                # Stopped while retrying, and no attempt ever connected: nothing can have
+                # arrived, so the intent is withdrawn and the next start sends it normally.
+                await self._acted.withdraw(event_id=event.id, action="http")
+            raise
         if result.verdict is Verdict.DONE:
             self._crash_point()
             await self._acted.mark("done", event_id=event.id, action="http", at_ms=self._now_ms())
@@ -388,9 +402,11 @@ class ActService:
         """``attempt()`` until it is not worth retrying or the retry cap is reached."""
         started = time.monotonic()
         made = 0
+        reached = False
         while True:
             made += 1
             result = await attempt()
+            reached |= result.reached
             if result.verdict is not Verdict.RETRY:
                 return result
             elapsed = time.monotonic() - started
@@ -414,7 +430,7 @@ class ActService:
                 continue
             finally:
                 self.metrics.retries_in_flight.dec()
-            raise _Stopping
+            raise _Stopping(reached)
 
     # -- outcomes ------------------------------------------------------------------------------
 

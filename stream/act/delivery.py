@@ -41,6 +41,9 @@ class Attempt:
 
     verdict: Verdict
     detail: str = ""
+    #: Whether the request may have reached the other side: False only when it certainly did
+    #: not (no connection was made), which lets a stop withdraw the step's intent.
+    reached: bool = True
 
 
 @dataclass(frozen=True, slots=True)

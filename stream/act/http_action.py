@@ -145,6 +145,9 @@ class HttpReceiver:
                 allow_redirects=False,
             ) as response:
                 status = response.status
+        except aiohttp.ClientConnectorError as exc:
+            # No connection, so no request: the receiver certainly has nothing.
+            return Attempt(Verdict.RETRY, f"{where}: {type(exc).__name__}", reached=False)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             # The class name only: some of aiohttp's messages repeat the URL.
             return Attempt(Verdict.RETRY, f"{where}: {type(exc).__name__}")

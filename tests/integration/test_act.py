@@ -312,22 +312,28 @@ async def test_a_receiver_down_for_30_s_gets_the_event_once_it_is_back(
             "models": {quick: {"http": http_config(other.url)}},
         }
     )
-    act = acts(config=config).start()
+    first = acts(config=config).start()
     command = retrain("late-m")
     await produce(kafka_bootstrap, topics.commands, ("late-m", command))
-    await until(lambda: act.sample("driftline_act_retries_in_flight") == 1, 20, "a retry")
+    await until(lambda: first.sample("driftline_act_retries_in_flight") == 1, 20, "a retry")
     down_since = time.monotonic()
     # Retrying holds up its own partition only.
     await produce(kafka_bootstrap, topics.commands, (quick, retrain(quick)))
     await until(lambda: len(other.requests) == 1, 10, "the other partition's command")
+    assert done(first, "http_retrain") == 1  # the quick one only
+    # Stopped meanwhile (a deploy): no attempt ever connected, so the next act sends it as
+    # new, neither twice nor as outcome_unknown.
+    assert first.stop() == 0
+    act = acts(app_id=first.app_id, config=config).start()
+    await until(lambda: act.sample("driftline_act_retries_in_flight") == 1, 20, "a retry again")
     await asyncio.sleep(30 - (time.monotonic() - down_since))
-    assert done(act, "http_retrain") == 1  # the quick one only
     await receiver.start()
     try:
-        await until(lambda: done(act, "http_retrain") == 2, 10, "delivery after the outage")
+        await until(lambda: done(act, "http_retrain") == 1, 10, "delivery after the outage")
         assert time.monotonic() - down_since >= 30
         assert len(receiver.requests) == 1
         assert receiver.requests[0][1] == command
+        assert len(other.requests) == 1
         assert act.sample("driftline_act_retries_in_flight") == 0
         assert await read_all(kafka_bootstrap, topics.deadletter, settle=0.5) == []
     finally:
