@@ -17,6 +17,7 @@ import orjson
 import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 
 from schemas import encode, make_alert
@@ -389,3 +390,9 @@ async def test_a_dry_run_prints_what_it_would_do_and_changes_nothing(
     assert await read_all(kafka_bootstrap, topics.deadletter, settle=0.5) == []
     committed, _ = await group_offsets(kafka_bootstrap, act.app_id + ".act", [topics.commands])
     assert committed == 0
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        assert f"{topics.commands}.acted" not in await admin.list_topics()  # nothing recorded
+    finally:
+        await admin.close()
