@@ -130,9 +130,13 @@ class MonitorConfig:
             return cls()
         if not isinstance(data, dict):
             raise ConfigError("the configuration must be a mapping with 'defaults' and 'models'")
-        unknown = set(data) - {"defaults", "models"}
+        # ``actions:`` belongs to ``driftline act`` (stream/act/config.py), which reads the
+        # same file: the worker leaves it alone.
+        unknown = set(data) - {"defaults", "models", "actions"}
         if unknown:
-            raise ConfigError(f"{sorted(unknown)[0]}: unknown section; valid: defaults, models")
+            raise ConfigError(
+                f"{sorted(unknown)[0]}: unknown section; valid: defaults, models, actions"
+            )
         defaults_raw = data.get("defaults")
         defaults_raw = {} if defaults_raw is None else defaults_raw
         defaults = _build(ModelConfig, defaults_raw, "defaults")

@@ -2,8 +2,9 @@
 
 ::
 
-    driftline demo [--duration 60] [--speed 1]                     see it work, in a minute
+    driftline demo [--duration 60] [--speed 1] [--mlflow]          see it work, in a minute
     driftline worker [--config FILE] [-l info]                     the live service
+    driftline act [--config FILE] [--dry-run]                      commands -> MLflow, HTTP
     driftline replay EVENTS.jsonl [--config FILE] [--out FILE]   the core over a file
                      [--report HTML]                               ... and its HTML report
     driftline replay --from-kafka --since T [--until T]            ... over the input topics
@@ -142,13 +143,19 @@ def _replay(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from stream.demo import run_demo
 
-    return run_demo(duration=args.duration, speed=args.speed)
+    return run_demo(duration=args.duration, speed=args.speed, mlflow=args.mlflow)
 
 
 def _worker(args: argparse.Namespace) -> int:
     from stream.worker import run_worker
 
     return run_worker(config_path=args.config, loglevel=args.loglevel)
+
+
+def _act(args: argparse.Namespace) -> int:
+    from stream.act.app import run_act
+
+    return run_act(config_path=args.config, dry_run=args.dry_run, loglevel=args.loglevel)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--speed", type=float, default=1.0, help="run the script this many times faster"
     )
+    demo.add_argument(
+        "--mlflow",
+        action="store_true",
+        help="also a local MLflow registry, where driftline act carries out the rollbacks "
+        "(needs pip install mlflow)",
+    )
     demo.set_defaults(handler=_demo)
 
     worker = commands.add_parser(
@@ -183,6 +196,25 @@ def build_parser() -> argparse.ArgumentParser:
         "-l", "--loglevel", default="info", choices=["debug", "info", "warn", "error", "crit"]
     )
     worker.set_defaults(handler=_worker)
+
+    act = commands.add_parser(
+        "act",
+        help="act on retrain and rollback commands: MLflow Model Registry, CloudEvents HTTP",
+        description="Read the commands topic (and the alerts topic when a receiver asks for "
+        "alerts) in a consumer group of its own; move MLflow aliases and POST CloudEvents as "
+        "the actions: section of the configuration file says, at most once per CloudEvent id; "
+        "serve /metrics and /healthz on DRIFTLINE_ACT_WEB_PORT.",
+    )
+    act.add_argument("--config", type=Path, default=None, help="the YAML file with actions:")
+    act.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would be done (JSON lines); act on, record and commit nothing",
+    )
+    act.add_argument(
+        "-l", "--loglevel", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    act.set_defaults(handler=_act)
 
     replay = commands.add_parser(
         "replay",

@@ -25,6 +25,9 @@ Everything is real: a Kafka broker (the project's own, unless ``DRIFTLINE_BOOTST
 names one), ``driftline worker`` as a separate process, events produced to Kafka; the live view
 reads the worker's ``/metrics`` and the alert and command topics. The demo plays the automation
 too: on a rollback command it switches ``churn-predictor`` (or ``ranker``) back to version 1.
+With ``--mlflow`` (needs ``pip install mlflow``) a local MLflow registry holds those two models
+and ``driftline act`` moves their ``champion`` alias back to version 1 on each rollback command
+(stream/demo_mlflow.py).
 Every prediction carries its serving latency (``latency_ms``); the view shows each model's p99,
 and its F1 estimated from its scores before labels (``est F1``).
 """
@@ -213,6 +216,8 @@ class DemoState:
     false_alarms: list[str] = field(default_factory=list)
     #: Caught incidents whose alert or command the status page's timeline of their model shows.
     on_page: list[str] | None = None
+    #: With --mlflow: model -> (demo seconds, version) when driftline act moved its alias.
+    acted: dict[str, tuple[float, str]] | None = None
 
     def demo_seconds(self) -> float:
         return (time.monotonic() - self.started) * self.speed
@@ -569,6 +574,17 @@ def _summary(state: DemoState) -> tuple[str, bool]:
         f"  {'SHOWN' if page_ok else 'MISSED'}   {'on the status page':<20} {'(every model)':<17} "
         f"{len(shown)} of {len(caught)} caught incidents on their model's timeline"
     )
+    if state.acted is not None:
+        from stream.demo_mlflow import ALIAS, MODELS
+
+        for model in MODELS:
+            acted = state.acted.get(model)
+            if acted is not None and acted[1] == "1":
+                text = f"MLflow alias {ALIAS} -> version 1 by driftline act at {acted[0]:.1f} s"
+                lines.append(f"  ACTED   {'rollback':<20} {model:<17} {text}")
+            else:
+                lines.append(f"  MISSED  {'rollback':<20} {model:<17} MLflow alias not moved")
+                all_caught = False
     lines.append("  (times are demo seconds: --speed 2 halves them on the clock)")
     lines.append(
         f"  control model search-ranking: "
@@ -580,10 +596,11 @@ def _summary(state: DemoState) -> tuple[str, bool]:
     return "\n".join(lines), all_caught and not state.false_alarms
 
 
-async def _run(duration: float, speed: float) -> int:
+async def _run(duration: float, speed: float, mlflow: bool = False) -> int:
     external = os.environ.get("DRIFTLINE_BOOTSTRAP_SERVERS")
     broker: LocalKafka | None = None
     worker: WorkerProcess | None = None
+    registry: Any = None
     workdir = cache_dir() / "demo"
     run_id = uuid.uuid4().hex[:6]
     state = DemoState(speed=speed, duration=duration)
@@ -652,6 +669,23 @@ async def _run(duration: float, speed: float) -> int:
             f"metrics at {metrics_url}",
             flush=True,
         )
+        if mlflow:
+            from stream.demo_mlflow import DemoRegistry
+
+            registry = DemoRegistry(workdir, run_id)
+            print("driftline demo: starting a local MLflow registry and driftline act ...")
+            try:
+                seconds = await asyncio.to_thread(registry.start, bootstrap, topics)
+            except (RuntimeError, TimeoutError) as error:
+                print(str(error)[-3000:], file=sys.stderr)
+                print("driftline demo: MLflow or driftline act did not start", file=sys.stderr)
+                return 1
+            state.acted = {}
+            print(
+                f"driftline demo: MLflow registry at {registry.url} ready in {seconds:.1f}s; "
+                "driftline act moves the champion alias of churn-predictor and ranker",
+                flush=True,
+            )
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
         await producer.start()
         models = {
@@ -676,6 +710,8 @@ async def _run(duration: float, speed: float) -> int:
             asyncio.create_task(_watch_outputs(state, bootstrap, topics, models)),
             asyncio.create_task(_view(state, worker, bootstrap, models)),
         ]
+        if registry is not None:
+            tasks.append(asyncio.create_task(registry.watch(_alias_moved(state))))
         await _fleet(state, producer, topics, models)
         state.finished = True
         # let the last events be processed and the last alerts arrive
@@ -685,6 +721,12 @@ async def _run(duration: float, speed: float) -> int:
         state.on_page = await asyncio.to_thread(_on_status_page, state, worker)
         text, success = _summary(state)
         print(text, flush=True)
+        if not mlflow:
+            print(
+                "driftline demo: to see these rollbacks carried out in an MLflow Model Registry "
+                "by driftline act: driftline demo --mlflow (needs pip install mlflow)",
+                flush=True,
+            )
         return 0 if success else 1
     except asyncio.CancelledError:
         text, _ = _summary(state)
@@ -701,13 +743,37 @@ async def _run(duration: float, speed: float) -> int:
                 await producer.stop()
         if worker is not None and worker.alive():
             await asyncio.to_thread(worker.stop, signal.SIGTERM, 30)
+        if registry is not None:
+            await asyncio.to_thread(registry.stop)
         if broker is not None:
             print("driftline demo: stopping the local broker", flush=True)
             await asyncio.to_thread(broker.stop)
 
 
-def run_demo(duration: float = 60.0, speed: float = 1.0) -> int:
-    """Run the demo; 0 when every scripted incident was caught."""
+def _alias_moved(state: DemoState) -> Any:
+    def moved(model: str, old: str | None, new: str) -> None:
+        at = state.demo_seconds()
+        assert state.acted is not None
+        state.acted[model] = (at, new)
+        stamp = f"{int(at) // 60:02d}:{int(at) % 60:02d}"
+        state.feed.append(
+            f"{stamp}  ACTED   rollback  {model}: MLflow alias champion {old} -> {new} "
+            "(driftline act)"
+        )
+        state.fed += 1
+
+    return moved
+
+
+def run_demo(duration: float = 60.0, speed: float = 1.0, mlflow: bool = False) -> int:
+    """Run the demo; 0 when every scripted incident was caught (and, with ``mlflow``, both
+    rollbacks were carried out in the local MLflow registry by driftline act)."""
+    if mlflow:
+        from stream.demo_mlflow import INSTALL_HINT, server_installed
+
+        if not server_installed():
+            print(INSTALL_HINT, file=sys.stderr)
+            return 2
     if duration < SCRIPT_SECONDS:
         print(
             f"driftline demo: --duration {duration:g} ends before the script "
@@ -715,6 +781,6 @@ def run_demo(duration: float = 60.0, speed: float = 1.0) -> int:
             file=sys.stderr,
         )
     try:
-        return asyncio.run(_run(duration, speed))
+        return asyncio.run(_run(duration, speed, mlflow))
     except KeyboardInterrupt:
         return 130

@@ -35,6 +35,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from schemas import Topics
 
 __all__ = [
+    "ActProcess",
     "Scrape",
     "WorkerProcess",
     "create_topics",
@@ -202,12 +203,16 @@ class WorkerProcess:
 
     # -- life ----------------------------------------------------------------------------------
 
+    def command(self) -> list[str]:
+        """The ``driftline`` sub-command and its arguments."""
+        return ["worker", "-l", self.log_level]
+
     def launch(self) -> Self:
         """Start the process and return at once (see :meth:`serving`, :meth:`start`)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "stream.cli", "worker", "-l", self.log_level],
+                [sys.executable, "-m", "stream.cli", *self.command()],
                 env=self.environment(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -313,3 +318,27 @@ class WorkerProcess:
     def _get(self, path: str, timeout: float) -> str:
         with urllib.request.urlopen(f"{self.url}{path}", timeout=timeout) as response:  # noqa: S310
             return response.read().decode()
+
+
+class ActProcess(WorkerProcess):
+    """One ``driftline act`` process: the same harness, its own consumer group
+    (``<app_id>.act``), ``/metrics`` and ``/healthz`` on ``port``; ``config`` is the YAML file
+    with the ``actions:`` section; ``dry_run`` adds ``--dry-run``."""
+
+    def __init__(self, *args: Any, dry_run: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.dry_run = dry_run
+
+    def command(self) -> list[str]:
+        return ["act", "-l", self.log_level, *(["--dry-run"] if self.dry_run else [])]
+
+    def environment(self) -> dict[str, str]:
+        env = super().environment()
+        env["DRIFTLINE_ACT_WEB_PORT"] = env.pop("DRIFTLINE_WEB_PORT")
+        return env
+
+    def serving(self) -> bool:
+        try:
+            return "driftline_actions_total" in self._get("/metrics", timeout=5)
+        except OSError:
+            return False

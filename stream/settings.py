@@ -191,6 +191,12 @@ class Settings:
     #: defaults: 24 h at one-minute steps).
     history_step: float = 60.0
     history_points: int = 1_440
+    #: ``driftline act``: its consumer group (default ``<app_id>.act``), the port of its
+    #: ``/metrics`` and ``/healthz``, and its compacted log of acted-on ids (default
+    #: ``<commands topic>.acted``).
+    act_group: str | None = None
+    act_web_port: int = 6067
+    acted_topic: str | None = None
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers.strip():
@@ -225,6 +231,18 @@ class Settings:
         state = self.state_topic_name
         if state in self.topics.all():
             raise SettingsError(f"{PREFIX}TOPIC_STATE must differ from the other topics")
+        if not 0 < self.act_web_port < 65536:
+            raise SettingsError(f"{PREFIX}ACT_WEB_PORT: {self.act_web_port} is not a TCP port")
+        if self.acted_topic_name in [*self.topics.all(), state]:
+            raise SettingsError(f"{PREFIX}TOPIC_ACTED must differ from the other topics")
+
+    @property
+    def act_group_name(self) -> str:
+        return self.act_group or f"{self.app_id}.act"
+
+    @property
+    def acted_topic_name(self) -> str:
+        return self.acted_topic or f"{self.topics.commands}.acted"
 
     @property
     def state_topic_name(self) -> str:
@@ -309,6 +327,9 @@ class Settings:
             web_ui=reader.boolean("WEB_UI", defaults["web_ui"].default),
             history_step=reader.number("HISTORY_STEP", defaults["history_step"].default),
             history_points=reader.integer("HISTORY_POINTS", defaults["history_points"].default),
+            act_group=reader.optional("ACT_GROUP"),
+            act_web_port=reader.integer("ACT_WEB_PORT", defaults["act_web_port"].default),
+            acted_topic=reader.optional("TOPIC_ACTED"),
         )
 
     def replace(self, **changes: Any) -> Settings:
@@ -326,6 +347,8 @@ class Settings:
             security["sasl_password"] = "***"  # noqa: S105 - the mask, not a password
         out["state_key"] = "***" if self.state_key else None
         out["state_topic"] = self.state_topic_name
+        out["act_group"] = self.act_group_name
+        out["acted_topic"] = self.acted_topic_name
         return _stringify(out)
 
 

@@ -53,5 +53,7 @@ def test_demo_runs_to_the_end_and_catches_every_scripted_incident(tmp_path):
     assert "COMMAND rollback  ranker: 2 -> 1  (latency_rollout_test" in out
     assert "COMMAND retrain   fraud-detector" in out
     assert "stopping the local broker" in out
+    # Without --mlflow it says how to see the rollbacks carried out by driftline act.
+    assert "driftline demo --mlflow (needs pip install mlflow)" in out
     # the demo's broker is gone: nothing left listening
     assert "driftline demo: broker ready" in out
