@@ -337,9 +337,7 @@ class LabelJoiner:
         """Join a label to its prediction, or hold it, or count it late or duplicate."""
         waiting = self._predictions.pop(prediction_id, None)
         if waiting is not None:
-            self._removed += 1
-            if self._removed > 64 + (len(self._predictions) >> 2):
-                self._compact()
+            self._removed_some(1)
             self._count("joined", 1)
             self._joined.add(prediction_id)
             predicted_at, version, prediction, score, segment = self._unpack(waiting)
@@ -362,7 +360,7 @@ class LabelJoiner:
         cutoff = watermark - self.config.ttl
         expired = []
         for prediction_id, waiting in self._predictions.items():
-            if (waiting[0] if type(waiting) is tuple else self._unpack(waiting)[0]) >= cutoff:
+            if self._unpack(waiting)[0] >= cutoff:
                 break
             expired.append(prediction_id)
         if expired:
@@ -390,14 +388,15 @@ class LabelJoiner:
         for prediction_id in prediction_ids:
             del predictions[prediction_id]
             expired.add(prediction_id)
-        self._removed += len(prediction_ids)
-        if self._removed > 64 + (len(predictions) >> 2):
-            self._compact()
+        self._removed_some(len(prediction_ids))
 
-    def _compact(self) -> None:
-        """Rebuild the waiting predictions without the holes deletions left (same order)."""
-        self._predictions = dict(self._predictions)
-        self._removed = 0
+    def _removed_some(self, count: int) -> None:
+        """Count ``count`` deletions; past a quarter of the entries, rebuild the waiting
+        predictions without the holes the deletions left (same order)."""
+        self._removed += count
+        if self._removed > 64 + (len(self._predictions) >> 2):
+            self._predictions = dict(self._predictions)
+            self._removed = 0
 
     # -- state ---------------------------------------------------------------------------------
 

@@ -227,12 +227,11 @@ class DriftlineMetrics:
         self.stats = stats
         self.topic_of_kind = topic_of_kind
         self.lag = lag
-        # model_id -> (its state, escaped id, (signal, name) -> label set and fixed lines).
-        # Bounded like the models: entries of models no longer tracked go at the next scrape.
-        self._label_cache: dict[str, tuple[object, str, dict[tuple[str, str], tuple]]] = {}
-        # model_id -> its features' label texts and threshold and detected lines, with what
-        # they were written from (the signal table, its layout, thresholds and detected).
-        self._feature_cache: dict[str, tuple[Any, ...]] = {}
+        # model_id -> [its state, escaped id, (signal, name) -> label set and fixed lines, its
+        # features' label texts and threshold and detected lines with what they were written
+        # from (signal table, layout, thresholds, detected), or None]. Bounded like the models:
+        # entries of models no longer tracked go at the next scrape.
+        self._label_cache: dict[str, list[Any]] = {}
 
     def render(self) -> bytes:
         """The text exposition of every driftline metric (UTF-8)."""
@@ -516,22 +515,18 @@ class DriftlineMetrics:
         if len(cache) > len(models):  # models forgotten or moved to another worker
             for model_id in cache.keys() - models.keys():
                 del cache[model_id]
-                self._feature_cache.pop(model_id, None)
         # (Bound once: per version signal, the loop below does nothing else than these appends.)
         statistic_series, statistic_values = statistic.series.append, statistic.values.append
         threshold_line, detected_line = threshold.append, detected.append
-        features = self._feature_cache
         for model_id, state in models.items():
             cached = cache.get(model_id)
             if cached is None or cached[0] is not state:
-                cached = cache[model_id] = (state, escape(model_id), {})
-                features.pop(model_id, None)
-            _, model, lines = cached
+                cached = cache[model_id] = [state, escape(model_id), {}, None]
+            _, model, lines, block = cached
             # Features: a model's statistics in one stride of its signal table; its threshold
             # and detected lines as two texts, rewritten only when one of them changed.
             table = state.feature_signals
             names, statistics, thresholds, flags = table.columns()
-            block = features.get(model_id)
             if (
                 block is None
                 or block[0] is not table
@@ -543,7 +538,7 @@ class DriftlineMetrics:
                     f'{{model_id="{model}",signal="feature",feature="{escape(name)}"}} '
                     for name in names
                 ]
-                block = features[model_id] = (
+                block = cached[3] = (
                     table,
                     table.layout,
                     thresholds,
