@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from schemas import DecodeError, Event, EventDecoder, EventKind
 
-__all__ = ["DeadLetter", "decode_record", "valid_events"]
+__all__ = ["DeadLetter", "decode_record", "source_headers", "valid_events"]
 
 
 @dataclass(slots=True)
@@ -47,15 +47,19 @@ class DeadLetter:
         offset: int,
         index: int | None = None,
     ) -> DeadLetter:
-        headers = [
-            *error.as_headers(),
-            ("driftline-source-topic", topic.encode()),
-            ("driftline-source-partition", str(partition).encode()),
-            ("driftline-source-offset", str(offset).encode()),
-        ]
+        headers = [*error.as_headers(), *source_headers(topic, partition, offset)]
         if index is not None:
             headers.append(("driftline-source-index", str(index).encode()))
         return cls(key=key, value=value, headers=headers, reason=error.reason, source_topic=topic)
+
+
+def source_headers(topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
+    """Where a dead letter's record came from, as headers (the worker's and act's alike)."""
+    return [
+        ("driftline-source-topic", topic.encode()),
+        ("driftline-source-partition", str(partition).encode()),
+        ("driftline-source-offset", str(offset).encode()),
+    ]
 
 
 def decode_record(

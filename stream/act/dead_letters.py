@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from stream.deadletter import DeadLetter
+from stream.deadletter import DeadLetter, source_headers
 
 __all__ = ["REASONS", "dead_letter"]
 
@@ -63,11 +63,7 @@ def dead_letter(
         headers.append(("driftline-error-cause", _header(cause)))
     if action is not None:
         headers.append(("driftline-action", action.encode()))
-    headers += [
-        ("driftline-source-topic", topic.encode()),
-        ("driftline-source-partition", str(partition).encode()),
-        ("driftline-source-offset", str(offset).encode()),
-    ]
+    headers += source_headers(topic, partition, offset)
     return DeadLetter(
         key=key, value=value or b"", headers=headers, reason=reason, source_topic=topic
     )
