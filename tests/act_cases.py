@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from schemas import Evidence, encode, make_retrain, make_rollback
+from schemas import Evidence, encode, make_alert, make_retrain, make_rollback
 
 EVIDENCE = Evidence(
     detector="two_proportion_z", statistic=4.1, threshold=2.33, details={"errors_after": 40}
@@ -48,6 +48,25 @@ def retrain(model_id: str = "churn", version: str = "2", *, at_ms: int | None = 
             window_start_ms=at - 60_000,
             decided_at_ms=at,
             episode_ms=at - 60_000,
+        )
+    )
+
+
+def stall_alert(model_id: str, summary: str = "no inputs for 2x the usual gap") -> bytes:
+    """An input-stall alert, firing now, as the worker publishes it."""
+    return encode(
+        make_alert(
+            "input_stall",
+            model_id=model_id,
+            model_version="1",
+            status="firing",
+            signal="inputs",
+            detector="stall",
+            statistic=2.0,
+            threshold=1.0,
+            event_time_ms=now_ms(),
+            started_at_ms=now_ms(),
+            summary=summary,
         )
     )
 

@@ -20,10 +20,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 
-from schemas import encode, make_alert
 from stream.harness import ActProcess, free_port
 from stream.mlflow_server import register_versions
-from tests.act_cases import now_ms, parsed_by_sdk, retrain, rollback, same_event
+from tests.act_cases import now_ms, parsed_by_sdk, retrain, rollback, same_event, stall_alert
 from tests.integration.live import group_offsets, read_all, wait_committed
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -74,24 +73,6 @@ def done(act: ActProcess, action: str, outcome: str = "done") -> float:
 
 def alias_version(client: Any, name: str, alias: str = "champion") -> str:
     return str(client.get_model_version_by_alias(name, alias).version)
-
-
-def stall_alert(model_id: str) -> bytes:
-    return encode(
-        make_alert(
-            "input_stall",
-            model_id=model_id,
-            model_version="1",
-            status="firing",
-            signal="inputs",
-            detector="stall",
-            statistic=2.0,
-            threshold=1.0,
-            event_time_ms=now_ms(),
-            started_at_ms=now_ms(),
-            summary="no inputs for 2x the usual gap",
-        )
-    )
 
 
 def partition(key: str, partitions: int = 4) -> int:

@@ -17,7 +17,7 @@ from stream.act.delivery import Backoff
 from stream.act.mlflow_action import resolve_intent
 from stream.act.plan import DEAD_LETTERED, HttpStep, MlflowStep, Plan, plan, too_old
 from stream.act.received import Received, Refusal, parse_record
-from tests.act_cases import now_ms, retrain, rollback
+from tests.act_cases import now_ms, retrain, rollback, stall_alert
 
 LIMITS = Limits()
 CONFIG = ActionsConfig.from_dict(
@@ -311,8 +311,6 @@ def test_an_mlflow_intent_is_resolved_by_reading_the_registry(before, current, t
 
 
 def test_an_alert_goes_only_to_receivers_that_ask_for_alerts() -> None:
-    from schemas import encode, make_alert
-
     config = ActionsConfig.from_dict(
         {
             "defaults": {"http": {"url": "http://h/"}},
@@ -322,22 +320,7 @@ def test_an_alert_goes_only_to_receivers_that_ask_for_alerts() -> None:
     assert config.reads_alerts
 
     def alert(model_id: str) -> Received:
-        payload = encode(
-            make_alert(
-                "input_stall",
-                model_id=model_id,
-                model_version="1",
-                status="firing",
-                signal="inputs",
-                detector="stall",
-                statistic=2.0,
-                threshold=1.0,
-                event_time_ms=now_ms(),
-                started_at_ms=now_ms(),
-                summary="silent",
-            )
-        )
-        return parse_record(payload, "alerts", LIMITS)
+        return parse_record(stall_alert(model_id, "silent"), "alerts", LIMITS)
 
     (step,) = plan(alert("watched"), config).steps
     assert (step.kind, step.action) == ("alerts", "http_alerts")
