@@ -21,7 +21,8 @@ latency     p50 / p99 from an event's produce time to the alert or command it ca
             ``time`` is the causing event's timestamp, which the producer sets to its clock.
 memory      worker RSS after warm-up and after 10M events, and the growth. Warm-up is 3M events:
             by then every bounded store is full (the 1M waiting predictions fill at ~2M).
-fleet       RSS at 1,000 models x 20 features, per model; /metrics scrape time and size; the
+fleet       RSS at 1,000 models x 20 features, per model; /metrics scrape time and size, read
+            by this script and by a real Prometheus (its ``scrape_duration_seconds``); the
             status page and its API's response times (``--ui-cost``: the fleet again with the
             page off, and the difference in RSS).
 scaleout    two workers in one consumer group: partitions and models split, total events/s.
@@ -46,6 +47,7 @@ import asyncio
 import os
 import platform
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -70,10 +72,18 @@ from workload import COUNTRIES
 from workload import events as workload
 
 from schemas import Topics
-from stream.harness import Scrape, WorkerProcess, create_topics, free_port, prefixed_topics
+from stream.harness import (
+    PrometheusServer,
+    Scrape,
+    WorkerProcess,
+    create_topics,
+    free_port,
+    prefixed_topics,
+)
 from stream.kafka_broker import BrokerConfig, LocalKafka
 
 PARTITIONS = 8
+LAST_SCRAPE = re.compile(r"^driftline_last_scrape_duration_seconds (\S+)$", re.MULTILINE)
 SECTIONS = ["throughput", "arrays", "latency", "memory", "fleet", "scaleout"]
 
 
@@ -243,6 +253,9 @@ class Worker(WorkerProcess):
     """``driftline worker`` as the benchmark runs it: eight partitions, warnings only,
     launched at once (``code``: a checkout whose packages to run instead of this one)."""
 
+    #: The interpreter every worker runs with (``--worker-python``); this one's by default.
+    interpreter: str | None = None
+
     def __init__(
         self,
         bootstrap: str,
@@ -263,6 +276,7 @@ class Worker(WorkerProcess):
             partitions=PARTITIONS,
             log_level="warn",
             code=code,
+            python=self.interpreter,
         )
         self.launch()
 
@@ -759,16 +773,26 @@ def fleet(
         print(f"  RSS with the fleet, highest of those samples {mib(peak):>10}")
         per_model = (rss - idle) / tracked / 1024
         print(f"  per model                                    {per_model:>7,.0f} KiB")
-        times = []
-        for _ in range(20):
+        times, served = [], []
+        for _ in range(21):
             t = time.perf_counter()
             body = worker.metrics()
             times.append((time.perf_counter() - t) * 1000)
+            # (what serving the scrape before this one took, timed inside the worker)
+            served.append(float(LAST_SCRAPE.search(body).group(1)))  # type: ignore[union-attr]
+        times, served = times[1:], served[1:]
         series = sum(1 for line in body.splitlines() if line and not line.startswith("#"))
         print(
             f"  /metrics scrape: {series:,} series, {len(body) / 1e6:.1f} MB, "
-            f"median {statistics.median(times):.0f} ms, max {max(times):.0f} ms (20 scrapes)"
+            f"median {statistics.median(times):.0f} ms, max {max(times):.0f} ms (20 scrapes, "
+            "request to last byte, read by this script)"
         )
+        print(
+            f"  the same scrapes as the worker served them: median "
+            f"{1000 * statistics.median(served):.0f} ms, max {1000 * max(served):.0f} ms "
+            "(driftline_last_scrape_duration_seconds)"
+        )
+        prometheus_scrapes(worker, workdir)
         if web_ui:
             one = sorted(worker.get_json("/api/models")["models"], key=lambda m: m["model_id"])
             for path in ("/", "/api/models", f"/api/models/{one[0]['model_id']}"):
@@ -784,6 +808,40 @@ def fleet(
         return rss
     finally:
         worker.stop()
+
+
+def prometheus_scrapes(worker: Worker, workdir: Path, interval: float = 2.0, n: int = 20) -> None:
+    """The scrape as Prometheus sees it (``scrape_duration_seconds``: request to last byte),
+    over ``n`` scrapes ``interval`` seconds apart, while the status page's history samples."""
+    if shutil.which("prometheus") is None:
+        print("  (no prometheus binary: Debian package prometheus; its scrape figure skipped)")
+        return
+    where = workdir / f"prometheus-{worker.port}"
+    where.mkdir()
+    prometheus = PrometheusServer(where, f"127.0.0.1:{worker.port}", interval=f"{interval:g}s")
+    try:
+        window = f"{int(n * interval)}s"
+
+        def figure(expr: str) -> float | None:
+            result = prometheus.query(expr)
+            return float(result[0]["value"][1]) if result else None
+
+        prometheus.wait(
+            f"{n} scrapes",
+            lambda: (figure(f"count_over_time(scrape_duration_seconds[{window}])") or 0) >= n,
+            timeout=n * interval + 60,
+        )
+        median, top = (
+            figure(f"quantile_over_time({q}, scrape_duration_seconds[{window}]) * 1000")
+            for q in (0.5, 1)
+        )
+        print(
+            f"  /metrics as Prometheus scrapes it: median {median:.0f} ms, max {top:.0f} ms "
+            f"({n} scrapes, every {interval:g} s; its scrape_duration_seconds, which includes "
+            "Prometheus's own parsing and storing of every series)"
+        )
+    finally:
+        prometheus.stop()
 
 
 def scaleout(bootstrap: str, workdir: Path, n: int, single: float | None) -> None:
@@ -873,11 +931,19 @@ def main() -> None:
         help="fleet: run it again with the status page off, and print what the page costs",
     )
     parser.add_argument(
+        "--worker-python",
+        metavar="PATH",
+        help="run the workers with this interpreter (a runtime-only environment, e.g. one "
+        "made from requirements.lock: the dev extras' imports inflate an idle worker's RSS)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="sample the throughput worker with py-spy (its rate is then not measured)",
     )
     args = parser.parse_args()
+    # (absolute, not resolved: a venv's python is a symlink that must stay one)
+    Worker.interpreter = args.worker_python and os.path.abspath(args.worker_python)
     wanted = set(args.only or SECTIONS)
     scale = args.scale
     workdir = Path(tempfile.mkdtemp(prefix="driftline-bench-"))
@@ -888,6 +954,8 @@ def main() -> None:
         f"driftline benchmark, {time.strftime('%Y-%m-%d')}, {platform.machine()}, "
         f"{os.cpu_count()} cores, {memory_gib:.0f} GiB, Python {platform.python_version()}"
     )
+    if args.worker_python:
+        print(f"workers run with {args.worker_python}")
     try:
         if not bootstrap:
             broker = LocalKafka(

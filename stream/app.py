@@ -22,6 +22,7 @@ from typing import Any
 
 import faust
 import orjson
+from aiohttp.web import StreamResponse
 from faust.app.base import BootStrategy
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
@@ -155,8 +156,16 @@ def create_app(settings: Settings, config: MonitorConfig | None = None) -> Drift
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        body = driftline_metrics.render() + generate_latest(registry)
-        return web.bytes(body, headers={"Content-Type": CONTENT_TYPE})
+        # Written family by family (chunked): see DriftlineMetrics.families.
+        started = time.perf_counter()
+        response = StreamResponse(headers={"Content-Type": CONTENT_TYPE})
+        await response.prepare(request)
+        for text in driftline_metrics.families():
+            await response.write(text.encode())
+        await response.write(generate_latest(registry))
+        await response.write_eof()
+        driftline_metrics.last_scrape_seconds = time.perf_counter() - started
+        return response
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

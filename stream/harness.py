@@ -15,12 +15,14 @@ prometheus_client's own text parser; topics created with aiokafka's admin client
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -36,6 +38,7 @@ from schemas import Topics
 
 __all__ = [
     "ActProcess",
+    "PrometheusServer",
     "Scrape",
     "WorkerProcess",
     "create_topics",
@@ -43,6 +46,8 @@ __all__ = [
     "prefixed_topics",
     "topic_environment",
 ]
+
+_CHECKOUT = Path(__file__).resolve().parents[1]  # holds stream/, detectors/, schemas/
 
 
 def free_port(preferred: int | None = None) -> int:
@@ -141,6 +146,9 @@ class WorkerProcess:
         ``DRIFTLINE_PARTITIONS`` and the worker's ``-l``.
     code
         A checkout whose packages to run instead of this one (a benchmark's baseline).
+    python
+        The interpreter to run it with (a benchmark's runtime-only environment: this
+        checkout's packages on its path); this process's own by default.
     new_session
         Start it in a session of its own (Ctrl-C in a terminal then reaches the caller only).
     """
@@ -157,6 +165,7 @@ class WorkerProcess:
         partitions: int = 4,
         log_level: str = "info",
         code: Path | None = None,
+        python: str | None = None,
         port: int | None = None,
         new_session: bool = False,
     ) -> None:
@@ -168,6 +177,7 @@ class WorkerProcess:
         self.partitions = partitions
         self.log_level = log_level
         self.code = code
+        self.python = python
         self.new_session = new_session
         self.config_path: Path | None = None
         if config is not None:
@@ -196,8 +206,8 @@ class WorkerProcess:
         )
         if self.config_path is not None:
             env["DRIFTLINE_CONFIG_FILE"] = str(self.config_path)
-        if self.code is not None:
-            env["PYTHONPATH"] = str(self.code)
+        if self.code is not None or self.python is not None:
+            env["PYTHONPATH"] = str(self.code or _CHECKOUT)
         env.update(self.extra_env)
         return env
 
@@ -212,7 +222,7 @@ class WorkerProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "stream.cli", *self.command()],
+                [self.python or sys.executable, "-m", "stream.cli", *self.command()],
                 env=self.environment(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -342,3 +352,75 @@ class ActProcess(WorkerProcess):
             return "driftline_actions_total" in self._get("/metrics", timeout=5)
         except OSError:
             return False
+
+
+class PrometheusServer:
+    """A real Prometheus (Debian's ``prometheus`` package) scraping ``target`` every
+    ``interval``, with ``rules`` loaded; its data in ``workdir``."""
+
+    def __init__(
+        self, workdir: Path, target: str, *, rules: Path | None = None, interval: str = "1s"
+    ) -> None:
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise RuntimeError(
+                "prometheus is needed (Debian package prometheus; .ci/run installs it)"
+            )
+        self.port = free_port()
+        config = workdir / "prometheus.yml"
+        config.write_text(
+            f"global: {{scrape_interval: {interval}, evaluation_interval: {interval}}}\n"
+            + (f"rule_files: [{rules}]\n" if rules is not None else "")
+            + "scrape_configs:\n"
+            "  - job_name: driftline\n"
+            f"    static_configs: [{{targets: ['{target}']}}]\n"
+        )
+        self.log = (workdir / "prometheus.log").open("wb")
+        self.process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={workdir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as r:  # noqa: S310
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise TimeoutError("prometheus did not become ready")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def api(self, path: str, **params: str) -> dict:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        with urllib.request.urlopen(f"{self.url}/api/v1/{path}{query}", timeout=5) as r:  # noqa: S310
+            body = orjson.loads(r.read())
+        if body.get("status") != "success":
+            raise RuntimeError(f"Prometheus answered {body}")
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict]:
+        return self.api("query", query=expr)["result"]
+
+    def wait(self, what: str, predicate: Callable[[], object], timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"Prometheus never saw {what}")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(30)
+        self.log.close()

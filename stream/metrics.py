@@ -77,7 +77,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from operator import add
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -177,12 +176,18 @@ class _Samples:
         except TypeError:  # (not a number: never expected, but a scrape must not fail)
             texts = list(map(number, values))
         else:
-            texts = written.decode()[1:-1].split(",")
+            texts = written[1:-1].decode().split(",")
             if b"null" in written:  # NaN and infinities
                 texts = [
                     number(v) if t == "null" else t for t, v in zip(texts, values, strict=True)
                 ]
-        return "".join((self.head, "\n".join(map(add, self.series, texts)), "\n"))
+        # One join over head, series, value, newline, series, ...: no string made per line.
+        n = len(texts)
+        parts: list[str] = [self.head] * (3 * n + 1)
+        parts[1::3] = self.series
+        parts[2::3] = texts
+        parts[3::3] = ["\n"] * n
+        return "".join(parts)
 
 
 def _family(
@@ -232,9 +237,17 @@ class DriftlineMetrics:
         # from (signal table, layout, thresholds, detected), or None]. Bounded like the models:
         # entries of models no longer tracked go at the next scrape.
         self._label_cache: dict[str, list[Any]] = {}
+        #: What serving the previous scrape took (the web server sets it).
+        self.last_scrape_seconds = 0.0
 
     def render(self) -> bytes:
         """The text exposition of every driftline metric (UTF-8)."""
+        return "".join(self.families()).encode()
+
+    def families(self) -> list[str]:
+        """The exposition's texts, a family (or a few small ones) each, in order: one snapshot,
+        taken at once. The worker sends them one by one, so a fleet's ~10 MB is never joined
+        into one buffer, encoded whole, and copied again into the socket's."""
         parts = self._counters()
         parts.extend(self._models())
         if self.lag is not None:
@@ -247,7 +260,7 @@ class DriftlineMetrics:
                     sorted(self.lag().items()),
                 )
             )
-        return "".join(parts).encode()
+        return parts
 
     def _counters(self) -> list[str]:
         stats, counters = self.stats, self.monitor.counters
@@ -344,6 +357,14 @@ class DriftlineMetrics:
                 "Models tracked by this worker.",
                 (),
                 [((), len(self.monitor.models))],
+            ),
+            _family(
+                "driftline_last_scrape_duration_seconds",
+                "gauge",
+                "Seconds this worker took to serve the previous scrape of /metrics: rendering "
+                "every series and writing them out (it grows with the fleet; 0 before one).",
+                (),
+                [((), self.last_scrape_seconds)],
             ),
         ]
 

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-import signal
-import subprocess
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
-import orjson
 import pytest
 
+from stream.harness import PrometheusServer
 from tests import scenarios
-from tests.conftest import free_port
 from tests.integration.live import WorkerProcess, produce
 
 pytestmark = [pytest.mark.broker, pytest.mark.prometheus]
@@ -22,73 +16,11 @@ pytestmark = [pytest.mark.broker, pytest.mark.prometheus]
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules.yml"
 
 
-class PrometheusServer:
-    def __init__(self, workdir: Path, target: str) -> None:
-        binary = shutil.which("prometheus")
-        assert binary, "prometheus is needed (Debian package prometheus; .ci/run installs it)"
-        self.port = free_port()
-        config = workdir / "prometheus.yml"
-        config.write_text(
-            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-            f"rule_files: [{RULES}]\n"
-            "scrape_configs:\n"
-            "  - job_name: driftline\n"
-            f"    static_configs: [{{targets: ['{target}']}}]\n"
-        )
-        self.log = (workdir / "prometheus.log").open("wb")
-        self.process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={workdir / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--log.level=warn",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
-        raise TimeoutError("prometheus did not become ready")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def api(self, path: str, **params: str) -> dict:
-        query = f"?{urllib.parse.urlencode(params)}" if params else ""
-        with urllib.request.urlopen(f"{self.url}/api/v1/{path}{query}", timeout=5) as r:
-            body = orjson.loads(r.read())
-        assert body["status"] == "success", body
-        return body["data"]
-
-    def query(self, expr: str) -> list[dict]:
-        return self.api("query", query=expr)["result"]
-
-    def wait(self, what: str, predicate, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.5)
-        raise TimeoutError(f"Prometheus never saw {what}")
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(30)
-
-
 async def test_prometheus_scrapes_the_worker_and_fires_a_drift_rule(
     kafka_bootstrap, topics, tmp_path
 ):
     worker = WorkerProcess(kafka_bootstrap, topics, tmp_path).start()
-    prometheus = PrometheusServer(tmp_path, f"127.0.0.1:{worker.port}")
+    prometheus = PrometheusServer(tmp_path, f"127.0.0.1:{worker.port}", rules=RULES)
     try:
         prometheus.wait(
             "the worker up",

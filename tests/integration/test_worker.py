@@ -251,6 +251,8 @@ async def test_metrics_families_are_served_with_sane_values(
         )
         == 0.25
     )
+    # Serving a scrape is timed, and the next scrape says what the one before it took.
+    assert 0 < worker.sample("driftline_last_scrape_duration_seconds") < 10
     lags = worker.samples("driftline_consumer_lag")
     assert len(lags) == 12
     assert all(value == 0 for _, value in lags)
