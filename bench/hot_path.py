@@ -36,7 +36,7 @@ import detectors.model as model
 import detectors.numeric as numeric
 from detectors.monitor import Monitor
 from schemas import EventDecoder
-from stream.worker import tune_gc
+from stream.process_memory import tune_gc
 
 _PARTS: dict[str, float] = {}
 

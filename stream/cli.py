@@ -109,7 +109,7 @@ def _replay(args: argparse.Namespace) -> int:
     if records is None and str(args.events) != "-" and not Path(args.events).is_file():
         print(f"driftline: no file at {args.events}", file=sys.stderr)
         return 2
-    from stream.worker import fix_malloc_threshold, tune_gc
+    from stream.process_memory import fix_malloc_threshold, tune_gc
 
     fix_malloc_threshold()
     tune_gc()

@@ -1,5 +1,6 @@
 """``driftline worker`` and ``driftline replay`` as processes (stream/worker.py): process-wide
-tuning, and a worker that cannot start saying why in one line."""
+memory tuning (stream/process_memory.py), and a worker that cannot start saying why in one
+line."""
 
 from __future__ import annotations
 
@@ -30,17 +31,40 @@ def run(code: str, **env: str) -> str:
 
 @pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
 def test_the_mmap_threshold_is_fixed_on_glibc():
-    assert run("from stream.worker import fix_malloc_threshold as f; print(f())") == "True"
+    assert run("from stream.process_memory import fix_malloc_threshold as f; print(f())") == "True"
 
 
 def test_an_operators_malloc_setting_is_left_alone():
-    code = "from stream.worker import fix_malloc_threshold as f; print(f())"
+    code = "from stream.process_memory import fix_malloc_threshold as f; print(f())"
     assert run(code, MALLOC_MMAP_THRESHOLD_="65536") == "False"
+
+
+@pytest.mark.skipif(not GLIBC, reason="malloc_trim is glibc's")
+def test_free_pages_inside_the_heap_go_back_to_the_system():
+    # 64 KB blocks (heap, under the 128 KiB mmap threshold) with a survivor after each, so
+    # that the heap cannot shrink from its top: freeing the blocks alone leaves them resident.
+    code = """
+from stream.process_memory import fix_malloc_threshold, release_free_memory
+fix_malloc_threshold()
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+blocks, survivors = [], []
+for _ in range(4000):
+    blocks.append(bytearray(b"x" * 65536))
+    survivors.append(bytearray(b"y" * 4096))
+del blocks
+before = rss()
+released = release_free_memory()
+print(released, (before - rss()) // 2**20)
+"""
+    released, freed_mib = run(code).split()
+    assert released == "True"
+    assert int(freed_mib) >= 150, freed_mib  # of the ~250 MiB the blocks held
 
 
 def test_the_collector_runs_young_collections_rarely_and_freezes_startup_objects():
     code = (
-        "import gc; from stream.worker import tune_gc; tune_gc(); "
+        "import gc; from stream.process_memory import tune_gc; tune_gc(); "
         "print(gc.get_threshold()[0], gc.get_freeze_count() > 0)"
     )
     assert run(code) == "100000 True"
