@@ -811,8 +811,9 @@ def fleet(
 
 
 def prometheus_scrapes(worker: Worker, workdir: Path, interval: float = 2.0, n: int = 20) -> None:
-    """The scrape as Prometheus sees it (``scrape_duration_seconds``: request to last byte),
-    over ``n`` scrapes ``interval`` seconds apart, while the status page's history samples."""
+    """The scrape as a real Prometheus reports it, over ``n`` scrapes ``interval`` seconds
+    apart: its ``scrape_duration_seconds`` runs from the request to the samples parsed and
+    appended to its storage, so on a shared machine it holds Prometheus's own work too."""
     if shutil.which("prometheus") is None:
         print("  (no prometheus binary: Debian package prometheus; its scrape figure skipped)")
         return

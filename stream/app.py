@@ -165,10 +165,13 @@ def create_app(settings: Settings, config: MonitorConfig | None = None) -> Drift
         started = time.perf_counter()
         response = StreamResponse(headers={"Content-Type": CONTENT_TYPE})
         await response.prepare(request)
-        for text in driftline_metrics.families():
-            await response.write(text.encode())
-        await response.write(generate_latest(registry))
-        await response.write_eof()
+        try:
+            for text in driftline_metrics.families():
+                await response.write(text.encode())
+            await response.write(generate_latest(registry))
+            await response.write_eof()
+        except ConnectionError:  # the scraper left (its timeout): no error to log
+            return response
         driftline_metrics.last_scrape_seconds = time.perf_counter() - started
         return response
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 import time
 
 import orjson
@@ -260,6 +262,48 @@ async def test_metrics_families_are_served_with_sane_values(
         "driftline_seconds_since_last_event", model_id="m-concept", topic=topics.labels
     )
     assert 0 <= since < 60
+
+
+async def test_a_scraper_that_leaves_mid_scrape_is_no_error_and_the_next_scrape_is_whole(
+    kafka_bootstrap, topics, worker_factory
+):
+    # /metrics is written family by family: a body larger than the sockets' buffers (a fleet's,
+    # here ~7 MB: 600 models x 30 features, references of 20 values) is still being written when
+    # a scraper gives up (Prometheus's timeout). Its leaving is not an error to log.
+    worker = worker_factory(config="defaults:\n  drift: {reference_size: 20}\n").start()
+    t0 = recent_t0()
+
+    def prediction(m: int, i: int) -> bytes:
+        features = {f"feature_with_a_long_name_{j:02d}": i + j / 8 + 0.1 for j in range(30)}
+        return orjson.dumps(
+            {
+                "model_id": f"model-with-a-long-name-{m:03d}",
+                "model_version": "1",
+                "prediction_id": f"{m}-{i}",
+                "timestamp": t0 + i,
+                "prediction": 0.5,
+                "features": features,
+            }
+        )
+
+    records = [("predictions", prediction(m, i)) for i in range(25) for m in range(600)]
+    n = await produce(kafka_bootstrap, records, topics)
+    worker.wait_for(lambda: processed(worker, topics.predictions) == n, what="all predictions")
+    assert len(worker.metrics()) > 6_000_000  # (else the body fits the buffers: nothing tested)
+    with socket.socket() as scraper:
+        scraper.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # (before connecting)
+        scraper.connect(("127.0.0.1", worker.port))
+        scraper.sendall(b"GET /metrics HTTP/1.1\r\nHost: driftline\r\n\r\n")
+        assert scraper.recv(1024).startswith(b"HTTP/1.1 200")
+        await asyncio.sleep(1)  # the worker's side fills up and waits
+        scraper.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+    whole = worker.scrape()
+    assert whole.total("driftline_models") == 600
+    assert whole.total("process_resident_memory_bytes") > 0  # (the last family: all there)
+    await asyncio.sleep(1)  # (an error would be logged by now)
+    log = worker.log_path.read_text()
+    assert "Traceback" not in log
+    assert "Error handling request" not in log
 
 
 async def test_a_restarted_worker_resumes_each_models_state(
