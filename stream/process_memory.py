@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import gc
 import os
 
@@ -18,6 +19,15 @@ __all__ = ["fix_malloc_threshold", "release_free_memory", "tune_gc"]
 
 #: glibc's mallopt parameter number for the mmap threshold.
 _M_MMAP_THRESHOLD = -3
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library, loaded once (``find_library`` runs a subprocess: not every 30 s)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
 
 
 def tune_gc() -> None:
@@ -47,9 +57,8 @@ def fix_malloc_threshold(size: int = 128 * 1024) -> bool:
     if "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, size))
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
+        return bool(_libc().mallopt(_M_MMAP_THRESHOLD, size))  # type: ignore[union-attr]
+    except AttributeError:  # not glibc (musl, macOS): nothing to tune
         return False
 
 
@@ -65,7 +74,6 @@ def release_free_memory() -> bool:
     became 983 MiB in 23 ms. A page that is used again is faulted back in on first touch.
     """
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.malloc_trim(0))
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to release
+        return bool(_libc().malloc_trim(0))  # type: ignore[union-attr]
+    except AttributeError:  # not glibc (musl, macOS): nothing to release
         return False
